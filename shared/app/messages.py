@@ -1,0 +1,201 @@
+"""Use cases on messages: send, history, read one, edit, delete."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.app.access import require_member, require_message, topic_conversation, topic_user
+from shared.app.services import Services, Unit
+from shared.app.system_messages import store_message
+from shared.app.views import message_view
+from shared.domain import rules
+from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
+from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
+from shared.domain.signatures import verify_signature
+from shared.storage import conversations as conv_store
+from shared.storage import messages as store
+
+DEFAULT_DEVICE = "default"
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: Message
+    created: bool
+
+
+def check_sendable(svc: Services, conversation_id: str, new: NewMessage) -> None:
+    """Everything about a send that needs no database: shape, limits, signature."""
+    rules.check_new_message(
+        new.content, new.message_type, new.client_random, new.metadata, new.expires_in_seconds, svc.settings.limits
+    )
+    if (new.signature is None) != (new.sender_public_key is None):
+        raise Invalid("signature and sender_public_key go together", code="invalid_signature")
+    if new.signature is not None and new.sender_public_key is not None:
+        verify_signature(new.content, conversation_id, new.client_random, new.signature, new.sender_public_key)
+
+
+def _check_sender_key(unit: Unit, conv: Conversation, actor: Actor, public_key: str) -> None:
+    """Trust on first use, per (user, device), after the signature verified. A new key is a
+    re-login (clients make a new key at every login) only if the token was issued after the
+    current key was first seen; otherwise the device is presenting two keys at once."""
+    device = actor.device_id or DEFAULT_DEVICE
+    current = store.current_sender_key(unit.conn, actor.user_id, device)
+    if current == public_key:
+        return
+    if current is not None:
+        first_seen = store.current_sender_key_since(unit.conn, actor.user_id, device)
+        issued_at = actor.claims.get("iat")
+        if not isinstance(issued_at, (int, float)) or first_seen is None or issued_at < int(first_seen.timestamp()):
+            raise Forbidden("this device already signs with another key", code="key_mismatch")
+    store.record_sender_key(unit.conn, actor.user_id, device, public_key, unit.now)
+    if current is not None:
+        members = conv_store.list_members(unit.conn, conv.id)
+        unit.record(
+            Event(
+                "sender_key_changed",
+                {"user_id": actor.user_id, "device_id": device, "conversation_id": conv.id},
+                (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members]),
+                conversation_id=conv.id,
+            )
+        )
+
+
+def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+    check_sendable(svc, conversation_id, new)
+    limits = svc.settings.limits
+    wait = svc.limiter.acquire(
+        f"send:{actor.user_id}", per_second=limits.messages_per_minute / 60, burst=limits.messages_burst
+    )
+    if wait:
+        raise RateLimited("too many messages; slow down", retry_after=wait)
+    with svc.unit() as unit:
+        conv, _ = require_member(unit.conn, conversation_id, actor.user_id)
+        conv_store.lock_conversation(unit.conn, conv.id)  # serialises the duplicate check
+        since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
+        original = store.find_by_client_random(unit.conn, conv.id, actor.user_id, new.client_random, since)
+        if original is not None:
+            return Sent(original, created=False)
+        if new.reply_to_id is not None:
+            replied = store.get_message(unit.conn, new.reply_to_id)
+            if replied is None or replied.conversation_id != conv.id:
+                raise Invalid.field("reply_to_id", "must be a message of the same conversation")
+        if new.sender_public_key is not None:
+            _check_sender_key(unit, conv, actor, new.sender_public_key)
+        message = Message(
+            id=str(uuid.uuid4()),
+            conversation_id=conv.id,
+            seq=0,
+            sender_id=actor.user_id,
+            sender_device_id=actor.device_id,
+            client_random=new.client_random,
+            message_type=new.message_type,
+            content=new.content,
+            metadata=new.metadata,
+            reply_to_id=new.reply_to_id,
+            forwarded_from_id=new.forwarded_from_id,
+            signature=new.signature,
+            sender_public_key=new.sender_public_key,
+            sent_at=unit.now,
+            expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
+        )
+        return Sent(store_message(unit, conv, message), created=True)
+
+
+def _render_for(message: Message, viewer: str, others: list[Member]) -> dict[str, Any]:
+    status = rules.message_status(message.seq, others) if message.sender_id == viewer else None
+    return message_view(message, status)
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[dict[str, Any]]
+    has_more: bool
+    next_before_seq: int | None
+    next_after_seq: int | None
+
+
+def history(
+    svc: Services,
+    actor: Actor,
+    conversation_id: str,
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> Page:
+    with svc.db.transaction() as conn:
+        now = svc.clock()
+        require_member(conn, conversation_id, actor.user_id)
+        page = store.history(
+            conn, conversation_id, actor.user_id, now, limit=limit,
+            before_seq=before_seq, after_seq=after_seq, before=before, after=after,
+        )
+        others = [m for m in conv_store.list_members(conn, conversation_id) if m.user_id != actor.user_id]
+    seqs = [m.seq for m in page.messages]
+    return Page(
+        messages=[_render_for(m, actor.user_id, others) for m in page.messages],
+        has_more=page.has_more,
+        next_before_seq=min(seqs) if seqs else None,
+        next_after_seq=max(seqs) if seqs else None,
+    )
+
+
+def get_message(svc: Services, actor: Actor, message_id: str) -> dict[str, Any]:
+    with svc.db.transaction() as conn:
+        now = svc.clock()
+        message, conv, _ = require_message(conn, message_id, actor.user_id)
+        if not store.is_visible(conn, message_id, actor.user_id, now):
+            raise NotFound("message not found", code="message_not_found")
+        others = [m for m in conv_store.list_members(conn, conv.id) if m.user_id != actor.user_id]
+        return _render_for(message, actor.user_id, others)
+
+
+def edit_message(svc: Services, actor: Actor, message_id: str, content: str, signature: str | None) -> dict[str, Any]:
+    rules.check_content(content, svc.settings.limits)
+    with svc.unit() as unit:
+        message, conv, _ = require_message(unit.conn, message_id, actor.user_id)
+        rules.check_edit(message, actor.user_id, unit.now, svc.settings.limits)
+        if message.signature is not None and signature is None:
+            raise Invalid.field("signature", "a signed message must be re-signed when edited")
+        if signature is not None:
+            key = message.sender_public_key
+            if key is None:
+                raise Invalid.field("signature", "this message has no sender key to check against")
+            verify_signature(content, conv.id, message.client_random, signature, key)
+        store.update_message(unit.conn, message.id, content=content, signature=signature, edited_at=unit.now)
+        message.content, message.signature, message.edited_at = content, signature, unit.now
+        members = conv_store.list_members(unit.conn, conv.id)
+        topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != actor.user_id])
+        unit.record(Event("message_updated", {"message": message_view(message)}, topics,
+                          conversation_id=conv.id, seq=message.seq))
+        others = [m for m in members if m.user_id != actor.user_id]
+        return _render_for(message, actor.user_id, others)
+
+
+def delete_message(svc: Services, actor: Actor, message_id: str, *, for_everyone: bool) -> dict[str, Any]:
+    with svc.unit() as unit:
+        message, conv, me = require_message(unit.conn, message_id, actor.user_id)
+        payload = {
+            "message_id": message.id, "conversation_id": conv.id, "seq": message.seq,
+            "delete_for_everyone": for_everyone,
+        }
+        if not for_everyone:
+            store.hide_message(unit.conn, message, actor.user_id, unit.now)
+            unit.record(Event("message_deleted", payload, (topic_user(actor.user_id),),
+                              conversation_id=conv.id, seq=message.seq))
+            return payload
+        if message.is_deleted:
+            return payload
+        rules.check_delete_for_everyone(message, me, conv, unit.now, svc.settings.limits)
+        store.update_message(unit.conn, message.id, content="", metadata={}, signature=None,
+                             is_deleted=True, deleted_at=unit.now)
+        members = conv_store.list_members(unit.conn, conv.id)
+        topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members])
+        unit.record(Event("message_deleted", payload, topics, conversation_id=conv.id, seq=message.seq))
+        return payload

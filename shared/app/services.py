@@ -1,0 +1,69 @@
+"""What use cases run against: the adapters chosen by configuration, and the unit of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection
+
+from shared.config import Settings
+from shared.domain.models import Event
+from shared.ports.bus import EventBus, PublishedEvent
+from shared.ports.limiter import RateLimiter
+from shared.ports.siblings import UserDirectory
+from shared.storage import outbox
+from shared.storage.engine import Database
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Unit:
+    """One transaction: the connection, the time it runs at, and the events it records."""
+
+    conn: Connection
+    now: datetime
+    events: list[PublishedEvent] = field(default_factory=list)
+
+    def record(self, event: Event) -> None:
+        self.events.append(outbox.append(self.conn, event, self.now))
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    users: UserDirectory
+    limiter: RateLimiter
+    clock: Callable[[], datetime] = utcnow
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        """A transaction whose recorded events are published once it has committed."""
+        with self.db.transaction() as conn:
+            unit = Unit(conn, self.clock())
+            yield unit
+        if unit.events:
+            self.publish(unit.events)
+
+    def publish(self, events: list[PublishedEvent]) -> None:
+        try:
+            self.bus.publish(events)
+        except Exception:  # the sweeper republishes what is left unpublished
+            log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
+            return
+        with self.db.transaction() as conn:
+            outbox.mark_published(conn, [e.position for e in events], self.clock())
+
+    def close(self) -> None:
+        self.bus.close()
+        self.db.dispose()

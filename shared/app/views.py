@@ -1,0 +1,93 @@
+"""Domain objects as the JSON the clients read (snake_case, RFC 3339 UTC with microseconds)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.domain.models import Conversation, Member, Message, MessageStatus
+
+
+def timestamp(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_view(message: Message, status: MessageStatus | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "sender_device_id": message.sender_device_id,
+        "client_random": message.client_random,
+        "message_type": message.message_type,
+        "content": message.content,
+        "metadata": message.metadata,
+        "reply_to_id": message.reply_to_id,
+        "forwarded_from_id": message.forwarded_from_id,
+        "signature": message.signature,
+        "sender_public_key": message.sender_public_key,
+        "sent_at": timestamp(message.sent_at),
+        "edited_at": timestamp(message.edited_at),
+        "is_edited": message.is_edited,
+        "is_deleted": message.is_deleted,
+        "expires_at": timestamp(message.expires_at),
+    }
+    if status is not None:
+        view["status"] = status
+    return view
+
+
+def member_view(member: Member) -> dict[str, Any]:
+    return {
+        "user_id": member.user_id,
+        "role": member.role,
+        "joined_at": timestamp(member.joined_at),
+        "is_active": member.is_active,
+    }
+
+
+def settings_view(member: Member) -> dict[str, Any]:
+    return {
+        "conversation_id": member.conversation_id,
+        "notifications_enabled": member.notifications_enabled,
+        "muted_until": timestamp(member.muted_until),
+        "show_read_receipts": member.show_read_receipts,
+        "show_typing": member.show_typing,
+        "custom_name": member.custom_name,
+        "is_pinned": member.is_pinned,
+        "is_archived": member.is_archived,
+        "is_muted": member.muted_until is not None,
+    }
+
+
+def conversation_view(
+    conv: Conversation,
+    me: Member,
+    members: list[Member],
+    *,
+    last_message: dict[str, Any] | None,
+    unread_count: int,
+    now: datetime,
+    detail: bool = False,
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": conv.id,
+        "type": conv.type,
+        "name": conv.name,
+        "metadata": conv.metadata,
+        "created_at": timestamp(conv.created_at),
+        "updated_at": timestamp(conv.updated_at),
+        "is_active": conv.is_active,
+        "last_seq": conv.last_seq,
+        "last_message": last_message,
+        "unread_count": unread_count,
+        "member_user_ids": [m.user_id for m in members],
+        "is_pinned": me.is_pinned,
+        "is_muted": me.muted_until is not None and me.muted_until > now,
+        "is_archived": me.is_archived,
+    }
+    if detail:
+        view["members"] = [member_view(m) for m in members]
+        view["member_count"] = len(members)
+    return view

@@ -1,0 +1,86 @@
+"""Bearer-token verification: the token's `sub` is the user, `deviceId` the device."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+
+from shared.auth.keys import DEV_KID, JwksKeySource, KeySource, StaticKeySource, load_or_create_dev_key
+from shared.config import Settings
+from shared.domain.errors import Unauthorized
+from shared.domain.models import Actor
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource, *, algorithms: list[str], issuer: str = "", audience: str = ""):
+        self._keys = keys
+        self._algorithms = algorithms
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str, *, extra_audiences: tuple[str, ...] = ()) -> Actor:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the token is malformed", code="invalid_token") from exc
+        if header.get("alg") not in self._algorithms:
+            raise Unauthorized("the token's algorithm is not allowed", code="invalid_token")
+        key = self._keys.key_for(header.get("kid"))
+        if key is None:
+            raise Unauthorized("the token was signed by an unknown key", code="invalid_token")
+        audiences = [a for a in (self._audience, *extra_audiences) if a]
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=audiences or None,
+                issuer=self._issuer or None,
+                options={"require": ["exp", "sub"], "verify_aud": bool(audiences)},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired", code="token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the token is not valid: {exc}", code="invalid_token") from exc
+        try:
+            user_id = str(uuid.UUID(str(claims["sub"])))
+        except ValueError as exc:
+            raise Unauthorized("the token's subject is not a user id", code="invalid_token") from exc
+        device = claims.get("deviceId") or claims.get("device_id")
+        return Actor(user_id=user_id, device_id=str(device) if device else None, claims=claims)
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    if settings.uses_jwks:
+        source: KeySource = JwksKeySource(
+            settings.jwt_jwks_url, min_refetch_interval=settings.jwks_refetch_interval_seconds
+        )
+    else:
+        source = StaticKeySource({DEV_KID: load_or_create_dev_key(settings.dev_key_path).public_key()})
+    return TokenVerifier(
+        source, algorithms=settings.algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+
+def mint_dev_token(
+    settings: Settings, user_id: str, *, device_id: str | None = None, ttl_seconds: int = 86400
+) -> str:
+    """A local-mode access token, signed with the dev key (ES256, like production)."""
+    key = load_or_create_dev_key(settings.dev_key_path)
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(uuid.UUID(user_id)),
+        "deviceId": device_id or str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "typ": "access",
+    }
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": DEV_KID})

@@ -1,0 +1,81 @@
+"""`whispr-messaging`: run everything locally, apply migrations, mint local tokens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+
+from shared.config import get_settings
+
+
+def _dev(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from shared.auth.tokens import build_verifier
+    from shared.bootstrap import build_services
+    from shared.http.gateway import create_gateway
+    from shared.storage.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings)
+    services = build_services(settings)
+    app = create_gateway(services, build_verifier(settings))
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"Whispr messaging on http://{host}:{port}/messaging/api/v1 (store: {settings.database_url})", flush=True)
+    print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from shared.storage.migrate import upgrade
+
+    upgrade(get_settings(), args.revision)
+    print(f"migrated to {args.revision}")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from shared.auth.tokens import mint_dev_token
+
+    settings = get_settings()
+    if settings.uses_jwks:
+        print("JWT_JWKS_URL is set: tokens come from the auth service, not from here", file=sys.stderr)
+        return 2
+    try:
+        user_id = str(uuid.UUID(args.user_id))
+    except ValueError:
+        print(f"not a UUID: {args.user_id}", file=sys.stderr)
+        return 2
+    print(mint_dev_token(settings, user_id, device_id=args.device, ttl_seconds=args.ttl))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="whispr-messaging", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the gateway locally (SQLite under ./var, migrations applied)")
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=int)
+    dev.set_defaults(run=_dev)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(run=_migrate)
+
+    token = sub.add_parser("token", help="print a local access token for a user")
+    token.add_argument("user_id")
+    token.add_argument("--device", help="device id (default: a new random one)")
+    token.add_argument("--ttl", type=int, default=86400, help="lifetime in seconds")
+    token.set_defaults(run=_token)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

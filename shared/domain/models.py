@@ -1,0 +1,112 @@
+"""Plain domain objects. Storage builds them from rows; use cases and renderers read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ConversationType = Literal["direct", "group"]
+Role = Literal["owner", "admin", "moderator", "member"]
+MessageType = Literal["text", "media", "system"]
+MessageStatus = Literal["sent", "delivered", "read"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling: the token's `sub` and `deviceId`."""
+
+    user_id: str
+    device_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Conversation:
+    id: str
+    type: ConversationType
+    name: str | None
+    metadata: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    is_active: bool
+    last_seq: int
+    last_message_at: datetime | None = None
+
+    @property
+    def e2ee_enabled(self) -> bool:
+        e2ee = self.metadata.get("e2ee")
+        return isinstance(e2ee, dict) and e2ee.get("enabled") is True
+
+
+@dataclass
+class Member:
+    conversation_id: str
+    user_id: str
+    role: Role
+    joined_at: datetime
+    is_active: bool = True
+    left_at: datetime | None = None
+    last_read_seq: int = 0
+    last_delivered_seq: int = 0
+    notifications_enabled: bool = True
+    muted_until: datetime | None = None
+    show_read_receipts: bool = True
+    show_typing: bool = True
+    custom_name: str | None = None
+    is_pinned: bool = False
+    pinned_at: datetime | None = None
+    is_archived: bool = False
+
+
+@dataclass
+class Message:
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    sender_device_id: str | None
+    client_random: int
+    message_type: MessageType
+    content: str
+    metadata: dict[str, Any]
+    reply_to_id: str | None
+    forwarded_from_id: str | None
+    signature: str | None
+    sender_public_key: str | None
+    sent_at: datetime
+    edited_at: datetime | None = None
+    is_deleted: bool = False
+    deleted_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def is_edited(self) -> bool:
+        return self.edited_at is not None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What a sender asks to send, already validated by `rules.validate_new_message`."""
+
+    content: str
+    message_type: MessageType
+    client_random: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reply_to_id: str | None = None
+    forwarded_from_id: str | None = None
+    signature: str | None = None
+    sender_public_key: str | None = None
+    expires_in_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened, for the outbox: `topics` says who hears it."""
+
+    name: str
+    payload: dict[str, Any]
+    topics: tuple[str, ...]
+    conversation_id: str | None = None
+    seq: int | None = None

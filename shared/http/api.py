@@ -1,0 +1,162 @@
+"""The HTTP entry point shared by every function and the local gateway: authenticate, parse,
+call the route's handler in a worker thread, render the contract's success or error body."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from shared.app.services import Services
+from shared.auth.tokens import TokenVerifier
+from shared.domain.errors import (
+    BadRequest,
+    DomainError,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+)
+from shared.domain.models import Actor
+from shared.http.params import parse_uuid
+from shared.http.routing import Call, Reply, Route, match
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("/messaging/api/v1", "/api/v1", "/messaging")
+ANONYMOUS = Actor(user_id="")
+CORS_HEADERS = "authorization, content-type, x-request-id"
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(error: DomainError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    body = {"error": error.message, "code": error.code, "details": error.details}
+    return json_response(body, error.status, headers)
+
+
+def strip_prefix(path: str) -> str:
+    for prefix in PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return path[len(prefix):] or "/"
+    return path
+
+
+def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
+    details: dict[str, list[str]] = {}
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "body"
+        details.setdefault(name, []).append(err["msg"])
+    return details
+
+
+class Api:
+    def __init__(
+        self,
+        services: Services,
+        verifier: TokenVerifier,
+        routes: Iterable[Route],
+        *,
+        cors_origins: str = "*",
+    ):
+        self.services = services
+        self.verifier = verifier
+        self.routes = list(routes)
+        self._origins = {o.strip() for o in cors_origins.split(",") if o.strip()}
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            response = await self._handle(request)
+        except DomainError as error:
+            response = error_response(error)
+        except ClientDisconnect:
+            response = Response(status_code=499)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = json_response(
+                {"error": "something went wrong on our side", "code": "internal_error", "details": {}}, 500
+            )
+        self._add_cors(request, response)
+        return response
+
+    def _add_cors(self, request: Request, response: Response) -> None:
+        origin = request.headers.get("origin")
+        if origin and ("*" in self._origins or origin in self._origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in self._origins else origin
+            response.headers["Vary"] = "Origin"
+
+    async def _handle(self, request: Request) -> Response:
+        path = strip_prefix(request.url.path)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={
+                "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": "600",
+            })
+        method = "GET" if request.method == "HEAD" else request.method
+        route, params, allowed = match(self.routes, method, path)
+        if route is None:
+            if allowed:
+                raise MethodNotAllowed(f"{request.method} is not allowed here", details={"allowed": allowed})
+            raise NotFound(f"no route for {request.method} {path}", code="route_not_found")
+        actor = self._authenticate(request) if route.authenticated else ANONYMOUS
+        for name, value in params.items():
+            params[name] = parse_uuid(value, name) if name.endswith("_id") else value
+        body = await self._read_body(request, route)
+        call = Call(self.services, actor, params, dict(request.query_params), body)
+        reply: Reply = await anyio.to_thread.run_sync(route.handler, call)
+        if reply.status == 204:
+            return Response(status_code=204)
+        if reply.bare:
+            return json_response(reply.data, reply.status)
+        return json_response({"data": reply.data, "meta": reply.meta}, reply.status)
+
+    def _authenticate(self, request: Request) -> Actor:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("a bearer token is required", code="missing_token")
+        return self.verifier.verify(token.strip())
+
+    async def _read_body(self, request: Request, route: Route) -> BaseModel | None:
+        if route.body is None:
+            return None
+        limit = self.services.settings.limits.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"the request body is over {limit} bytes", code="request_too_large")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the request body is over {limit} bytes", code="request_too_large")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        data: Any = {}
+        if raw.strip():
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object", code="invalid_json")
+        nested = data.get(route.body_key) if route.body_key else None
+        if isinstance(nested, dict):
+            data = {**{k: v for k, v in data.items() if k != route.body_key}, **nested}
+        try:
+            return route.body.model_validate(data)
+        except ValidationError as exc:
+            raise Invalid("the request has invalid fields", details=_validation_details(exc)) from exc

@@ -1,0 +1,51 @@
+"""Parsing of path and query values: a bad id or number is a 400, never a 500."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from shared.domain.errors import BadRequest, Invalid
+
+
+def parse_uuid(value: str, name: str, *, invalid: type[Exception] = BadRequest) -> str:
+    """A lowercase canonical UUID string."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        if invalid is BadRequest:
+            raise BadRequest(f"{name} is not a valid UUID", code="invalid_id", details={name: ["not a valid UUID"]})
+        raise invalid(f"{name}: not a valid UUID") from None
+
+
+def parse_int(raw: str | None, name: str, *, minimum: int | None = None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer", code="invalid_number", details={name: ["not an integer"]}) from None
+    if minimum is not None and value < minimum:
+        raise Invalid.field(name, f"must be at least {minimum}")
+    return value
+
+
+def parse_bool(raw: str | None, name: str) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    lowered = raw.lower()
+    if lowered in {"true", "1", "yes"}:
+        return True
+    if lowered in {"false", "0", "no"}:
+        return False
+    raise BadRequest(f"{name} must be true or false", code="invalid_boolean", details={name: ["not a boolean"]})
+
+
+def parse_time(raw: str | None, name: str) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an RFC 3339 time", code="invalid_time", details={name: ["not a time"]}) from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

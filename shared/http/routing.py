@@ -1,0 +1,76 @@
+"""The route type and path matching. The table itself is in `shared.http.routes`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.app.services import Services
+from shared.domain.models import Actor
+
+
+@dataclass(frozen=True)
+class Reply:
+    data: Any = None
+    status: int = 200
+    meta: dict[str, Any] = field(default_factory=dict)
+    bare: bool = False  # the body is `data` itself, not the {data, meta} envelope
+
+    @classmethod
+    def empty(cls) -> Reply:
+        return cls(status=204)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Everything a handler gets: the caller, the parsed request, the services."""
+
+    services: Services
+    actor: Actor
+    path: Mapping[str, str]
+    query: Mapping[str, str]
+    body: Any
+
+
+Handler = Callable[[Call], Reply]
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    body_key: str | None = None  # bodies may also come nested under this key
+    authenticated: bool = True
+    status: int = 200
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
+
+    @property
+    def params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+
+def match(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+    """The route for (method, path), its path parameters, and the methods the path allows."""
+    allowed: list[str] = []
+    for route in routes:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        if route.method == method:
+            return route, found.groupdict(), allowed
+        allowed.append(route.method)
+    return None, {}, allowed

@@ -1,0 +1,93 @@
+"""Request bodies (pydantic). Extra fields are ignored: clients send some the token already says."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+
+from shared.http.params import parse_uuid
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def _uuid_list(values: list[str]) -> list[str]:
+    return [parse_uuid(v, "user_ids", invalid=ValueError) for v in values]
+
+
+class CreateConversation(Body):
+    type: Literal["direct", "group"] = "direct"
+    other_user_id: StrictStr | None = None
+    user_ids: list[StrictStr] = Field(default_factory=list, max_length=2048)
+    name: StrictStr | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _ids = field_validator("user_ids")(_uuid_list)
+
+    @field_validator("other_user_id")
+    @classmethod
+    def _other(cls, value: str | None) -> str | None:
+        return None if value is None else parse_uuid(value, "other_user_id", invalid=ValueError)
+
+
+class UpdateConversation(Body):
+    name: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UpdateSettings(Body):
+    notifications_enabled: StrictBool | None = None
+    muted_until: datetime | None = None
+    show_read_receipts: StrictBool | None = None
+    show_typing: StrictBool | None = None
+    custom_name: StrictStr | None = None
+
+
+class AddMembers(Body):
+    user_id: StrictStr | None = None
+    user_ids: list[StrictStr] = Field(default_factory=list, max_length=2048)
+
+    _ids = field_validator("user_ids")(_uuid_list)
+
+    @field_validator("user_id")
+    @classmethod
+    def _one(cls, value: str | None) -> str | None:
+        return None if value is None else parse_uuid(value, "user_id", invalid=ValueError)
+
+
+class ChangeRole(Body):
+    role: Literal["owner", "admin", "moderator", "member"]
+
+
+class SendMessage(Body):
+    content: StrictStr
+    message_type: Literal["text", "media"] = "text"
+    client_random: StrictInt
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    reply_to_id: StrictStr | None = None
+    signature: StrictStr | None = None
+    sender_public_key: StrictStr | None = None
+    expires_in_seconds: StrictInt | None = None
+
+    @field_validator("reply_to_id")
+    @classmethod
+    def _reply(cls, value: str | None) -> str | None:
+        return None if value is None else parse_uuid(value, "reply_to_id", invalid=ValueError)
+
+
+class EditMessage(Body):
+    content: StrictStr
+    signature: StrictStr | None = None
+
+
+class MarkRead(Body):
+    up_to_seq: StrictInt | None = Field(default=None, ge=0)
+    message_id: StrictStr | None = None
+
+    @field_validator("message_id")
+    @classmethod
+    def _mid(cls, value: str | None) -> str | None:
+        return None if value is None else parse_uuid(value, "message_id", invalid=ValueError)

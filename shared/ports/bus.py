@@ -1,0 +1,36 @@
+"""The event bus port: committed events go out to every relay instance (and siblings)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An outbox row on its way out. `position` is the outbox id; consumers deduplicate by
+    `event_id` (or by conversation and `seq` for message events)."""
+
+    position: int
+    event_id: str
+    name: str
+    topics: tuple[str, ...]
+    payload: dict[str, Any]
+    conversation_id: str | None
+    seq: int | None
+    created_at: datetime
+
+
+Subscriber = Callable[[PublishedEvent], None]
+
+
+class EventBus(Protocol):
+    def publish(self, events: Sequence[PublishedEvent]) -> None: ...
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Register a subscriber; returns a function that unsubscribes it."""
+        ...
+
+    def close(self) -> None: ...

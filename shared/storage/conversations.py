@@ -1,0 +1,218 @@
+"""Queries on conversations and their members."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from shared.domain.models import Conversation, Member
+from shared.storage.schema import conversations, members, messages
+
+_MEMBER_FIELDS = [c.name for c in members.columns if c.name != "updated_at"]
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    m = row._mapping
+    return Conversation(
+        id=m["id"],
+        type=m["type"],
+        name=m["name"],
+        metadata=m["metadata"],
+        created_by=m["created_by"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        is_active=m["is_active"],
+        last_seq=m["last_seq"],
+        last_message_at=m["last_message_at"],
+    )
+
+
+def _member(row: Row[Any]) -> Member:
+    m = row._mapping
+    return Member(**{name: m[name] for name in _MEMBER_FIELDS})
+
+
+def insert_conversation(conn: Connection, conv: Conversation, direct_key: str | None) -> None:
+    conn.execute(
+        insert(conversations).values(
+            id=conv.id,
+            type=conv.type,
+            name=conv.name,
+            metadata=conv.metadata,
+            created_by=conv.created_by,
+            direct_key=direct_key,
+            created_at=conv.created_at,
+            updated_at=conv.updated_at,
+            is_active=conv.is_active,
+            last_seq=conv.last_seq,
+        )
+    )
+
+
+def get_conversation(conn: Connection, conversation_id: str) -> Conversation | None:
+    row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
+    return _conversation(row) if row else None
+
+
+def find_direct(conn: Connection, key: str) -> Conversation | None:
+    row = conn.execute(select(conversations).where(conversations.c.direct_key == key)).first()
+    return _conversation(row) if row else None
+
+
+def update_conversation(conn: Connection, conversation_id: str, **values: Any) -> None:
+    conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(**values))
+
+
+def next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
+    """Take the next `seq`. The row lock this UPDATE holds until commit serialises the
+    conversation's writers, which is what makes `seq` gap-free and check-then-insert safe."""
+    return int(
+        conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(last_seq=conversations.c.last_seq + 1, last_message_at=now, updated_at=now)
+            .returning(conversations.c.last_seq)
+        ).scalar_one()
+    )
+
+
+def lock_conversation(conn: Connection, conversation_id: str) -> None:
+    """Serialise with senders of this conversation without taking a seq."""
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(last_seq=conversations.c.last_seq)
+    )
+
+
+def insert_member(conn: Connection, member: Member, now: datetime) -> None:
+    values = {name: getattr(member, name) for name in _MEMBER_FIELDS}
+    conn.execute(insert(members).values(**values, updated_at=now))
+
+
+def get_member(conn: Connection, conversation_id: str, user_id: str) -> Member | None:
+    row = conn.execute(
+        select(members).where(
+            members.c.conversation_id == conversation_id, members.c.user_id == user_id
+        )
+    ).first()
+    return _member(row) if row else None
+
+
+def list_members(conn: Connection, conversation_id: str, *, active_only: bool = True) -> list[Member]:
+    query = select(members).where(members.c.conversation_id == conversation_id)
+    if active_only:
+        query = query.where(members.c.is_active.is_(True))
+    return [_member(r) for r in conn.execute(query.order_by(members.c.joined_at, members.c.user_id))]
+
+
+def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, list[Member]]:
+    """Active members of many conversations in one query (no N+1 on listings)."""
+    result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
+    if not conversation_ids:
+        return result
+    rows = conn.execute(
+        select(members)
+        .where(members.c.conversation_id.in_(conversation_ids), members.c.is_active.is_(True))
+        .order_by(members.c.joined_at, members.c.user_id)
+    )
+    for row in rows:
+        member = _member(row)
+        result[member.conversation_id].append(member)
+    return result
+
+
+def update_member(conn: Connection, conversation_id: str, user_id: str, now: datetime, **values: Any) -> None:
+    conn.execute(
+        update(members)
+        .where(members.c.conversation_id == conversation_id, members.c.user_id == user_id)
+        .values(**values, updated_at=now)
+    )
+
+
+def advance_watermark(
+    conn: Connection, conversation_id: str, user_id: str, column: str, seq: int, now: datetime
+) -> bool:
+    """Move a watermark forward only (never back); True if it moved."""
+    col = members.c[column]
+    result = conn.execute(
+        update(members)
+        .where(
+            members.c.conversation_id == conversation_id,
+            members.c.user_id == user_id,
+            col < seq,
+        )
+        .values({column: seq, "updated_at": now})
+    )
+    return bool(result.rowcount)
+
+
+def conversations_of_user(
+    conn: Connection, user_id: str, *, archived: bool | None
+) -> list[tuple[Conversation, Member]]:
+    """The user's active conversations with their own member row, most recent activity first."""
+    query = (
+        select(conversations, *[members.c[n].label(f"m_{n}") for n in _MEMBER_FIELDS])
+        .join(members, members.c.conversation_id == conversations.c.id)
+        .where(
+            members.c.user_id == user_id,
+            members.c.is_active.is_(True),
+            conversations.c.is_active.is_(True),
+        )
+        .order_by(
+            func.coalesce(conversations.c.last_message_at, conversations.c.created_at).desc(),
+            conversations.c.id.desc(),
+        )
+    )
+    if archived is not None:
+        query = query.where(members.c.is_archived.is_(archived))
+    out = []
+    for row in conn.execute(query):
+        m = row._mapping
+        member = Member(**{n: m[f"m_{n}"] for n in _MEMBER_FIELDS})
+        out.append((_conversation(row), member))
+    return out
+
+
+def unread_counts(conn: Connection, user_id: str, conversation_ids: Sequence[str]) -> dict[str, int]:
+    """Messages from others after the user's read watermark, per conversation, in one query."""
+    if not conversation_ids:
+        return {}
+    rows = conn.execute(
+        select(messages.c.conversation_id, func.count())
+        .join(
+            members,
+            and_(
+                members.c.conversation_id == messages.c.conversation_id,
+                members.c.user_id == user_id,
+            ),
+        )
+        .where(
+            messages.c.conversation_id.in_(conversation_ids),
+            messages.c.seq > members.c.last_read_seq,
+            messages.c.sender_id != user_id,
+            messages.c.is_deleted.is_(False),
+            messages.c.is_expired.is_(False),
+        )
+        .group_by(messages.c.conversation_id)
+    )
+    return {cid: int(n) for cid, n in rows}
+
+
+def count_pinned(conn: Connection, user_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(members)
+            .join(conversations, conversations.c.id == members.c.conversation_id)
+            .where(
+                members.c.user_id == user_id,
+                members.c.is_active.is_(True),
+                members.c.is_pinned.is_(True),
+                conversations.c.is_active.is_(True),
+            )
+        ).scalar_one()
+    )

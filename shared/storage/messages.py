@@ -1,0 +1,193 @@
+"""Queries on messages, per-user hidden messages and sender keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from shared.domain.models import Message
+from shared.storage.schema import hidden_messages, messages, sender_keys
+
+_FIELDS = [f for f in Message.__dataclass_fields__]
+
+
+def _message(row: Row[Any]) -> Message:
+    m = row._mapping
+    return Message(**{name: m[name] for name in _FIELDS})
+
+
+def insert_message(conn: Connection, message: Message) -> None:
+    conn.execute(insert(messages).values(**asdict(message), is_expired=False))
+
+
+def get_message(conn: Connection, message_id: str) -> Message | None:
+    row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+    return _message(row) if row else None
+
+
+def find_by_client_random(
+    conn: Connection, conversation_id: str, sender_id: str, client_random: int, since: datetime
+) -> Message | None:
+    row = conn.execute(
+        select(messages)
+        .where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.sender_id == sender_id,
+            messages.c.client_random == client_random,
+            messages.c.sent_at >= since,
+        )
+        .order_by(messages.c.seq.desc())
+        .limit(1)
+    ).first()
+    return _message(row) if row else None
+
+
+def update_message(conn: Connection, message_id: str, **values: Any) -> None:
+    conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+
+
+def _visible_to(user_id: str, now: datetime) -> ColumnElement[bool]:
+    return and_(
+        messages.c.is_expired.is_(False),
+        or_(messages.c.expires_at.is_(None), messages.c.expires_at > now),
+        ~exists().where(
+            hidden_messages.c.user_id == user_id, hidden_messages.c.message_id == messages.c.id
+        ),
+    )
+
+
+def is_visible(conn: Connection, message_id: str, user_id: str, now: datetime) -> bool:
+    return bool(
+        conn.execute(select(messages.c.id).where(messages.c.id == message_id, _visible_to(user_id, now))).first()
+    )
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[Message]  # newest first
+    has_more: bool
+
+
+def history(
+    conn: Connection,
+    conversation_id: str,
+    user_id: str,
+    now: datetime,
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> HistoryPage:
+    """A page of history, newest first. Going forward (`after_*`) takes the `limit` messages
+    right after the cursor; `has_more` is true exactly when more exist in that direction."""
+    query = select(messages).where(
+        messages.c.conversation_id == conversation_id, _visible_to(user_id, now)
+    )
+    forward = after_seq is not None or (after is not None and before_seq is None and before is None)
+    if before_seq is not None:
+        query = query.where(messages.c.seq < before_seq)
+    if after_seq is not None:
+        query = query.where(messages.c.seq > after_seq)
+    if before is not None:
+        query = query.where(messages.c.sent_at < before)
+    if after is not None:
+        query = query.where(messages.c.sent_at > after)
+    order = messages.c.seq.asc() if forward else messages.c.seq.desc()
+    rows = [_message(r) for r in conn.execute(query.order_by(order).limit(limit + 1))]
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if forward:
+        rows.reverse()
+    return HistoryPage(rows, has_more)
+
+
+def last_messages(
+    conn: Connection, conversation_ids: Sequence[str], user_id: str, now: datetime
+) -> dict[str, Message]:
+    """The newest visible message of each conversation, in one query."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        select(messages.c.conversation_id, func.max(messages.c.seq).label("seq"))
+        .where(messages.c.conversation_id.in_(conversation_ids), _visible_to(user_id, now))
+        .group_by(messages.c.conversation_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(messages).join(
+            latest,
+            and_(
+                messages.c.conversation_id == latest.c.conversation_id,
+                messages.c.seq == latest.c.seq,
+            ),
+        )
+    )
+    return {m.conversation_id: m for m in map(_message, rows)}
+
+
+def hide_message(conn: Connection, message: Message, user_id: str, now: datetime) -> None:
+    already = conn.execute(
+        select(hidden_messages.c.message_id).where(
+            hidden_messages.c.user_id == user_id, hidden_messages.c.message_id == message.id
+        )
+    ).first()
+    if not already:
+        conn.execute(
+            insert(hidden_messages).values(
+                user_id=user_id, message_id=message.id, conversation_id=message.conversation_id, hidden_at=now
+            )
+        )
+
+
+def current_sender_key(conn: Connection, user_id: str, device_id: str) -> str | None:
+    return conn.execute(
+        select(sender_keys.c.public_key).where(
+            sender_keys.c.user_id == user_id,
+            sender_keys.c.device_id == device_id,
+            sender_keys.c.replaced_at.is_(None),
+        )
+    ).scalar()
+
+
+def record_sender_key(conn: Connection, user_id: str, device_id: str, public_key: str, now: datetime) -> None:
+    """Retire the device's current key (kept as history) and record the new one."""
+    conn.execute(
+        update(sender_keys)
+        .where(
+            sender_keys.c.user_id == user_id,
+            sender_keys.c.device_id == device_id,
+            sender_keys.c.replaced_at.is_(None),
+        )
+        .values(replaced_at=now)
+    )
+    conn.execute(
+        insert(sender_keys).values(user_id=user_id, device_id=device_id, public_key=public_key, first_seen_at=now)
+    )
+
+
+def current_sender_key_since(conn: Connection, user_id: str, device_id: str) -> datetime | None:
+    value: datetime | None = conn.execute(
+        select(sender_keys.c.first_seen_at).where(
+            sender_keys.c.user_id == user_id,
+            sender_keys.c.device_id == device_id,
+            sender_keys.c.replaced_at.is_(None),
+        )
+    ).scalar()
+    return value

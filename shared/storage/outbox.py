@@ -1,0 +1,67 @@
+"""The transactional outbox: events written with the change, published after commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from shared.domain.models import Event
+from shared.ports.bus import PublishedEvent
+from shared.storage.schema import events
+
+
+def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
+    event_id = str(uuid.uuid4())
+    row_id = conn.execute(
+        insert(events)
+        .values(
+            event_id=event_id,
+            name=event.name,
+            conversation_id=event.conversation_id,
+            seq=event.seq,
+            topics=list(event.topics),
+            payload=event.payload,
+            created_at=now,
+        )
+        .returning(events.c.id)
+    ).scalar_one()
+    return PublishedEvent(
+        position=int(row_id),
+        event_id=event_id,
+        name=event.name,
+        topics=event.topics,
+        payload=event.payload,
+        conversation_id=event.conversation_id,
+        seq=event.seq,
+        created_at=now,
+    )
+
+
+def mark_published(conn: Connection, positions: Sequence[int], now: datetime) -> None:
+    if positions:
+        conn.execute(update(events).where(events.c.id.in_(positions)).values(published_at=now))
+
+
+def unpublished(conn: Connection, older_than: datetime, limit: int = 500) -> list[PublishedEvent]:
+    rows = conn.execute(
+        select(events)
+        .where(events.c.published_at.is_(None), events.c.created_at <= older_than)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return [
+        PublishedEvent(
+            position=r.id,
+            event_id=r.event_id,
+            name=r.name,
+            topics=tuple(r.topics),
+            payload=r.payload,
+            conversation_id=r.conversation_id,
+            seq=r.seq,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]

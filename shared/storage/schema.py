@@ -1,0 +1,262 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations are generated from it.
+
+Ids are lowercase UUID strings. Receipts are watermarks on `seq` per member and per device,
+never one row per message per recipient. `events` is the transactional outbox.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from shared.storage.types import JSONText, UTCDateTime, UTF8Bytes
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+UUID = String(36)
+AutoId = BigInteger().with_variant(Integer, "sqlite")
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("type", String(10), nullable=False),
+    Column("name", String(200)),
+    Column("metadata", JSONText, nullable=False),
+    Column("created_by", UUID, nullable=False),
+    Column("direct_key", String(80), unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_message_at", UTCDateTime),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+)
+
+members = Table(
+    "conversation_members",
+    metadata,
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID, primary_key=True),
+    Column("role", String(12), nullable=False),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("left_at", UTCDateTime),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("last_read_seq", BigInteger, nullable=False, default=0),
+    Column("last_delivered_seq", BigInteger, nullable=False, default=0),
+    Column("notifications_enabled", Boolean, nullable=False, default=True),
+    Column("muted_until", UTCDateTime),
+    Column("show_read_receipts", Boolean, nullable=False, default=True),
+    Column("show_typing", Boolean, nullable=False, default=True),
+    Column("custom_name", String(200)),
+    Column("is_pinned", Boolean, nullable=False, default=False),
+    Column("pinned_at", UTCDateTime),
+    Column("is_archived", Boolean, nullable=False, default=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "user_id", "is_active"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("sender_id", UUID, nullable=False),
+    Column("sender_device_id", String(128)),
+    Column("client_random", BigInteger, nullable=False),
+    Column("message_type", String(10), nullable=False),
+    Column("content", UTF8Bytes, nullable=False),
+    Column("metadata", JSONText, nullable=False),
+    Column("reply_to_id", UUID),
+    Column("forwarded_from_id", UUID),
+    Column("signature", Text),
+    Column("sender_public_key", Text),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("edited_at", UTCDateTime),
+    Column("is_deleted", Boolean, nullable=False, default=False),
+    Column("deleted_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("is_expired", Boolean, nullable=False, default=False),
+    UniqueConstraint("conversation_id", "seq"),
+    Index(None, "conversation_id", "sender_id", "client_random"),
+    Index(
+        "ix_messages_pending_expiry",
+        "expires_at",
+        postgresql_where=text("expires_at IS NOT NULL AND NOT is_expired"),
+        sqlite_where=text("expires_at IS NOT NULL AND NOT is_expired"),
+    ),
+)
+
+hidden_messages = Table(
+    "hidden_messages",
+    metadata,
+    Column("user_id", UUID, primary_key=True),
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("conversation_id", UUID, nullable=False),
+    Column("hidden_at", UTCDateTime, nullable=False),
+    Index(None, "user_id", "conversation_id"),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", UUID, nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("reaction", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", "user_id", "reaction"),
+)
+
+message_pins = Table(
+    "message_pins",
+    metadata,
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("conversation_id", UUID, nullable=False),
+    Column("pinned_by", UUID, nullable=False),
+    Column("pinned_at", UTCDateTime, nullable=False),
+    Index(None, "conversation_id", "pinned_at"),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID, primary_key=True),
+    Column("content", UTF8Bytes, nullable=False),
+    Column("metadata", JSONText, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+scheduled_messages = Table(
+    "scheduled_messages",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("sender_id", UUID, nullable=False),
+    Column("sender_device_id", String(128)),
+    Column("content", UTF8Bytes, nullable=False),
+    Column("message_type", String(10), nullable=False),
+    Column("metadata", JSONText, nullable=False),
+    Column("client_random", BigInteger, nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("message_id", UUID),
+    Column("failure_reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status", "scheduled_at"),
+    Index(None, "sender_id", "status"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", UUID, nullable=False),
+    Column("media_id", String(128), nullable=False),
+    Column("media_type", String(20), nullable=False),
+    Column("metadata", JSONText, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", "media_id"),
+)
+
+device_receipts = Table(
+    "device_receipts",
+    metadata,
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID, primary_key=True),
+    Column("device_id", String(128), primary_key=True),
+    Column("delivered_seq", BigInteger, nullable=False, default=0),
+    Column("read_seq", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+sender_keys = Table(
+    "sender_keys",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("user_id", UUID, nullable=False),
+    Column("device_id", String(128), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("replaced_at", UTCDateTime),
+    Index(None, "user_id", "device_id", "replaced_at"),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("reporter_id", UUID, nullable=False),
+    Column("message_id", UUID),
+    Column("reported_user_id", UUID),
+    Column("conversation_id", UUID),
+    Column("category", String(20), nullable=False),
+    Column("reason", Text),
+    Column("status", String(12), nullable=False),
+    Column("resolution", Text),
+    Column("resolved_by", UUID),
+    Column("resolved_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "reporter_id", "message_id", "created_at"),
+    Index(None, "status", "created_at"),
+)
+
+sanctions = Table(
+    "sanctions",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("conversation_id", UUID, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("reason", Text),
+    Column("created_by", UUID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Index(None, "conversation_id", "user_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("event_id", UUID, nullable=False, unique=True),
+    Column("name", String(64), nullable=False),
+    Column("conversation_id", UUID),
+    Column("seq", BigInteger),
+    Column("topics", JSONText, nullable=False),
+    Column("payload", JSONText, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),
+    Index(
+        "ix_events_unpublished",
+        "id",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
+    Index(None, "conversation_id", "id"),
+)
