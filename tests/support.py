@@ -1,0 +1,132 @@
+"""Test helpers: a real gateway on a real port, and an HTTP client that speaks for one user."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from shared.app.services import Services
+from shared.auth.tokens import build_verifier, mint_dev_token
+from shared.bootstrap import build_services
+from shared.config import Limits, Settings
+from shared.devtools.postgres import free_port
+from shared.http.gateway import create_gateway
+
+BASE = "/messaging/api/v1"
+
+
+def make_settings(database_url: str, key_path: str, **limits: Any) -> Settings:
+    return Settings(database_url=database_url, dev_key_path=key_path, limits=dataclasses.replace(Limits(), **limits))
+
+
+@dataclasses.dataclass
+class RunningServer:
+    url: str
+    services: Services
+
+    def token(self, user_id: str, device_id: str | None = None, ttl: int = 3600) -> str:
+        return mint_dev_token(self.services.settings, user_id, device_id=device_id, ttl_seconds=ttl)
+
+    def client(self, user_id: str | None = None, device_id: str | None = None) -> UserClient:
+        user_id = user_id or new_id()
+        return UserClient(self, user_id, self.token(user_id, device_id))
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[RunningServer]:
+    """The local gateway with uvicorn on a free port, in a background thread."""
+    services = build_services(settings)
+    app = create_gateway(services, build_verifier(settings))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", services)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        services.close()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def client_random() -> int:
+    return secrets.randbits(32)
+
+
+class UserClient:
+    """One user's HTTP client against the running gateway."""
+
+    def __init__(self, server: RunningServer, user_id: str, token: str):
+        self.server = server
+        self.user_id = user_id
+        self.token = token
+        self.http = httpx.Client(base_url=server.url + BASE, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.http.post(path, json=json, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.http.put(path, json=json, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.http.patch(path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.delete(path, **kwargs)
+
+    # conveniences for arranging tests
+    def direct_with(self, other: UserClient) -> dict[str, Any]:
+        response = self.post("/conversations", {"type": "direct", "other_user_id": other.user_id})
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json()["data"])
+
+    def group_with(self, *others: UserClient, name: str = "Team") -> dict[str, Any]:
+        body = {"type": "group", "name": name, "user_ids": [o.user_id for o in others]}
+        response = self.post("/conversations", body)
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    def send(self, conversation_id: str, content: str = "hello", **fields: Any) -> dict[str, Any]:
+        body = {"content": content, "message_type": "text", "client_random": client_random(), **fields}
+        response = self.post(f"/conversations/{conversation_id}/messages", body)
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The spec's error body: {error, code, details} with the right status."""
+    assert response.status_code == status, f"{response.status_code} != {status}: {response.text}"
+    body = response.json()
+    assert set(body) == {"error", "code", "details"}, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["details"], dict)
+    if code is not None:
+        assert body["code"] == code, body
+    return dict(body)
