@@ -30,7 +30,9 @@ def _new_member(conversation_id: str, user_id: str, role: str, now: datetime) ->
     return Member(conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now)  # type: ignore[arg-type]
 
 
-def render_one(conn: Connection, conv: Conversation, me: Member, now: datetime, *, detail: bool = True) -> dict[str, Any]:
+def render_one(
+    conn: Connection, conv: Conversation, me: Member, now: datetime, *, detail: bool = True
+) -> dict[str, Any]:
     return render_many(conn, [(conv, me)], me.user_id, now, detail=detail)[0]
 
 
@@ -83,8 +85,15 @@ def create_direct(svc: Services, actor: Actor, other_user_id: str) -> Created:
             me.is_active = True
             return Created(render_one(unit.conn, existing, me, unit.now), created=False)
         conv = Conversation(
-            id=str(uuid.uuid4()), type="direct", name=None, metadata={}, created_by=actor.user_id,
-            created_at=unit.now, updated_at=unit.now, is_active=True, last_seq=0,
+            id=str(uuid.uuid4()),
+            type="direct",
+            name=None,
+            metadata={},
+            created_by=actor.user_id,
+            created_at=unit.now,
+            updated_at=unit.now,
+            is_active=True,
+            last_seq=0,
         )
         store.insert_conversation(unit.conn, conv, key)
         for user_id in (actor.user_id, other_user_id):
@@ -106,15 +115,23 @@ def create_group(
     if len(others) + 1 > limits.max_group_members:
         raise Invalid.field("user_ids", f"a group has at most {limits.max_group_members} members")
     wait = svc.limiter.acquire(
-        f"group_create:{actor.user_id}", per_second=limits.group_creations_per_day / 86400,
+        f"group_create:{actor.user_id}",
+        per_second=limits.group_creations_per_day / 86400,
         burst=limits.group_creations_per_day,
     )
     if wait:
         raise RateLimited("too many groups created today", retry_after=wait)
     with svc.unit() as unit:
         conv = Conversation(
-            id=str(uuid.uuid4()), type="group", name=clean_name, metadata={**metadata, "name": clean_name},
-            created_by=actor.user_id, created_at=unit.now, updated_at=unit.now, is_active=True, last_seq=0,
+            id=str(uuid.uuid4()),
+            type="group",
+            name=clean_name,
+            metadata={**metadata, "name": clean_name},
+            created_by=actor.user_id,
+            created_at=unit.now,
+            updated_at=unit.now,
+            is_active=True,
+            last_seq=0,
         )
         store.insert_conversation(unit.conn, conv, None)
         me = _new_member(conv.id, actor.user_id, "owner", unit.now)
@@ -199,8 +216,14 @@ def update_settings(svc: Services, actor: Actor, conversation_id: str, changes: 
         for key, value in values.items():
             setattr(me, key, value)
         view = settings_view(me)
-        unit.record(Event("conversation_settings_updated", {"conversation_id": conv.id, "settings": view},
-                          (topic_user(actor.user_id),), conversation_id=conv.id))
+        unit.record(
+            Event(
+                "conversation_settings_updated",
+                {"conversation_id": conv.id, "settings": view},
+                (topic_user(actor.user_id),),
+                conversation_id=conv.id,
+            )
+        )
         return view
 
 
@@ -218,8 +241,14 @@ def set_pinned(svc: Services, actor: Actor, conversation_id: str, pinned: bool) 
                 values["is_archived"] = False
             store.update_member(unit.conn, conv.id, actor.user_id, unit.now, **values)
             me.is_pinned, me.is_archived = pinned, me.is_archived and not pinned
-            unit.record(Event("conversation_pinned", {"conversation_id": conv.id, "pinned": pinned},
-                              (topic_user(actor.user_id),), conversation_id=conv.id))
+            unit.record(
+                Event(
+                    "conversation_pinned",
+                    {"conversation_id": conv.id, "pinned": pinned},
+                    (topic_user(actor.user_id),),
+                    conversation_id=conv.id,
+                )
+            )
         return {"conversation_id": conv.id, "is_pinned": me.is_pinned, "is_archived": me.is_archived}
 
 
@@ -232,6 +261,12 @@ def set_archived(svc: Services, actor: Actor, conversation_id: str, archived: bo
                 values.update(is_pinned=False, pinned_at=None)
             store.update_member(unit.conn, conv.id, actor.user_id, unit.now, **values)
             me.is_archived, me.is_pinned = archived, me.is_pinned and not archived
-            unit.record(Event("conversation_archived", {"conversation_id": conv.id, "archived": archived},
-                              (topic_user(actor.user_id),), conversation_id=conv.id))
+            unit.record(
+                Event(
+                    "conversation_archived",
+                    {"conversation_id": conv.id, "archived": archived},
+                    (topic_user(actor.user_id),),
+                    conversation_id=conv.id,
+                )
+            )
         return {"conversation_id": conv.id, "is_archived": me.is_archived, "is_pinned": me.is_pinned}

@@ -32,7 +32,9 @@ def _resolve_seq(conn: Connection, conv: Conversation, up_to_seq: int | None, me
     return min(up_to_seq, conv.last_seq)
 
 
-def _latest_per_sender(conn: Connection, conv_id: str, after: int, upto: int, reader: str) -> dict[str, tuple[str, int]]:
+def _latest_per_sender(
+    conn: Connection, conv_id: str, after: int, upto: int, reader: str
+) -> dict[str, tuple[str, int]]:
     """For each sender with messages in (after, upto]: their newest message id and seq there."""
     rows = conn.execute(
         select(messages.c.sender_id, messages.c.id, messages.c.seq)
@@ -52,17 +54,30 @@ def _announce_receipts(unit: Unit, conv: Conversation, me: Member, kind: Kind, b
     if kind == "read" and not me.show_read_receipts:
         return  # the reader turned read receipts off: senders learn nothing
     for sender, (message_id, _) in _latest_per_sender(unit.conn, conv.id, before, seq, me.user_id).items():
-        unit.record(Event(
-            "delivery_status",
-            {"message_id": message_id, "conversation_id": conv.id, "user_id": me.user_id,
-             "status": kind, "up_to_seq": seq},
-            (topic_user(sender),), conversation_id=conv.id,
-        ))
+        unit.record(
+            Event(
+                "delivery_status",
+                {
+                    "message_id": message_id,
+                    "conversation_id": conv.id,
+                    "user_id": me.user_id,
+                    "status": kind,
+                    "up_to_seq": seq,
+                },
+                (topic_user(sender),),
+                conversation_id=conv.id,
+            )
+        )
 
 
 def move_watermark(
-    svc: Services, actor: Actor, conversation_id: str, kind: Kind, *,
-    up_to_seq: int | None = None, message_id: str | None = None,
+    svc: Services,
+    actor: Actor,
+    conversation_id: str,
+    kind: Kind,
+    *,
+    up_to_seq: int | None = None,
+    message_id: str | None = None,
 ) -> dict[str, Any]:
     """Move the caller's read (or delivered) watermark forward and tell who should know."""
     with svc.unit() as unit:
@@ -76,14 +91,24 @@ def move_watermark(
         if moved and seq > before:
             _announce_receipts(unit, conv, me, kind, before, seq)
             if kind == "read":
-                topics = (topic_conversation(conv.id), topic_user(actor.user_id)) if me.show_read_receipts \
+                topics = (
+                    (topic_conversation(conv.id), topic_user(actor.user_id))
+                    if me.show_read_receipts
                     else (topic_user(actor.user_id),)
-                unit.record(Event(
-                    "conversation_read",
-                    {"conversation_id": conv.id, "user_id": actor.user_id, "up_to_seq": seq,
-                     "device_id": actor.device_id},
-                    topics, conversation_id=conv.id,
-                ))
+                )
+                unit.record(
+                    Event(
+                        "conversation_read",
+                        {
+                            "conversation_id": conv.id,
+                            "user_id": actor.user_id,
+                            "up_to_seq": seq,
+                            "device_id": actor.device_id,
+                        },
+                        topics,
+                        conversation_id=conv.id,
+                    )
+                )
         current = max(seq, before) if moved else (me.last_read_seq if kind == "read" else before)
         return {"conversation_id": conv.id, "user_id": actor.user_id, f"last_{kind}_seq": current}
 
@@ -94,10 +119,7 @@ def message_status(svc: Services, actor: Actor, message_id: str) -> dict[str, An
         if message.sender_id != actor.user_id:
             raise Forbidden("only the sender sees a message's status", code="not_sender")
         others = [m for m in conv_store.list_members(conn, conv.id) if m.user_id != actor.user_id]
-    recipients = [
-        {"user_id": m.user_id, "status": rules.message_status(message.seq, [m])}
-        for m in others
-    ]
+    recipients = [{"user_id": m.user_id, "status": rules.message_status(message.seq, [m])} for m in others]
     return {
         "message_id": message.id,
         "conversation_id": conv.id,

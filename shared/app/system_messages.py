@@ -22,7 +22,9 @@ def store_message(unit: Unit, conv: Conversation, message: Message) -> Message:
     msg_store.insert_message(unit.conn, message)
     members = conv_store.list_members(unit.conn, conv.id)
     topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id])
-    unit.record(Event("new_message", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq))
+    unit.record(
+        Event("new_message", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq)
+    )
     return message
 
 

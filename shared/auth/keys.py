@@ -46,7 +46,7 @@ class JwksKeySource:
     def _refresh(self) -> None:
         self._fetched_at = time.monotonic()
         try:
-            with urllib.request.urlopen(self._url, timeout=self._timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(self._url, timeout=self._timeout) as response:
                 document = json.load(response)
         except (OSError, ValueError) as exc:
             log.warning("could not fetch JWKS from %s: %s", self._url, exc)
@@ -78,9 +78,7 @@ def load_or_create_dev_key(path: str) -> ec.EllipticCurvePrivateKey:
         return key
     key = ec.generate_private_key(ec.SECP256R1())
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)

@@ -66,9 +66,7 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
-def mint_dev_token(
-    settings: Settings, user_id: str, *, device_id: str | None = None, ttl_seconds: int = 86400
-) -> str:
+def mint_dev_token(settings: Settings, user_id: str, *, device_id: str | None = None, ttl_seconds: int = 86400) -> str:
     """A local-mode access token, signed with the dev key (ES256, like production)."""
     key = load_or_create_dev_key(settings.dev_key_path)
     now = int(time.time())

@@ -7,6 +7,7 @@ local connections, and is deleted on stop.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -73,10 +74,8 @@ class PostgresCluster:
         return subprocess.run(cmd, check=True, capture_output=True, cwd=self.root)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", os.path.join(self.root, "data"), "stop", "-m", "immediate", "-w")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

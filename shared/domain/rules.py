@@ -64,9 +64,7 @@ def check_new_message(
     if not 0 <= client_random <= UINT32_MAX:
         raise Invalid.field("client_random", "must be an unsigned 32-bit integer")
     if expires_in_seconds is not None and expires_in_seconds not in EPHEMERAL_DURATIONS:
-        raise Invalid.field(
-            "expires_in_seconds", f"must be one of {', '.join(map(str, EPHEMERAL_DURATIONS))}"
-        )
+        raise Invalid.field("expires_in_seconds", f"must be one of {', '.join(map(str, EPHEMERAL_DURATIONS))}")
     check_content(content, limits)
     check_metadata(metadata, limits)
 
@@ -107,15 +105,8 @@ def check_removal(actor: Member, target: Member) -> None:
 
 
 def check_leave(member: Member, conversation: Conversation, active_owners: int, active_members: int) -> None:
-    if (
-        conversation.type == "group"
-        and member.role == "owner"
-        and active_owners <= 1
-        and active_members > 1
-    ):
-        raise Forbidden(
-            "the last owner cannot leave without handing over ownership", code="last_owner"
-        )
+    if conversation.type == "group" and member.role == "owner" and active_owners <= 1 and active_members > 1:
+        raise Forbidden("the last owner cannot leave without handing over ownership", code="last_owner")
 
 
 def check_edit(message: Message, actor_id: str, now: datetime, limits: Limits) -> None:

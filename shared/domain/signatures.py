@@ -14,11 +14,7 @@ from shared.domain.errors import Invalid
 
 def signed_bytes(content: str, conversation_id: str, client_random: int) -> bytes:
     """UTF-8(content) || 16 raw bytes of the conversation UUID || client_random (u32 BE)."""
-    return (
-        content.encode("utf-8")
-        + uuid.UUID(conversation_id).bytes
-        + client_random.to_bytes(4, "big")
-    )
+    return content.encode("utf-8") + uuid.UUID(conversation_id).bytes + client_random.to_bytes(4, "big")
 
 
 def _b64(value: str, field: str) -> bytes:
@@ -28,9 +24,7 @@ def _b64(value: str, field: str) -> bytes:
         raise Invalid.field(field, "must be base64", code="invalid_signature") from exc
 
 
-def verify_signature(
-    content: str, conversation_id: str, client_random: int, signature: str, public_key: str
-) -> None:
+def verify_signature(content: str, conversation_id: str, client_random: int, signature: str, public_key: str) -> None:
     """Raise `invalid_signature` unless `signature` is the key's signature of the message."""
     raw_key = _b64(public_key, "sender_public_key")
     raw_sig = _b64(signature, "signature")

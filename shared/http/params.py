@@ -14,7 +14,9 @@ def parse_uuid(value: str, name: str, *, invalid: type[Exception] = BadRequest) 
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
         if invalid is BadRequest:
-            raise BadRequest(f"{name} is not a valid UUID", code="invalid_id", details={name: ["not a valid UUID"]})
+            raise BadRequest(
+                f"{name} is not a valid UUID", code="invalid_id", details={name: ["not a valid UUID"]}
+            ) from None
         raise invalid(f"{name}: not a valid UUID") from None
 
 
@@ -24,7 +26,9 @@ def parse_int(raw: str | None, name: str, *, minimum: int | None = None) -> int 
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer", code="invalid_number", details={name: ["not an integer"]}) from None
+        raise BadRequest(
+            f"{name} must be an integer", code="invalid_number", details={name: ["not an integer"]}
+        ) from None
     if minimum is not None and value < minimum:
         raise Invalid.field(name, f"must be at least {minimum}")
     return value
@@ -47,5 +51,7 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{name} must be an RFC 3339 time", code="invalid_time", details={name: ["not a time"]}) from None
+        raise BadRequest(
+            f"{name} must be an RFC 3339 time", code="invalid_time", details={name: ["not a time"]}
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -82,9 +82,7 @@ def next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
 def lock_conversation(conn: Connection, conversation_id: str) -> None:
     """Serialise with senders of this conversation without taking a seq."""
     conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(last_seq=conversations.c.last_seq)
+        update(conversations).where(conversations.c.id == conversation_id).values(last_seq=conversations.c.last_seq)
     )
 
 
@@ -95,9 +93,7 @@ def insert_member(conn: Connection, member: Member, now: datetime) -> None:
 
 def get_member(conn: Connection, conversation_id: str, user_id: str) -> Member | None:
     row = conn.execute(
-        select(members).where(
-            members.c.conversation_id == conversation_id, members.c.user_id == user_id
-        )
+        select(members).where(members.c.conversation_id == conversation_id, members.c.user_id == user_id)
     ).first()
     return _member(row) if row else None
 

@@ -65,9 +65,7 @@ def _visible_to(user_id: str, now: datetime) -> ColumnElement[bool]:
     return and_(
         messages.c.is_expired.is_(False),
         or_(messages.c.expires_at.is_(None), messages.c.expires_at > now),
-        ~exists().where(
-            hidden_messages.c.user_id == user_id, hidden_messages.c.message_id == messages.c.id
-        ),
+        ~exists().where(hidden_messages.c.user_id == user_id, hidden_messages.c.message_id == messages.c.id),
     )
 
 
@@ -97,9 +95,7 @@ def history(
 ) -> HistoryPage:
     """A page of history, newest first. Going forward (`after_*`) takes the `limit` messages
     right after the cursor; `has_more` is true exactly when more exist in that direction."""
-    query = select(messages).where(
-        messages.c.conversation_id == conversation_id, _visible_to(user_id, now)
-    )
+    query = select(messages).where(messages.c.conversation_id == conversation_id, _visible_to(user_id, now))
     forward = after_seq is not None or (after is not None and before_seq is None and before is None)
     if before_seq is not None:
         query = query.where(messages.c.seq < before_seq)
@@ -118,9 +114,7 @@ def history(
     return HistoryPage(rows, has_more)
 
 
-def last_messages(
-    conn: Connection, conversation_ids: Sequence[str], user_id: str, now: datetime
-) -> dict[str, Message]:
+def last_messages(conn: Connection, conversation_ids: Sequence[str], user_id: str, now: datetime) -> dict[str, Message]:
     """The newest visible message of each conversation, in one query."""
     if not conversation_ids:
         return {}
