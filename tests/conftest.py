@@ -53,15 +53,17 @@ def key_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 def server(pg_url: str, key_path: str) -> Iterator[RunningServer]:
     """The gateway on PostgreSQL. Send limits are raised so tests can send freely; the limits
     themselves are tested with their own server (tests/api/test_limits.py)."""
-    settings = make_settings(pg_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000,
-                             group_creations_per_day=100_000)
+    settings = make_settings(
+        pg_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000, group_creations_per_day=100_000
+    )
     with serve(settings) as running:
         yield running
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def store_url(request: pytest.FixtureRequest, pg_cluster: PostgresCluster | None, tmp_path: os.PathLike[str],
-              key_path: str) -> str:
+def store_url(
+    request: pytest.FixtureRequest, pg_cluster: PostgresCluster | None, tmp_path: os.PathLike[str], key_path: str
+) -> str:
     """A freshly migrated database on each backend (store tests run on both)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/store.db"

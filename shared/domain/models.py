@@ -110,3 +110,45 @@ class Event:
     topics: tuple[str, ...]
     conversation_id: str | None = None
     seq: int | None = None
+
+
+@dataclass
+class Reaction:
+    """One user's emoji on one message."""
+
+    id: str
+    message_id: str
+    conversation_id: str
+    user_id: str
+    reaction: str
+    created_at: datetime
+
+
+@dataclass
+class MessagePin:
+    message_id: str
+    conversation_id: str
+    pinned_by: str
+    pinned_at: datetime
+
+
+@dataclass
+class Draft:
+    conversation_id: str
+    user_id: str
+    content: str
+    metadata: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass
+class Attachment:
+    """A media-service object linked to a message."""
+
+    id: str
+    message_id: str
+    conversation_id: str
+    media_id: str
+    media_type: str
+    metadata: dict[str, Any]
+    created_at: datetime

@@ -16,8 +16,9 @@ def test_alice_and_bob_talk_and_alice_sees_read(server: RunningServer) -> None:
     assert sorted(conv["member_user_ids"]) == sorted([alice.user_id, bob.user_id])
 
     content = "Salut Bob 👋 — ünïcödé, \u0000 and \r\n kept exactly"
-    sent = alice.post(f"/conversations/{conv['id']}/messages",
-                      {"content": content, "message_type": "text", "client_random": 7})
+    sent = alice.post(
+        f"/conversations/{conv['id']}/messages", {"content": content, "message_type": "text", "client_random": 7}
+    )
     assert sent.status_code == 201
     message = sent.json()["data"]
     assert message["seq"] == 1 and message["status"] == "sent"
@@ -79,8 +80,9 @@ def test_fifty_concurrent_sends_get_seq_1_to_50(server: RunningServer) -> None:
 
     def send(i: int) -> int:
         sender = senders[i % 2]
-        response = sender.post(f"/conversations/{conv['id']}/messages",
-                               {"content": f"m{i}", "client_random": client_random()})
+        response = sender.post(
+            f"/conversations/{conv['id']}/messages", {"content": f"m{i}", "client_random": client_random()}
+        )
         assert response.status_code == 201, response.text
         return int(response.json()["data"]["seq"])
 

@@ -36,9 +36,22 @@ def messages_function(server: RunningServer) -> str:
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
-        [str(CLI), "--asgi", "--source", str(ROOT / "functions/messages/main.py"), "--target", "messages",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(CLI),
+            "--asgi",
+            "--source",
+            str(ROOT / "functions/messages/main.py"),
+            "--target",
+            "messages",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,7 +77,8 @@ def test_messages_function_alone_serves_send_and_history(server: RunningServer, 
     auth = {"Authorization": f"Bearer {alice.token}"}
     sent = httpx.post(
         f"{messages_function}/messaging/api/v1/conversations/{conv['id']}/messages",
-        json={"content": "via the function", "client_random": 99}, headers=auth,
+        json={"content": "via the function", "client_random": 99},
+        headers=auth,
     )
     assert sent.status_code == 201, sent.text
     # the gateway (another process, same database) sees it

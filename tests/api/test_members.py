@@ -95,7 +95,9 @@ def test_settings_pin_and_archive(server: RunningServer) -> None:
     assert alice.post(f"/conversations/{convs[5]}/pin").status_code == 200
     listed = [c["id"] for c in alice.get("/conversations").json()["data"]]
     assert convs[0] not in listed
-    assert convs[0] in [c["id"] for c in alice.get("/conversations", params={"include_archived": "true"}).json()["data"]]
+    assert convs[0] in [
+        c["id"] for c in alice.get("/conversations", params={"include_archived": "true"}).json()["data"]
+    ]
     assert [c["id"] for c in alice.get("/conversations/archived").json()["data"]] == [convs[0]]
     settings = alice.put(f"/conversations/{convs[1]}/settings", {"show_read_receipts": False, "custom_name": "Bob"})
     assert settings.status_code == 200

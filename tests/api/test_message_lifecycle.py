@@ -69,8 +69,12 @@ def test_reply_must_stay_in_the_conversation(server: RunningServer) -> None:
     here = alice.direct_with(bob)["id"]
     elsewhere = alice.direct_with(carol)["id"]
     other = alice.send(elsewhere, "elsewhere")
-    assert_error(alice.post(f"/conversations/{here}/messages",
-                            {"content": "re", "client_random": 5, "reply_to_id": other["id"]}), 422)
+    assert_error(
+        alice.post(
+            f"/conversations/{here}/messages", {"content": "re", "client_random": 5, "reply_to_id": other["id"]}
+        ),
+        422,
+    )
     target = alice.send(here, "here")
     reply = bob.send(here, "re", reply_to_id=target["id"])
     assert reply["reply_to_id"] == target["id"]
@@ -83,11 +87,13 @@ def test_history_pages_with_seq_cursors_and_exact_has_more(server: RunningServer
         alice.send(cid, f"m{i + 1}")
     first = bob.get(f"/conversations/{cid}/messages", params={"limit": 3}).json()
     assert [m["seq"] for m in first["data"]] == [7, 6, 5] and first["meta"]["has_more"] is True
-    second = bob.get(f"/conversations/{cid}/messages",
-                     params={"limit": 3, "before_seq": first["meta"]["next_before_seq"]}).json()
+    second = bob.get(
+        f"/conversations/{cid}/messages", params={"limit": 3, "before_seq": first["meta"]["next_before_seq"]}
+    ).json()
     assert [m["seq"] for m in second["data"]] == [4, 3, 2] and second["meta"]["has_more"] is True
-    third = bob.get(f"/conversations/{cid}/messages",
-                    params={"limit": 3, "before_seq": second["meta"]["next_before_seq"]}).json()
+    third = bob.get(
+        f"/conversations/{cid}/messages", params={"limit": 3, "before_seq": second["meta"]["next_before_seq"]}
+    ).json()
     assert [m["seq"] for m in third["data"]] == [1] and third["meta"]["has_more"] is False
     exact = bob.get(f"/conversations/{cid}/messages", params={"limit": 2, "before_seq": 3}).json()
     assert [m["seq"] for m in exact["data"]] == [2, 1] and exact["meta"]["has_more"] is False
@@ -109,6 +115,8 @@ def test_group_status_is_an_aggregate_and_respects_receipt_settings(server: Runn
     assert carol.post(f"/conversations/{cid}/read", {}).status_code == 200
     status = alice.get(f"/messages/{message['id']}/status").json()["data"]
     assert {r["user_id"]: r["status"] for r in status["recipients"]} == {
-        bob.user_id: "read", carol.user_id: "delivered"}
+        bob.user_id: "read",
+        carol.user_id: "delivered",
+    }
     assert status["status"] == "delivered"
     assert_error(bob.get(f"/messages/{message['id']}/status"), 403)

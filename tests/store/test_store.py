@@ -27,8 +27,7 @@ def services(store_url: str, key_path: str) -> Iterator[Services]:
 
 
 def _text(content: str, random: int | None = None) -> NewMessage:
-    return NewMessage(content=content, message_type="text",
-                      client_random=client_random() if random is None else random)
+    return NewMessage(content=content, message_type="text", client_random=client_random() if random is None else random)
 
 
 def test_send_dedupe_history_and_receipts(services: Services) -> None:
@@ -53,10 +52,12 @@ def test_send_dedupe_history_and_receipts(services: Services) -> None:
     listed = conversations.list_conversations(services, bob, archived=False)
     assert listed[0]["unread_count"] == 0 and listed[0]["last_message"]["seq"] == 2
     with services.db.transaction() as conn:
-        stored = conn.execute(select(func.count()).select_from(messages_table)
-                              .where(messages_table.c.conversation_id == conv["id"])).scalar_one()
-        unpublished = conn.execute(select(func.count()).select_from(events)
-                                   .where(events.c.published_at.is_(None))).scalar_one()
+        stored = conn.execute(
+            select(func.count()).select_from(messages_table).where(messages_table.c.conversation_id == conv["id"])
+        ).scalar_one()
+        unpublished = conn.execute(
+            select(func.count()).select_from(events).where(events.c.published_at.is_(None))
+        ).scalar_one()
     assert stored == 2
     assert unpublished == 0  # the outbox rows were published and marked
 
