@@ -25,7 +25,18 @@ def _dev(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Whispr messaging on http://{host}:{port}/messaging/api/v1 (store: {settings.database_url})", flush=True)
     print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    services.scheduler.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    finally:
+        services.close()
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from shared.relay.server import run
+
+    run(args.host, args.port)
     return 0
 
 
@@ -62,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
     dev.set_defaults(run=_dev)
+
+    relay = sub.add_parser("relay", help="run the WebSocket relay alone (the Cloud Run service)")
+    relay.add_argument("--host")
+    relay.add_argument("--port", type=int)
+    relay.set_defaults(run=_relay)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -39,6 +39,36 @@ class Limits:
     messages_per_minute: int = 100
     messages_burst: int = 20
     group_creations_per_day: int = 10
+    # reactions, drafts, attachments, forwarding
+    max_reactions_per_user_per_message: int = 5
+    max_distinct_reactions_per_message: int = 50
+    max_draft_bytes: int = 64 * 1024
+    max_attachments_per_message: int = 20
+    max_forward_targets: int = 20
+    # search
+    searches_per_hour: int = 500
+    search_default_limit: int = 20
+    search_max_limit: int = 100
+    max_search_query_chars: int = 512
+    # moderation
+    reports_per_day: int = 20
+    report_cooldown_seconds: int = 24 * 3600
+    max_report_reason_chars: int = 1000
+    max_sanction_seconds: int = 365 * 24 * 3600
+    # scheduled messages (rules.md: Scheduled; Abuse)
+    scheduled_min_lead_seconds: int = 60
+    scheduled_max_lead_seconds: int = 365 * 24 * 3600
+    max_pending_scheduled_per_user: int = 50
+    scheduled_per_hour: int = 10
+    # WebSocket relay (realtime.md): frames, idle sockets, per-connection and per-IP limits
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_idle_timeout_seconds: float = 60.0
+    ws_pushes_per_minute: int = 200
+    ws_push_burst: int = 50
+    ws_sockets_per_ip: int = 10
+    ws_send_queue_bytes: int = 4 * 1024 * 1024
+    ws_catch_up_max_messages: int = 500
+    typing_expiry_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,19 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4000
     log_level: str = "info"
+    moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
+    # scheduler port: "local" (in-process timer over the store) or "none" (nothing fires here)
+    scheduler: str = "local"
+    scheduler_rescan_seconds: float = 300.0  # the local timer also rereads the store this often
+    scheduler_lease_seconds: float = 60.0  # a claimed scheduled message not finished by then is retried
+    tasks_secret: str = ""  # WHISPR_TASKS_SECRET: required by the /tasks/* routes (Cloud Tasks targets)
+    # adapters (see docs/configuration.md): embedded defaults, or Google Cloud / its emulators
+    event_bus: str = "inprocess"  # WHISPR_EVENT_BUS: inprocess | pubsub
+    gcp_project: str = "whispr-local"  # WHISPR_GCP_PROJECT
+    pubsub_conversation_topic: str = "messaging-conversation-events"
+    pubsub_domain_topic: str = "messaging-domain-events"
+    pubsub_create_missing: bool = False  # create topics at start (emulator / local only)
+    instance_id: str = ""  # names this process's Pub/Sub subscription; random when empty
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -65,6 +108,10 @@ class Settings:
     @property
     def uses_jwks(self) -> bool:
         return bool(self.jwt_jwks_url)
+
+    @property
+    def moderators(self) -> frozenset[str]:
+        return frozenset(u.strip().lower() for u in self.moderator_ids.split(",") if u.strip())
 
 
 def _coerce(raw: str, default: Any) -> Any:

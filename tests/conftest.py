@@ -54,7 +54,15 @@ def server(pg_url: str, key_path: str) -> Iterator[RunningServer]:
     """The gateway on PostgreSQL. Send limits are raised so tests can send freely; the limits
     themselves are tested with their own server (tests/api/test_limits.py)."""
     settings = make_settings(
-        pg_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000, group_creations_per_day=100_000
+        pg_url,
+        key_path,
+        messages_burst=100_000,
+        messages_per_minute=1_000_000,
+        group_creations_per_day=100_000,
+        scheduled_per_hour=100_000,
+        max_pending_scheduled_per_user=100_000,
+        searches_per_hour=100_000,
+        reports_per_day=100_000,
     )
     with serve(settings) as running:
         yield running

@@ -48,6 +48,7 @@ def serve(settings: Settings) -> Iterator[RunningServer]:
     app = create_gateway(services, build_verifier(settings))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    services.scheduler.start()
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -130,3 +131,36 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert body["code"] == code, body
     return dict(body)
+
+
+def fresh_database(base_url: str, name: str, key_path: str) -> str:
+    """A new, migrated PostgreSQL database next to `base_url`'s (on the same server), for tests
+    that need a store no other running service touches (e.g. schedulers restarting on it)."""
+    import sqlalchemy as sa
+
+    from shared.storage.migrate import upgrade
+
+    base = sa.engine.make_url(base_url)
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(make_settings(url, key_path))
+    return url
+
+
+def moderator_client(server: RunningServer, **claims: Any) -> UserClient:
+    """A client whose token makes it a global moderator (`roles: ["moderator"]` unless other
+    claims are given), signed with the dev key like every test token."""
+    import jwt
+
+    from shared.auth.keys import DEV_KID, load_or_create_dev_key
+
+    user_id = new_id()
+    now = int(time.time())
+    body = {"sub": user_id, "deviceId": "moderator-device", "iat": now, "exp": now + 3600,
+            **(claims or {"roles": ["moderator"]})}
+    key = load_or_create_dev_key(server.services.settings.dev_key_path)
+    return UserClient(server, user_id, jwt.encode(body, key, algorithm="ES256", headers={"kid": DEV_KID}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.app import enforcement
 from shared.app.access import require_member, topic_conversation, topic_user
 from shared.app.services import Services, Unit
 from shared.app.system_messages import post_system_message
@@ -22,8 +23,10 @@ def list_members(svc: Services, actor: Actor, conversation_id: str) -> list[dict
 
 def _member_event(unit: Unit, name: str, conv: Conversation, member: Member, audience: list[str]) -> None:
     topics = (topic_conversation(conv.id), *[topic_user(u) for u in dict.fromkeys([*audience, member.user_id])])
-    unit.record(Event(name, {"conversation_id": conv.id, "user_id": member.user_id, "member": member_view(member)},
-                      topics, conversation_id=conv.id))
+    payload = {"conversation_id": conv.id, "user_id": member.user_id, "member": member_view(member)}
+    # a removed member is no longer a member: /sync must still tell them they are out
+    targets = (member.user_id,) if not member.is_active else ()
+    unit.record(Event(name, payload, topics, conversation_id=conv.id, sync_targets=targets))
 
 
 def add_members(svc: Services, actor: Actor, conversation_id: str, user_ids: list[str]) -> list[dict[str, Any]]:
@@ -37,6 +40,7 @@ def add_members(svc: Services, actor: Actor, conversation_id: str, user_ids: lis
         current = store.list_members(unit.conn, conv.id)
         active = {m.user_id for m in current}
         new_ids = [u for u in dict.fromkeys(user_ids) if u not in active]
+        enforcement.check_can_join(unit.conn, conv.id, new_ids, unit.now)  # kicked: 403 sanctioned
         if len(active) + len(new_ids) > svc.settings.limits.max_group_members:
             raise Invalid(f"a group has at most {svc.settings.limits.max_group_members} members", code="group_full")
         added = []

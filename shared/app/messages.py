@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.app import enforcement
 from shared.app.access import require_member, require_message, topic_conversation, topic_user
 from shared.app.services import Services, Unit
 from shared.app.system_messages import store_message
@@ -17,6 +18,7 @@ from shared.domain.models import Actor, Conversation, Event, Member, Message, Ne
 from shared.domain.signatures import verify_signature
 from shared.storage import conversations as conv_store
 from shared.storage import messages as store
+from shared.storage import search as search_index
 
 DEFAULT_DEVICE = "default"
 
@@ -49,19 +51,22 @@ def _check_sender_key(unit: Unit, conv: Conversation, actor: Actor, public_key: 
     if current is not None:
         first_seen = store.current_sender_key_since(unit.conn, actor.user_id, device)
         issued_at = actor.claims.get("iat")
-        if not isinstance(issued_at, (int, float)) or first_seen is None or issued_at < int(first_seen.timestamp()):
+        # iat has whole seconds: a login in the second the key was first seen may predate it, so it is no proof
+        if not isinstance(issued_at, (int, float)) or first_seen is None or issued_at <= first_seen.timestamp():
             raise Forbidden("this device already signs with another key", code="key_mismatch")
     store.record_sender_key(unit.conn, actor.user_id, device, public_key, unit.now)
-    if current is not None:
-        members = conv_store.list_members(unit.conn, conv.id)
-        unit.record(
-            Event(
-                "sender_key_changed",
-                {"user_id": actor.user_id, "device_id": device, "conversation_id": conv.id},
-                (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members]),
-                conversation_id=conv.id,
+    if current is not None:  # a safety-number change: told in every conversation the device writes to
+        written = [c.id for c, _ in conv_store.conversations_of_user(unit.conn, actor.user_id, archived=None)]
+        members = conv_store.members_of(unit.conn, written)
+        for conversation_id in written:
+            unit.record(
+                Event(
+                    "sender_key_changed",
+                    {"user_id": actor.user_id, "device_id": device, "conversation_id": conversation_id},
+                    (topic_conversation(conversation_id), *[topic_user(m.user_id) for m in members[conversation_id]]),
+                    conversation_id=conversation_id,
+                )
             )
-        )
 
 
 def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
@@ -74,6 +79,7 @@ def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMess
         raise RateLimited("too many messages; slow down", retry_after=wait)
     with svc.unit() as unit:
         conv, _ = require_member(unit.conn, conversation_id, actor.user_id)
+        enforcement.check_can_send(unit.conn, conv.id, actor.user_id, unit.now)  # mute/restrict: 403 sanctioned
         conv_store.lock_conversation(unit.conn, conv.id)  # serialises the duplicate check
         since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
         original = store.find_by_client_random(unit.conn, conv.id, actor.user_id, new.client_random, since)
@@ -102,7 +108,10 @@ def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMess
             sent_at=unit.now,
             expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
         )
-        return Sent(store_message(unit, conv, message), created=True)
+        stored = store_message(unit, conv, message)
+    if stored.expires_at is not None:  # after commit: the scheduler purges it at expiry
+        svc.scheduler.schedule("expiry", stored.id, stored.expires_at)
+    return Sent(stored, created=True)
 
 
 def _render_for(message: Message, viewer: str, others: list[Member]) -> dict[str, Any]:
@@ -170,6 +179,7 @@ def edit_message(svc: Services, actor: Actor, message_id: str, content: str, sig
             verify_signature(content, conv.id, message.client_random, signature, key)
         store.update_message(unit.conn, message.id, content=content, signature=signature, edited_at=unit.now)
         message.content, message.signature, message.edited_at = content, signature, unit.now
+        search_index.reindex_message(unit.conn, conv, message)
         members = conv_store.list_members(unit.conn, conv.id)
         topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != actor.user_id])
         unit.record(Event("message_updated", {"message": message_view(message)}, topics,
@@ -195,6 +205,7 @@ def delete_message(svc: Services, actor: Actor, message_id: str, *, for_everyone
         rules.check_delete_for_everyone(message, me, conv, unit.now, svc.settings.limits)
         store.update_message(unit.conn, message.id, content="", metadata={}, signature=None,
                              is_deleted=True, deleted_at=unit.now)
+        search_index.remove_message(unit.conn, message.id)
         members = conv_store.list_members(unit.conn, conv.id)
         topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members])
         unit.record(Event("message_deleted", payload, topics, conversation_id=conv.id, seq=message.seq))

@@ -14,6 +14,7 @@ from shared.config import Settings
 from shared.domain.models import Event
 from shared.ports.bus import EventBus, PublishedEvent
 from shared.ports.limiter import RateLimiter
+from shared.ports.scheduler import NullScheduler, Scheduler
 from shared.ports.siblings import UserDirectory
 from shared.storage import outbox
 from shared.storage.engine import Database
@@ -32,9 +33,12 @@ class Unit:
     conn: Connection
     now: datetime
     events: list[PublishedEvent] = field(default_factory=list)
+    _txid: int | None = None
 
     def record(self, event: Event) -> None:
-        self.events.append(outbox.append(self.conn, event, self.now))
+        if self._txid is None:
+            self._txid = outbox.current_txid(self.conn)
+        self.events.append(outbox.append(self.conn, event, self.now, self._txid))
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Services:
     users: UserDirectory
     limiter: RateLimiter
     clock: Callable[[], datetime] = utcnow
+    scheduler: Scheduler = field(default_factory=NullScheduler)  # bootstrap sets the configured one
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
@@ -55,15 +60,18 @@ class Services:
         if unit.events:
             self.publish(unit.events)
 
-    def publish(self, events: list[PublishedEvent]) -> None:
+    def publish(self, events: list[PublishedEvent]) -> bool:
+        """Publish committed events and mark them; False (and left for the sweeper) on failure."""
         try:
             self.bus.publish(events)
         except Exception:  # the sweeper republishes what is left unpublished
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
-            return
+            return False
         with self.db.transaction() as conn:
             outbox.mark_published(conn, [e.position for e in events], self.clock())
+        return True
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.bus.close()
         self.db.dispose()

@@ -12,6 +12,7 @@ from shared.app.views import message_view
 from shared.domain.models import Actor, Conversation, Event, Message
 from shared.storage import conversations as conv_store
 from shared.storage import messages as msg_store
+from shared.storage import search as search_index
 
 
 def store_message(unit: Unit, conv: Conversation, message: Message) -> Message:
@@ -20,6 +21,7 @@ def store_message(unit: Unit, conv: Conversation, message: Message) -> Message:
     message.seq = conv_store.next_seq(unit.conn, conv.id, unit.now)
     conv.last_seq = message.seq
     msg_store.insert_message(unit.conn, message)
+    search_index.index_message(unit.conn, conv, message)  # same transaction: searchable once committed
     members = conv_store.list_members(unit.conn, conv.id)
     topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id])
     unit.record(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.domain.models import Conversation, Member, Message, MessageStatus
+from shared.domain.models import (
+    Attachment,
+    Conversation,
+    Draft,
+    Member,
+    Message,
+    MessagePin,
+    MessageStatus,
+    Reaction,
+)
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -82,6 +91,7 @@ def conversation_view(
         "last_seq": conv.last_seq,
         "last_message": last_message,
         "unread_count": unread_count,
+        "last_read_seq": me.last_read_seq,
         "member_user_ids": [m.user_id for m in members],
         "is_pinned": me.is_pinned,
         "is_muted": me.muted_until is not None and me.muted_until > now,
@@ -91,3 +101,44 @@ def conversation_view(
         view["members"] = [member_view(m) for m in members]
         view["member_count"] = len(members)
     return view
+
+
+def reaction_view(reaction: Reaction) -> dict[str, Any]:
+    return {
+        "id": reaction.id,
+        "message_id": reaction.message_id,
+        "user_id": reaction.user_id,
+        "reaction": reaction.reaction,
+        "created_at": timestamp(reaction.created_at),
+    }
+
+
+def pin_view(pin: MessagePin, message: Message) -> dict[str, Any]:
+    return {
+        "message_id": pin.message_id,
+        "conversation_id": pin.conversation_id,
+        "pinned_by": pin.pinned_by,
+        "pinned_at": timestamp(pin.pinned_at),
+        "message": message_view(message),
+    }
+
+
+def draft_view(draft: Draft) -> dict[str, Any]:
+    return {
+        "conversation_id": draft.conversation_id,
+        "content": draft.content,
+        "metadata": draft.metadata,
+        "updated_at": timestamp(draft.updated_at),
+    }
+
+
+def attachment_view(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.id,
+        "message_id": attachment.message_id,
+        "conversation_id": attachment.conversation_id,
+        "media_id": attachment.media_id,
+        "media_type": attachment.media_type,
+        "metadata": attachment.metadata,
+        "created_at": timestamp(attachment.created_at),
+    }

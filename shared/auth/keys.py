@@ -51,11 +51,18 @@ class JwksKeySource:
         except (OSError, ValueError) as exc:
             log.warning("could not fetch JWKS from %s: %s", self._url, exc)
             return
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):  # a broken document: keep the keys we have
+            log.warning("the JWKS from %s has no list of keys", self._url)
+            return
         keys: dict[str | None, Any] = {}
-        for jwk in document.get("keys", []):
+        for jwk in entries:
+            if not isinstance(jwk, dict):
+                log.warning("skipping a JWKS entry that is not an object")
+                continue
             try:
                 keys[jwk.get("kid")] = jwt.PyJWK.from_dict(jwk).key
-            except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, ValueError) as exc:
+            except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, ValueError, TypeError) as exc:
                 log.warning("skipping unusable JWK %s: %s", jwk.get("kid"), exc)
         self._keys = keys
 

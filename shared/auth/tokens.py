@@ -44,7 +44,7 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired", code="token_expired") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:  # a key unfit for the algorithm raises ValueError
             raise Unauthorized(f"the token is not valid: {exc}", code="invalid_token") from exc
         try:
             user_id = str(uuid.UUID(str(claims["sub"])))

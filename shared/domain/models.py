@@ -110,6 +110,21 @@ class Event:
     topics: tuple[str, ...]
     conversation_id: str | None = None
     seq: int | None = None
+    # Who replays it through /sync besides the conversation's members, when it is not simply
+    # "the users of the user: topics" (e.g. member_removed: the removed user, no longer a member).
+    sync_targets: tuple[str, ...] | None = None
+
+    @property
+    def is_conversation_wide(self) -> bool:
+        return self.conversation_id is not None and f"conversation:{self.conversation_id}" in self.topics
+
+    def targets(self) -> tuple[str, ...]:
+        """Users who get this event through /sync individually (not as conversation members)."""
+        if self.sync_targets is not None:
+            return self.sync_targets
+        if self.is_conversation_wide:
+            return ()
+        return tuple(t.removeprefix("user:") for t in self.topics if t.startswith("user:"))
 
 
 @dataclass
@@ -152,3 +167,27 @@ class Attachment:
     media_type: str
     metadata: dict[str, Any]
     created_at: datetime
+
+
+ScheduledStatus = Literal["pending", "sending", "sent", "failed", "cancelled"]
+
+
+@dataclass
+class ScheduledMessage:
+    """A message to send later through the normal send path. `sending` is internal: claimed by
+    one scheduler instance (clients see it as `pending`)."""
+
+    id: str
+    conversation_id: str
+    sender_id: str
+    sender_device_id: str | None
+    content: str
+    message_type: MessageType
+    metadata: dict[str, Any]
+    client_random: int
+    scheduled_at: datetime
+    status: ScheduledStatus
+    created_at: datetime
+    updated_at: datetime
+    message_id: str | None = None
+    failure_reason: str | None = None

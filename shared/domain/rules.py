@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from shared.config import Limits
+from shared.domain.emoji import is_single_emoji
 from shared.domain.errors import Forbidden, Invalid, TooLarge
 from shared.domain.models import Conversation, Member, Message, MessageStatus, Role
 
@@ -144,3 +145,187 @@ def message_status(seq: int, readers: Iterable[Member]) -> MessageStatus:
 def visible_read_seq(member: Member) -> int:
     """What a sender may learn of this reader's read watermark (receipts can be turned off)."""
     return member.last_read_seq if member.show_read_receipts else 0
+
+
+# Reactions, message pins, drafts, attachments, forwarding, mark unread.
+
+MEDIA_TYPES = ("image", "video", "audio", "document")
+MAX_MEDIA_ID_CHARS = 128
+
+
+def check_reaction(reaction: str) -> str:
+    """The reaction as stored: one emoji grapheme (surrounding whitespace dropped)."""
+    cleaned = reaction.strip()
+    if not is_single_emoji(cleaned):
+        raise Invalid.field("reaction", "must be exactly one emoji", code="invalid_reaction")
+    return cleaned
+
+
+def check_reactable(message: Message) -> None:
+    if message.is_deleted:
+        raise Invalid(
+            "a deleted message cannot get reactions",
+            code="message_deleted",
+            details={"message_id": ["the message is deleted"]},
+        )
+
+
+def check_reaction_limits(reaction: str, mine: Iterable[str], on_message: Iterable[str], limits: Limits) -> None:
+    """A user's new emoji on a message: at most N different emojis per user per message and
+    M distinct emojis per message. Repeating one the user already has is always fine."""
+    my_reactions = set(mine)
+    if reaction in my_reactions:
+        return
+    per_user = limits.max_reactions_per_user_per_message
+    if len(my_reactions) >= per_user:
+        raise Invalid(
+            f"you can add at most {per_user} different reactions to a message",
+            code="too_many_reactions",
+            details={"reaction": [f"at most {per_user} per user per message"]},
+        )
+    distinct = set(on_message)
+    per_message = limits.max_distinct_reactions_per_message
+    if reaction not in distinct and len(distinct) >= per_message:
+        raise Invalid(
+            f"a message can have at most {per_message} different reactions",
+            code="too_many_distinct_reactions",
+            details={"reaction": [f"at most {per_message} distinct emojis per message"]},
+        )
+
+
+def check_pinnable(message: Message, member: Member) -> None:
+    """System and deleted messages are not pinnable; members pin only their own messages,
+    moderators and above any message."""
+    if message.message_type == "system":
+        raise Invalid(
+            "system messages cannot be pinned",
+            code="not_pinnable",
+            details={"message_id": ["system messages cannot be pinned"]},
+        )
+    if message.is_deleted:
+        raise Invalid(
+            "deleted messages cannot be pinned", code="not_pinnable", details={"message_id": ["the message is deleted"]}
+        )
+    if ROLE_RANK[member.role] < ROLE_RANK["moderator"] and message.sender_id != member.user_id:
+        raise Forbidden("members can pin only their own messages", code="insufficient_role")
+
+
+def check_pin_limit(pinned: int, limits: Limits) -> None:
+    """`pinned`: the conversation's pins before this one."""
+    if pinned >= limits.max_pinned_messages:
+        raise Invalid(
+            f"a conversation can have at most {limits.max_pinned_messages} pinned messages",
+            code="too_many_pins",
+            details={"message_id": [f"at most {limits.max_pinned_messages} pins"]},
+        )
+
+
+def check_unpin(message: Message, member: Member, pinned_by: str) -> None:
+    """Moderators and above unpin anything; a member unpins their own messages or their own pins."""
+    if ROLE_RANK[member.role] >= ROLE_RANK["moderator"]:
+        return
+    if member.user_id not in (message.sender_id, pinned_by):
+        raise Forbidden("members can unpin only their own messages or pins", code="insufficient_role")
+
+
+def check_draft(content: str, metadata: dict[str, Any], limits: Limits) -> None:
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise Invalid.field("content", "must be valid UTF-8 text") from exc
+    if size > limits.max_draft_bytes:
+        raise TooLarge(
+            f"the draft is {size} bytes; the limit is {limits.max_draft_bytes} bytes",
+            code="draft_too_large",
+            details={"content": [f"at most {limits.max_draft_bytes} bytes"]},
+        )
+    check_metadata(metadata, limits)
+
+
+def check_attachment(media_id: str, media_type: str, metadata: dict[str, Any], limits: Limits) -> str:
+    """The media id as stored (trimmed); the type one of MEDIA_TYPES; metadata within its limit."""
+    cleaned = media_id.strip()
+    if not 1 <= len(cleaned) <= MAX_MEDIA_ID_CHARS:
+        raise Invalid.field("media_id", f"must be 1 to {MAX_MEDIA_ID_CHARS} characters")
+    if media_type not in MEDIA_TYPES:
+        raise Invalid.field("media_type", f"must be one of {', '.join(MEDIA_TYPES)}")
+    check_metadata(metadata, limits)
+    return cleaned
+
+
+def check_attachable(message: Message, actor_id: str) -> None:
+    if message.sender_id != actor_id:
+        raise Forbidden("only the sender can attach media to a message", code="not_sender")
+    if message.message_type == "system" or message.is_deleted:
+        raise Invalid(
+            "deleted and system messages cannot get attachments",
+            code="not_attachable",
+            details={"message_id": ["deleted and system messages cannot get attachments"]},
+        )
+
+
+def check_attachment_count(existing: int, limits: Limits) -> None:
+    if existing >= limits.max_attachments_per_message:
+        n = limits.max_attachments_per_message
+        raise Invalid(
+            f"a message can have at most {n} attachments",
+            code="too_many_attachments",
+            details={"media_id": [f"at most {n} attachments per message"]},
+        )
+
+
+def check_forwardable(message: Message, conversation: Conversation) -> None:
+    """Deleted, system and ephemeral messages are not forwarded, nor E2E envelopes: their
+    ciphertext is for the members of their own conversation (clients re-encrypt and send)."""
+    reason = None
+    if message.is_deleted:
+        reason = "deleted messages cannot be forwarded"
+    elif message.message_type == "system":
+        reason = "system messages cannot be forwarded"
+    elif message.expires_at is not None:
+        reason = "ephemeral messages cannot be forwarded"
+    elif conversation.e2ee_enabled:
+        reason = "messages of end-to-end encrypted conversations are forwarded by the client, re-encrypted"
+    if reason is not None:
+        raise Invalid(reason, code="not_forwardable", details={"message_id": [reason]})
+
+
+def check_forward_targets(conversation_ids: Iterable[str], limits: Limits) -> list[str]:
+    """The target conversations, each once, in the order given."""
+    targets = list(dict.fromkeys(conversation_ids))
+    if not 1 <= len(targets) <= limits.max_forward_targets:
+        raise Invalid.field("conversation_ids", f"give 1 to {limits.max_forward_targets} conversations")
+    return targets
+
+
+def check_forward_target(conversation: Conversation) -> None:
+    if conversation.e2ee_enabled:
+        reason = f"{conversation.id} is end-to-end encrypted"
+        raise Invalid(
+            "plaintext cannot be forwarded into an end-to-end encrypted conversation",
+            code="not_forwardable",
+            details={"conversation_ids": [reason]},
+        )
+
+
+def unread_watermark(message_seq: int) -> int:
+    """The read watermark that makes this message and everything after it unread."""
+    return max(0, message_seq - 1)
+
+
+def check_scheduled_at(scheduled_at: datetime, now: datetime, limits: Limits) -> None:
+    """Scheduled: between 1 minute and 1 year ahead (both bounds included, both configurable)."""
+    lead = scheduled_at - now
+    if lead < timedelta(seconds=limits.scheduled_min_lead_seconds):
+        raise Invalid.field("scheduled_at", f"must be at least {limits.scheduled_min_lead_seconds} seconds ahead")
+    if lead > timedelta(seconds=limits.scheduled_max_lead_seconds):
+        raise Invalid.field("scheduled_at", f"must be at most {limits.scheduled_max_lead_seconds} seconds ahead")
+
+
+def check_pending_scheduled(pending: int, limits: Limits) -> None:
+    if pending >= limits.max_pending_scheduled_per_user:
+        raise Invalid(
+            f"at most {limits.max_pending_scheduled_per_user} scheduled messages may be pending",
+            code="too_many_scheduled",
+            details={"scheduled_at": [f"at most {limits.max_pending_scheduled_per_user} pending per user"]},
+        )

@@ -43,6 +43,8 @@ def json_response(body: Any, status: int, headers: dict[str, str] | None = None)
 
 def error_response(error: DomainError) -> Response:
     headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    if isinstance(error, MethodNotAllowed):  # RFC 9110: a 405 lists the allowed methods
+        headers = {"Allow": ", ".join(error.details.get("allowed", []))}
     body = {"error": error.message, "code": error.code, "details": error.details}
     return json_response(body, error.status, headers)
 
@@ -115,10 +117,12 @@ class Api:
         for name, value in params.items():
             params[name] = parse_uuid(value, name) if name.endswith("_id") else value
         body = await self._read_body(request, route)
-        call = Call(self.services, actor, params, dict(request.query_params), body)
+        call = Call(self.services, actor, params, dict(request.query_params), body, request.headers)
         reply: Reply = await anyio.to_thread.run_sync(route.handler, call)
         if reply.status == 204:
             return Response(status_code=204)
+        if reply.media_type is not None:
+            return Response(reply.data, status_code=reply.status, media_type=reply.media_type)
         if reply.bare:
             return json_response(reply.data, reply.status)
         return json_response({"data": reply.data, "meta": reply.meta}, reply.status)

@@ -1,5 +1,6 @@
 """The local gateway: every function's routes under `/messaging/api/v1` and `/api/v1` on one
-port, as API Gateway does in GCP."""
+port, as API Gateway does in GCP, and the WebSocket relay at `/messaging/socket/websocket` and
+`/socket/websocket`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from shared.app.services import Services
 from shared.auth.tokens import TokenVerifier
 from shared.http.api import Api
 from shared.http.routes import ROUTES
+from shared.relay.server import Relay
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -22,4 +25,18 @@ def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
     async def serve(request: Request) -> Response:
         return await api(request)
 
-    return Starlette(routes=[StarletteRoute("/{path:path}", serve, methods=METHODS)])
+    relay = Relay(services, verifier)  # the WebSocket relay on the same port, as in the local run
+    app = Starlette(routes=[*relay.routes(), StarletteRoute("/{path:path}", serve, methods=METHODS)])
+    not_found = app.router.default
+
+    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
+        """What the catch-all route cannot match (a path with a newline in it) still gets the
+        API's JSON error body, never Starlette's plain-text 404."""
+        if scope["type"] != "http":
+            await not_found(scope, receive, send)
+            return
+        response = await api(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = fallback
+    return app

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 from shared.domain.errors import BadRequest, Invalid
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 def parse_uuid(value: str, name: str, *, invalid: type[Exception] = BadRequest) -> str:
     """A lowercase canonical UUID string."""
@@ -29,6 +31,8 @@ def parse_int(raw: str | None, name: str, *, minimum: int | None = None) -> int 
         raise BadRequest(
             f"{name} must be an integer", code="invalid_number", details={name: ["not an integer"]}
         ) from None
+    if not INT64_MIN <= value <= INT64_MAX:  # the store's integers are 64-bit: no larger number means anything
+        raise BadRequest(f"{name} is out of range", code="invalid_number", details={name: ["out of range"]})
     if minimum is not None and value < minimum:
         raise Invalid.field(name, f"must be at least {minimum}")
     return value

@@ -6,18 +6,31 @@ ones where both could match (`/conversations/archived` before `/conversations/{i
 from __future__ import annotations
 
 from shared.http.handlers import conversations as conv
-from shared.http.handlers import health
+from shared.http.handlers import docs as api_docs
+from shared.http.handlers import drafts, health, pins, sync, tasks
 from shared.http.handlers import members as mem
+from shared.http.handlers import message_actions as act
 from shared.http.handlers import messages as msg
-from shared.http.routing import Route
+from shared.http.handlers import reactions as rx
+from shared.http.handlers import reports as rep
+from shared.http.handlers import sanctions as sanc
+from shared.http.handlers import scheduled as sch
+from shared.http.handlers import search as srch
+from shared.http.routing import QueryParam, Route
 from shared.http.schemas import (
+    AddAttachment,
     AddMembers,
+    AddReaction,
     ChangeRole,
     CreateConversation,
     EditMessage,
+    ForwardMessage,
     MarkRead,
+    SaveDraft,
+    ScheduleMessage,
     SendMessage,
     UpdateConversation,
+    UpdateScheduled,
     UpdateSettings,
 )
 
@@ -36,6 +49,11 @@ ROUTES: list[Route] = [
     Route("POST", "/conversations", "conversations", conv.create_conversation, "Create a direct or group conversation",
           body=CreateConversation, body_key="conversation", status=201),
     Route("GET", "/conversations/archived", "conversations", conv.list_archived, "The caller's archived conversations"),
+    # search (literal: before /conversations/{conversation_id})
+    Route("GET", "/conversations/search", "search", srch.search_conversations,
+          "The caller's conversations matching q: groups by name, direct conversations by the other member's id "
+          "(case-insensitive substring; the caller's custom name matches too); 500 searches/hour",
+          query=(QueryParam("q", description="what to look for (also accepted as `query`); blank: no results"),)),
     Route("GET", C, "conversations", conv.get_conversation, "Conversation detail"),
     Route("PUT", C, "conversations", conv.update_conversation, "Rename or change metadata",
           body=UpdateConversation, body_key="conversation"),
@@ -55,16 +73,118 @@ ROUTES: list[Route] = [
     Route("DELETE", C + "/members/{user_id}", "members", mem.remove_member, "Remove a member", status=204),
     Route("PATCH", C + "/members/{user_id}/role", "members", mem.change_role, "Change a member's role",
           body=ChangeRole, body_key="member"),
+    # sanctions
+    Route("GET", C + "/sanctions", "sanctions", sanc.list_sanctions,
+          "Sanctions in force (moderators see all, members their own)",
+          query=(QueryParam("include_inactive", type="boolean", default=False,
+                            description="also expired and lifted ones"),)),
+    Route("POST", C + "/sanctions", "sanctions", sanc.create_sanction,
+          "Mute, restrict or kick a member for a time (conversation owners/admins/moderators on members below "
+          "them, or global moderators); enforced on send (403 sanctioned) and on being added back",
+          body=sanc.CreateSanction, body_key="sanction", status=201),
+    Route("DELETE", C + "/sanctions/{sanction_id}", "sanctions", sanc.revoke_sanction,
+          "Lift a sanction (idempotent): the sanction, with revoked_at"),
     # messages
     Route("GET", C + "/messages", "messages", msg.history, "History, newest first, seq cursors"),
     Route("POST", C + "/messages", "messages", msg.send_message, "Send a message (idempotent on client_random)",
           body=SendMessage, body_key="message", status=201),
     Route("POST", C + "/read", "messages", msg.mark_read, "Move the caller's read watermark",
           body=MarkRead, body_key="read"),
+    # scheduled messages: these literal paths must come before /messages/{message_id}
+    Route("POST", "/messages/scheduled", "scheduled", sch.schedule,
+          "Schedule a message 1 minute to 1 year ahead (50 pending per user, 10 per hour; idempotent on "
+          "client_random)", body=ScheduleMessage, body_key="scheduled_message", status=201, response=sch.CREATE_DOC),
+    Route("GET", "/messages/scheduled", "scheduled", sch.list_scheduled,
+          "The caller's scheduled messages, soonest first, as a bare JSON array (not the {data, meta} envelope)",
+          query=sch.LIST_QUERY, response=sch.LIST_DOC),
+    Route("PATCH", "/messages/scheduled/{scheduled_id}", "scheduled", sch.update_scheduled,
+          "Edit a pending scheduled message (content, message_type, metadata, scheduled_at); 409 once it is not "
+          "pending", body=UpdateScheduled, body_key="scheduled_message", response=sch.ONE_DOC),
+    Route("DELETE", "/messages/scheduled/{scheduled_id}", "scheduled", sch.cancel_scheduled,
+          "Cancel a pending scheduled message: 200 with status cancelled; 409 once it is not pending",
+          response=sch.ONE_DOC),
+    # search (literal: before /messages/{message_id})
+    Route("GET", "/messages/search", "search", srch.search_messages,
+          "Messages of the caller's conversations, newest first: plaintext ones by full text (every word, as a "
+          "prefix); E2E ones only by the client's blind tokens (metadata.search_tokens, matched exactly), never by "
+          "content; 500 searches/hour",
+          query=(
+              QueryParam("query", description="the words, or blind tokens separated by spaces (also `q`); "
+                         "blank: no results"),
+              QueryParam("conversation_id", description="only this conversation", format="uuid"),
+              QueryParam("limit", type="integer", minimum=1, maximum=100, default=20,
+                         description="page size (larger values are capped at 100)"),
+              QueryParam("cursor", description="meta.next_cursor of the previous page"),
+          )),
     Route("GET", M, "messages", msg.get_message, "One message"),
     Route("PUT", M, "messages", msg.edit_message, "Edit within the window", body=EditMessage, body_key="message"),
     Route("DELETE", M, "messages", msg.delete_message, "Delete for me, or for everyone"),
     Route("GET", M + "/status", "messages", msg.message_status, "Per-member delivered/read, for the sender"),
+    # message actions (served by `messages`): attachments, forward, mark unread
+    Route("GET", M + "/attachments", "messages", act.list_attachments, "Media linked to the message"),
+    Route("POST", M + "/attachments", "messages", act.add_attachment,
+          "Link a media-service object (sender only; idempotent per media_id: 201 new, 200 existing)",
+          body=AddAttachment, body_key="attachment", status=201),
+    Route("POST", M + "/forward", "messages", act.forward,
+          "Forward to conversations the caller is in: the new messages (not deleted/ephemeral/E2E messages)",
+          body=ForwardMessage, body_key="forward", status=201),
+    Route("POST", M + "/unread", "messages", act.mark_unread,
+          "Mark unread from this message: the read watermark goes back to its seq - 1 (no body needed)"),
+    # reactions
+    Route("GET", M + "/reactions", "reactions", rx.list_reactions,
+          "Individual reactions in data, per-emoji counts in meta.counts"),
+    Route("POST", M + "/reactions", "reactions", rx.add_reaction,
+          "Add one emoji (idempotent: 201 new, 200 existing; 5 emojis per user, 50 per message)",
+          body=AddReaction, body_key="reaction", status=201),
+    Route("DELETE", M + "/reactions/{emoji}", "reactions", rx.remove_reaction,
+          "Remove the caller's emoji (URL-encoded); 204 whether or not it was there", status=204),
+    # message pins
+    Route("GET", C + "/pins", "pins", pins.list_pins, "Pinned messages, newest pin first, each with its message"),
+    Route("POST", M + "/pin", "pins", pins.pin_message,
+          "Pin in its conversation (max 10; members pin their own messages; idempotent)"),
+    Route("DELETE", M + "/pin", "pins", pins.unpin_message, "Unpin (idempotent): 200 with is_pinned false"),
+    # drafts
+    Route("GET", C + "/draft", "drafts", drafts.get_draft,
+          "The caller's draft; 200 with data null when there is none"),
+    Route("PUT", C + "/draft", "drafts", drafts.save_draft,
+          "Save the caller's draft (content at most 64 KiB); an empty one deletes it and answers data null",
+          body=SaveDraft, body_key="draft"),
+    Route("DELETE", C + "/draft", "drafts", drafts.delete_draft, "Delete the caller's draft (idempotent)",
+          status=204),
+    # reports (literal /reports/queue and /reports/stats before /reports/{report_id})
+    Route("POST", "/reports", "reports", rep.create_report,
+          "Report a message (one the caller can see) or a user; one report per message per 24 h (409 "
+          "already_reported), 20 reports per day (429)", body=rep.CreateReport, body_key="report", status=201),
+    Route("GET", "/reports", "reports", rep.list_reports, "The caller's own reports, newest first",
+          query=rep.PAGE_QUERY),
+    Route("GET", "/reports/queue", "reports", rep.queue, "Moderators: pending reports, oldest first",
+          query=(*rep.PAGE_QUERY, QueryParam("category", description="only this category"))),
+    Route("GET", "/reports/stats", "reports", rep.stats,
+          "Moderators: report counts per status, category and resolution"),
+    Route("GET", "/reports/{report_id}", "reports", rep.get_report, "One report: the reporter's own, or any for "
+          "moderators"),
+    Route("PUT", "/reports/{report_id}/resolve", "reports", rep.resolve,
+          "Moderators: resolve a pending report (dismissed, or action_taken with an optional action: "
+          "delete_message, mute, restrict, kick); 409 if already resolved",
+          body=rep.ResolveReport, body_key="report"),
+    # multi-device sync
+    Route("GET", "/sync", "sync", sync.sync,
+          "Changes for the caller since a cursor, in order; without since: the current cursor only"),
+    # task targets (Cloud Tasks / Cloud Scheduler; not for clients): no user token, the shared
+    # secret WHISPR_TASKS_SECRET is checked by the handlers
+    Route("POST", "/tasks/scheduled/{scheduled_id}", "tasks", tasks.fire_scheduled,
+          "Task target: send this scheduled message if due (idempotent)", authenticated=False,
+          response=tasks.FIRE_DOC),
+    Route("POST", "/tasks/expire", "tasks", tasks.expire,
+          "Task target: expire the ephemeral messages whose time has come (idempotent)", authenticated=False,
+          response=tasks.EXPIRE_DOC),
+    Route("POST", "/tasks/sweep", "tasks", tasks.sweep,
+          "Task target: send every due scheduled message and expire due messages (periodic sweep)",
+          authenticated=False, response=tasks.SWEEP_DOC),
+    # the API's documentation, beside the versioned base: /messaging/api/openapi.json, /api/openapi.json
+    Route("GET", "/api/openapi.json", "docs", api_docs.openapi_json, "This API's OpenAPI 3.1 document",
+          authenticated=False),
+    Route("GET", "/api/docs", "docs", api_docs.docs_page, "The API docs page (works offline)", authenticated=False),
 ]
 
 

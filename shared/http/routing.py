@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from shared.app.services import Services
 from shared.domain.models import Actor
+from shared.http.responses import ResponseDoc
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Reply:
     status: int = 200
     meta: dict[str, Any] = field(default_factory=dict)
     bare: bool = False  # the body is `data` itself, not the {data, meta} envelope
+    media_type: str | None = None  # `data` (str) is the body as is, with this type (the docs page)
 
     @classmethod
     def empty(cls) -> Reply:
@@ -34,11 +36,26 @@ class Call:
     path: Mapping[str, str]
     query: Mapping[str, str]
     body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive (task targets read them)
 
 
 Handler = Callable[[Call], Reply]
 
 _PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    """A query parameter, as the OpenAPI document describes it (the handler parses it)."""
+
+    name: str
+    type: str = "string"  # JSON Schema type: string, integer, boolean
+    description: str = ""
+    format: str | None = None  # e.g. uuid, date-time
+    minimum: int | None = None
+    maximum: int | None = None
+    default: Any = None
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,9 @@ class Route:
     body_key: str | None = None  # bodies may also come nested under this key
     authenticated: bool = True
     status: int = 200
+    # for the OpenAPI document (shared.http.openapi), which otherwise looks them up by handler:
+    query: tuple[QueryParam, ...] = ()  # the query parameters the handler reads
+    response: ResponseDoc | None = None  # the success body
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

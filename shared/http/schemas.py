@@ -91,3 +91,48 @@ class MarkRead(Body):
     @classmethod
     def _mid(cls, value: str | None) -> str | None:
         return None if value is None else parse_uuid(value, "message_id", invalid=ValueError)
+
+
+class AddReaction(Body):
+    reaction: StrictStr  # one emoji grapheme; checked by the rules (422 invalid_reaction)
+
+
+class SaveDraft(Body):
+    content: StrictStr = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AddAttachment(Body):
+    media_id: StrictStr
+    media_type: Literal["image", "video", "audio", "document"]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ForwardMessage(Body):
+    conversation_ids: list[StrictStr] = Field(min_length=1, max_length=1000)
+
+    @field_validator("conversation_ids")
+    @classmethod
+    def _targets(cls, values: list[str]) -> list[str]:
+        return [parse_uuid(v, "conversation_ids", invalid=ValueError) for v in values]
+
+
+class ScheduleMessage(Body):
+    conversation_id: StrictStr
+    content: StrictStr
+    message_type: Literal["text", "media"] = "text"
+    scheduled_at: datetime  # RFC 3339; a time without offset is taken as UTC
+    client_random: StrictInt | None = None  # idempotency of the POST and of the send; made up if absent
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation(cls, value: str) -> str:
+        return parse_uuid(value, "conversation_id", invalid=ValueError)
+
+
+class UpdateScheduled(Body):
+    content: StrictStr | None = None
+    message_type: Literal["text", "media"] | None = None
+    scheduled_at: datetime | None = None
+    metadata: dict[str, Any] | None = None

@@ -185,3 +185,8 @@ def current_sender_key_since(conn: Connection, user_id: str, device_id: str) -> 
         )
     ).scalar()
     return value
+
+
+def lock_message(conn: Connection, message_id: str) -> None:
+    """Serialise writers of one message's satellites (reactions, attachments) until commit."""
+    conn.execute(select(messages.c.id).where(messages.c.id == message_id).with_for_update())

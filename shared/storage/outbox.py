@@ -10,10 +10,17 @@ from sqlalchemy import Connection, insert, select, update
 
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import events
+from shared.storage.schema import event_targets, events
 
 
-def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
+def current_txid(conn: Connection) -> int:
+    """The writing transaction's id on PostgreSQL (0 on SQLite, whose writers are serial)."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    return int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
+
+
+def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> PublishedEvent:
     event_id = str(uuid.uuid4())
     row_id = conn.execute(
         insert(events)
@@ -24,10 +31,17 @@ def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
             seq=event.seq,
             topics=list(event.topics),
             payload=event.payload,
+            scope="conversation" if event.is_conversation_wide else "user",
+            txid=txid,
             created_at=now,
         )
         .returning(events.c.id)
     ).scalar_one()
+    targets = event.targets()
+    if targets:
+        conn.execute(
+            insert(event_targets), [{"user_id": user_id, "event_id": row_id, "txid": txid} for user_id in targets]
+        )
     return PublishedEvent(
         position=int(row_id),
         event_id=event_id,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from shared.storage.types import JSONText, UTCDateTime, UTF8Bytes
 
@@ -221,6 +222,12 @@ reports = Table(
     Column("resolved_by", UUID),
     Column("resolved_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+    # added by 0002: the reported message as it was when reported; what the moderator did,
+    # their note, and the sanction the action applied
+    Column("evidence", JSONText),
+    Column("action", String(20)),
+    Column("note", Text),
+    Column("sanction_id", UUID),
     Index(None, "reporter_id", "message_id", "created_at"),
     Index(None, "status", "created_at"),
 )
@@ -250,6 +257,11 @@ events = Table(
     Column("seq", BigInteger),
     Column("topics", JSONText, nullable=False),
     Column("payload", JSONText, nullable=False),
+    # 'conversation': every member of conversation_id hears it; 'user': only event_targets do.
+    Column("scope", String(12), nullable=False),
+    # PostgreSQL transaction id of the writer (0 on SQLite): the sync cursor orders by
+    # (txid, id) and stops below the oldest running transaction, so no change is ever skipped.
+    Column("txid", BigInteger, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime),
     Index(
@@ -258,5 +270,42 @@ events = Table(
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     ),
-    Index(None, "conversation_id", "id"),
+    Index(None, "conversation_id", "txid", "id"),
+)
+
+event_targets = Table(
+    "event_targets",
+    metadata,
+    Column("user_id", UUID, primary_key=True),
+    Column("event_id", AutoId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("txid", BigInteger, nullable=False, default=0),
+    Index(None, "user_id", "txid", "event_id"),
+)
+
+
+# Search (0002). Plaintext messages: one row per message with its full-text document (a
+# `tsvector` with a GIN index on PostgreSQL; on SQLite the text, indexed by the FTS5 table
+# `message_search_fts` that only the migration knows, kept in step by triggers on this table).
+# `id` is the FTS5 rowid: an explicit integer key, so VACUUM never renumbers it.
+# E2E conversations: never their content, only the client's blind tokens, matched exactly.
+message_search = Table(
+    "message_search",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("conversation_id", UUID, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("document", TSVECTOR().with_variant(Text(), "sqlite"), nullable=False),
+    Index("ix_message_search_conversation_id", "conversation_id"),
+    Index("ix_message_search_document", "document", postgresql_using="gin"),
+)
+
+message_search_tokens = Table(
+    "message_search_tokens",
+    metadata,
+    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(256), primary_key=True),
+    Column("conversation_id", UUID, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_message_search_tokens_token_conversation_id", "token", "conversation_id"),
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from shared.adapters.memory_limiter import MemoryRateLimiter
 from tests.support import assert_error, client_random, make_settings, serve
 
 
 def test_send_rate_limit_answers_429_with_retry_after(pg_url: str, key_path: str) -> None:
     with serve(make_settings(pg_url, key_path, messages_burst=20, messages_per_minute=100)) as server:
+        server.services.limiter = MemoryRateLimiter(clock=lambda: 0.0)  # time stands still: no refill
         alice, bob = server.client(), server.client()
         cid = alice.direct_with(bob)["id"]
         statuses = [

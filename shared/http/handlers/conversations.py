@@ -88,9 +88,14 @@ def get_settings(call: Call) -> Reply:
     return Reply(uc.get_settings(call.services, call.actor, call.path["conversation_id"]))
 
 
+NULLABLE_SETTINGS = ("muted_until", "custom_name")
+
+
 def update_settings(call: Call) -> Reply:
     body: UpdateSettings = call.body
-    changes = body.model_dump(exclude_unset=True)
+    # null clears muted_until and custom_name; for the on/off switches it means "no change"
+    # (those columns are NOT NULL: storing it was a 500, found by the schemathesis run)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in NULLABLE_SETTINGS}
     return Reply(uc.update_settings(call.services, call.actor, call.path["conversation_id"], changes))
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:13:59.778327
+Create Date: 2026-11-22 02:21:42.206416
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ def upgrade() -> None:
     sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('topics', shared.storage.types.JSONText(), nullable=False),
     sa.Column('payload', shared.storage.types.JSONText(), nullable=False),
+    sa.Column('scope', sa.String(length=12), nullable=False),
+    sa.Column('txid', sa.BigInteger(), nullable=False),
     sa.Column('created_at', shared.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_at', shared.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('event_id', name=op.f('uq_events_event_id'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_events_conversation_id_id'), ['conversation_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_events_conversation_id_txid_id'), ['conversation_id', 'txid', 'id'], unique=False)
         batch_op.create_index('ix_events_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
     op.create_table('reports',
@@ -129,6 +131,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_drafts_conversation_id_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('conversation_id', 'user_id', name=op.f('pk_drafts'))
     )
+    op.create_table('event_targets',
+    sa.Column('user_id', sa.String(length=36), nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('txid', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_event_targets_event_id_events'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'event_id', name=op.f('pk_event_targets'))
+    )
+    with op.batch_alter_table('event_targets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_targets_user_id_txid_event_id'), ['user_id', 'txid', 'event_id'], unique=False)
+
     op.create_table('messages',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('conversation_id', sa.String(length=36), nullable=False),
@@ -269,6 +281,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_messages_conversation_id_sender_id_client_random'))
 
     op.drop_table('messages')
+    with op.batch_alter_table('event_targets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_targets_user_id_txid_event_id'))
+
+    op.drop_table('event_targets')
     op.drop_table('drafts')
     op.drop_table('device_receipts')
     with op.batch_alter_table('conversation_members', schema=None) as batch_op:
@@ -286,7 +302,7 @@ def downgrade() -> None:
     op.drop_table('reports')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-        batch_op.drop_index(batch_op.f('ix_events_conversation_id_id'))
+        batch_op.drop_index(batch_op.f('ix_events_conversation_id_txid_id'))
 
     op.drop_table('events')
     op.drop_table('conversations')

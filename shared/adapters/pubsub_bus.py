@@ -1,0 +1,194 @@
+"""The event bus on Google Cloud Pub/Sub.
+
+Layout (architecture.md): "one topic per conversation" is realised as ONE conversation-events
+topic published with ordering key = conversation id, i.e. one ordered stream per conversation.
+Literal per-conversation topics would hit Pub/Sub's per-project quotas (10,000 topics and
+10,000 subscriptions) at a few thousand conversations. Each relay instance owns a subscription
+(created at start, expiring when abandoned, deleted on clean shutdown) and filters in code to the
+topics its sockets joined (the emulator ignores subscription filters). A second topic carries
+CloudEvents for sibling services.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+from shared.domain.cloudevents import to_cloudevent
+from shared.ports.bus import PublishedEvent, Subscriber
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTION_TTL_SECONDS = 24 * 3600  # the minimum Pub/Sub allows: abandoned ones go away
+
+
+def encode(event: PublishedEvent) -> bytes:
+    return orjson.dumps(
+        {
+            "position": event.position,
+            "event_id": event.event_id,
+            "name": event.name,
+            "topics": list(event.topics),
+            "payload": event.payload,
+            "conversation_id": event.conversation_id,
+            "seq": event.seq,
+            "created_at": event.created_at.isoformat(),
+        }
+    )
+
+
+def decode(data: bytes) -> PublishedEvent:
+    raw = orjson.loads(data)
+    return PublishedEvent(
+        position=int(raw["position"]),
+        event_id=raw["event_id"],
+        name=raw["name"],
+        topics=tuple(raw["topics"]),
+        payload=raw["payload"],
+        conversation_id=raw["conversation_id"],
+        seq=raw["seq"],
+        created_at=datetime.fromisoformat(raw["created_at"]),
+    )
+
+
+class RecentIds:
+    """A bounded set of recently seen event ids (at-least-once delivery → drop duplicates)."""
+
+    def __init__(self, size: int = 100_000):
+        self._ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def first_time(self, event_id: str) -> bool:
+        with self._lock:
+            if event_id in self._ids:
+                return False
+            self._ids[event_id] = None
+            if len(self._ids) > self._size:
+                self._ids.popitem(last=False)
+            return True
+
+
+class PubSubBus:
+    def __init__(
+        self,
+        project: str,
+        *,
+        events_topic: str = "messaging-conversation-events",
+        domain_topic: str = "messaging-domain-events",
+        subscription_prefix: str = "messaging-relay",
+        create_missing: bool = False,
+        instance_id: str | None = None,
+    ):
+        self._publisher = pubsub_v1.PublisherClient(
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+        )
+        self._subscriber: pubsub_v1.SubscriberClient | None = None
+        self._events_topic = self._publisher.topic_path(project, events_topic)
+        self._domain_topic = self._publisher.topic_path(project, domain_topic)
+        self._subscription = pubsub_v1.SubscriberClient.subscription_path(
+            project, f"{subscription_prefix}-{instance_id or uuid.uuid4().hex[:12]}"
+        )
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._streaming: Any = None
+        self._seen = RecentIds()
+        if create_missing:
+            for topic in (self._events_topic, self._domain_topic):
+                with contextlib.suppress(gexc.AlreadyExists):
+                    self._publisher.create_topic(name=topic)
+
+    # --- publishing ---------------------------------------------------------------------
+    def publish(self, events: Sequence[PublishedEvent]) -> None:
+        """Publish and wait: the outbox marks events published only once Pub/Sub has them."""
+        futures = []
+        for event in events:
+            key = event.conversation_id or ""
+            futures.append((key, self._publisher.publish(
+                self._events_topic, encode(event), ordering_key=key, name=event.name, event_id=event.event_id,
+            )))
+            cloud_event = to_cloudevent(event.event_id, event.name, event.payload, event.conversation_id,
+                                        event.created_at)
+            if cloud_event is not None:
+                futures.append((key, self._publisher.publish(
+                    self._domain_topic, orjson.dumps(cloud_event), ordering_key=key,
+                    type=cloud_event["type"], conversation_id=event.conversation_id or "",
+                )))
+        for key, future in futures:
+            try:
+                future.result(timeout=30)
+            except Exception:
+                # an ordering key pauses after a failure; resume it so the sweeper can retry
+                self._publisher.resume_publish(self._events_topic, key)
+                self._publisher.resume_publish(self._domain_topic, key)
+                raise
+
+    # --- consuming ----------------------------------------------------------------------
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(subscriber)
+            if self._streaming is None:
+                self._start_streaming()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def _start_streaming(self) -> None:
+        self._subscriber = pubsub_v1.SubscriberClient()
+        with contextlib.suppress(gexc.AlreadyExists):
+            self._subscriber.create_subscription(
+                request={
+                    "name": self._subscription,
+                    "topic": self._events_topic,
+                    "enable_message_ordering": True,
+                    "ack_deadline_seconds": 30,
+                    "expiration_policy": {"ttl": {"seconds": SUBSCRIPTION_TTL_SECONDS}},
+                    "message_retention_duration": {"seconds": 600},
+                }
+            )
+        self._streaming = self._subscriber.subscribe(self._subscription, self._on_message)
+
+    def _on_message(self, message: Any) -> None:
+        try:
+            event = decode(message.data)
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping an undecodable message %s", message.message_id)
+            message.ack()
+            return
+        if self._seen.first_time(event.event_id):
+            with self._lock:
+                subscribers = list(self._subscribers)
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("event subscriber failed on %s", event.name)
+        message.ack()
+
+    def close(self) -> None:
+        """Stop pulling and delete this instance's subscription (a clean shutdown)."""
+        with self._lock:
+            self._subscribers.clear()
+            streaming, self._streaming = self._streaming, None
+        if streaming is not None and self._subscriber is not None:
+            streaming.cancel()
+            with contextlib.suppress(Exception):  # a cancelled pull ends with an error by design
+                streaming.result(timeout=10)
+            with contextlib.suppress(gexc.NotFound):
+                self._subscriber.delete_subscription(subscription=self._subscription)
+            self._subscriber.close()
+        self._publisher.stop()

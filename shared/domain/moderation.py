@@ -1,0 +1,166 @@
+"""Moderation rules (rules.md: Abuse) as pure functions and plain objects: report categories,
+who is a global moderator, who may sanction whom. No I/O, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from shared.config import Limits
+from shared.domain.errors import Forbidden, Invalid
+from shared.domain.models import Conversation, Member
+from shared.domain.rules import ROLE_RANK
+
+ReportCategory = Literal[
+    "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
+]
+CATEGORIES: tuple[str, ...] = (
+    "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
+)
+ReportStatus = Literal["pending", "resolved"]
+STATUSES: tuple[str, ...] = ("pending", "resolved")
+Resolution = Literal["action_taken", "dismissed"]
+RESOLUTIONS: tuple[str, ...] = ("action_taken", "dismissed")
+SanctionKind = Literal["mute", "restrict", "kick"]
+SANCTION_KINDS: tuple[str, ...] = ("mute", "restrict", "kick")
+ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick"]
+ACTIONS: tuple[str, ...] = ("none", "delete_message", "mute", "restrict", "kick")
+
+# What each sanction forbids while in force: `mute` and `restrict` forbid sending messages;
+# `restrict` also forbids the other writes in the conversation (reactions, pins, attachments);
+# `kick` removes the member, who cannot be added back until it expires.
+BLOCKS_SENDING: tuple[str, ...] = ("mute", "restrict")
+BLOCKS_INTERACTING: tuple[str, ...] = ("restrict",)
+BLOCKS_JOINING: tuple[str, ...] = ("kick",)
+
+MODERATOR_ROLES = frozenset({"moderator", "admin"})
+
+
+@dataclass
+class Report:
+    id: str
+    reporter_id: str
+    message_id: str | None
+    reported_user_id: str | None
+    conversation_id: str | None
+    category: str
+    reason: str | None
+    status: str
+    resolution: str | None
+    action: str | None
+    note: str | None
+    sanction_id: str | None
+    evidence: dict[str, Any] | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+@dataclass
+class Sanction:
+    id: str
+    conversation_id: str
+    user_id: str
+    kind: str
+    reason: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+
+    def in_force(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def is_global_moderator(user_id: str, claims: dict[str, Any], configured: Collection[str]) -> bool:
+    """A service-wide moderator: the token says so (`roles`/`role` containing "moderator" or
+    "admin", or `moderator: true`), or the user is in WHISPR_MODERATOR_IDS."""
+    if user_id.lower() in configured:
+        return True
+    if claims.get("moderator") is True or claims.get("is_moderator") is True:
+        return True
+    for key in ("roles", "role"):
+        value = claims.get(key)
+        names = value.replace(",", " ").split() if isinstance(value, str) else value
+        if isinstance(names, list) and any(isinstance(n, str) and n.lower() in MODERATOR_ROLES for n in names):
+            return True
+    return False
+
+
+def check_category(category: str) -> str:
+    if category not in CATEGORIES:
+        raise Invalid.field("category", f"must be one of {', '.join(CATEGORIES)}")
+    return category
+
+
+def clean_text(value: str | None, field: str, max_chars: int) -> str | None:
+    cleaned = (value or "").strip()
+    if len(cleaned) > max_chars:
+        raise Invalid.field(field, f"at most {max_chars} characters")
+    return cleaned or None
+
+
+def sanction_expiry(
+    now: datetime, duration_seconds: int | None, expires_at: datetime | None, limits: Limits
+) -> datetime:
+    """When a sanction ends: `duration_seconds` from now, or `expires_at`; one of the two,
+    in the future and at most `max_sanction_seconds` away."""
+    if (duration_seconds is None) == (expires_at is None):
+        raise Invalid.field("duration_seconds", "give duration_seconds or expires_at (one of them)")
+    longest = limits.max_sanction_seconds
+    if duration_seconds is not None:
+        if not 1 <= duration_seconds <= longest:
+            raise Invalid.field("duration_seconds", f"must be 1 to {longest} seconds")
+        return now + timedelta(seconds=duration_seconds)
+    assert expires_at is not None
+    if expires_at <= now:
+        raise Invalid.field("expires_at", "must be in the future")
+    if expires_at - now > timedelta(seconds=longest):
+        raise Invalid.field("expires_at", f"at most {longest} seconds from now")
+    return expires_at
+
+
+def check_can_sanction(
+    actor_id: str,
+    actor_member: Member | None,
+    target: Member | None,
+    target_id: str,
+    *,
+    global_moderator: bool,
+) -> Member:
+    """Conversation owners/admins/moderators sanction members ranked below them; global
+    moderators anyone but themselves. Returns the target's membership."""
+    if not global_moderator:
+        if actor_member is None or not actor_member.is_active:
+            raise Forbidden("you are not a member of this conversation", code="not_a_member")
+        if ROLE_RANK[actor_member.role] < ROLE_RANK["moderator"]:
+            raise Forbidden("only moderators, admins and owners can sanction members", code="insufficient_role")
+    if target_id == actor_id:
+        raise Invalid.field("user_id", "you cannot sanction yourself", code="cannot_sanction_self")
+    if target is None:
+        raise Invalid.field("user_id", "is not a member of this conversation", code="member_not_found")
+    if not global_moderator:
+        assert actor_member is not None
+        if ROLE_RANK[target.role] >= ROLE_RANK[actor_member.role]:
+            raise Forbidden("you can sanction only members ranked below you", code="insufficient_role")
+    return target
+
+
+def check_kick(conv: Conversation, target: Member, active_owners: int) -> None:
+    if conv.type != "group":
+        raise Invalid("only group members can be kicked", code="not_a_group", details={"kind": ["groups only"]})
+    if target.role == "owner" and active_owners <= 1:
+        raise Forbidden("the last owner cannot be kicked", code="last_owner")
+
+
+def check_resolution(resolution: str, action: str, duration_given: bool) -> None:
+    if resolution not in RESOLUTIONS:
+        raise Invalid.field("resolution", f"must be one of {', '.join(RESOLUTIONS)}")
+    if action not in ACTIONS:
+        raise Invalid.field("action", f"must be one of {', '.join(ACTIONS)}")
+    if resolution == "dismissed" and action != "none":
+        raise Invalid.field("action", "a dismissed report takes no action")
+    if action in SANCTION_KINDS and not duration_given:
+        raise Invalid.field("duration_seconds", f"is required for {action}")

@@ -1,0 +1,116 @@
+"""REST handlers for /reports: user reports, the moderators' queue, stats and resolution."""
+
+from __future__ import annotations
+
+from pydantic import Field, StrictInt, StrictStr, field_validator
+
+from shared.app import moderation as uc
+from shared.domain.moderation import ReportAction, ReportCategory, Resolution
+from shared.http.params import parse_int, parse_uuid
+from shared.http.routing import Call, QueryParam, Reply
+from shared.http.schemas import Body
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 100
+PAGE_QUERY = (
+    QueryParam("limit", type="integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT,
+               description="page size (larger values are capped)"),
+    QueryParam("offset", type="integer", minimum=0, default=0),
+)
+
+
+def _optional_uuid(value: str | None, name: str) -> str | None:
+    return None if value is None else parse_uuid(value, name, invalid=ValueError)
+
+
+class CreateReport(Body):
+    """A report on a message (`message_id`) or on a user (`user_id`, optionally in
+    `conversation_id`). `category`: harassment, violence, spam, misinformation, adult,
+    ip_violation, illegal or other."""
+
+    message_id: StrictStr | None = None
+    user_id: StrictStr | None = None
+    conversation_id: StrictStr | None = None
+    category: ReportCategory
+    reason: StrictStr | None = Field(default=None, max_length=10_000)
+
+    @field_validator("message_id")
+    @classmethod
+    def _message(cls, value: str | None) -> str | None:
+        return _optional_uuid(value, "message_id")
+
+    @field_validator("user_id")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        return _optional_uuid(value, "user_id")
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation(cls, value: str | None) -> str | None:
+        return _optional_uuid(value, "conversation_id")
+
+
+class ResolveReport(Body):
+    """`resolution`: action_taken or dismissed. `action` (with action_taken): none,
+    delete_message, or mute/restrict/kick the reported user in the report's conversation for
+    `duration_seconds`. `note`: the moderator's, never shown to the reporter."""
+
+    resolution: Resolution
+    action: ReportAction = "none"
+    duration_seconds: StrictInt | None = None
+    note: StrictStr | None = Field(default=None, max_length=10_000)
+
+
+def _page(call: Call) -> tuple[int, int]:
+    limit = parse_int(call.query.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT
+    offset = parse_int(call.query.get("offset"), "offset", minimum=0) or 0
+    return min(limit, MAX_LIMIT), offset
+
+
+def create_report(call: Call) -> Reply:
+    body: CreateReport = call.body
+    view = uc.create_report(
+        call.services,
+        call.actor,
+        category=body.category,
+        message_id=body.message_id,
+        user_id=body.user_id,
+        conversation_id=body.conversation_id,
+        reason=body.reason,
+    )
+    return Reply(view, status=201)
+
+
+def list_reports(call: Call) -> Reply:
+    limit, offset = _page(call)
+    page = uc.list_my_reports(call.services, call.actor, limit=limit, offset=offset)
+    return Reply(page.reports, meta={"count": len(page.reports), "has_more": page.has_more, "offset": offset})
+
+
+def get_report(call: Call) -> Reply:
+    return Reply(uc.get_report(call.services, call.actor, call.path["report_id"]))
+
+
+def queue(call: Call) -> Reply:
+    limit, offset = _page(call)
+    page = uc.report_queue(
+        call.services, call.actor, limit=limit, offset=offset, category=call.query.get("category") or None
+    )
+    return Reply(page.reports, meta={"count": len(page.reports), "has_more": page.has_more, "offset": offset})
+
+
+def stats(call: Call) -> Reply:
+    return Reply(uc.report_stats(call.services, call.actor))
+
+
+def resolve(call: Call) -> Reply:
+    body: ResolveReport = call.body
+    view = uc.resolve_report(
+        call.services,
+        call.actor,
+        call.path["report_id"],
+        resolution=body.resolution,
+        action=body.action,
+        duration_seconds=body.duration_seconds,
+        note=body.note,
+    )
+    return Reply(view)

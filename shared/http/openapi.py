@@ -1,0 +1,487 @@
+"""The OpenAPI 3.1 document, generated from the route table (`shared.http.routes.ROUTES`).
+
+Every route is an operation under the server base path `/messaging/api/v1` (also `/api/v1`).
+Its request body schema comes from the route's pydantic model, its success answer from a
+`ResponseDoc` (the route's own `response=`, else `RESPONSES` below, by handler), its query
+parameters from `Route.query`, else `QUERIES` below. A route with neither still appears, with
+`data` documented as any JSON: `undocumented(routes)` lists those, and a test asks for them.
+
+    python -m shared.devtools.export_openapi build/openapi.json   # the same document, to a file
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from shared.http.responses import (
+    Attachment,
+    Conversation,
+    ConversationDetail,
+    ConversationListMeta,
+    ConversationState,
+    CountMeta,
+    Draft,
+    DuplicateMeta,
+    Error,
+    Health,
+    HistoryMeta,
+    Member,
+    Message,
+    MessageDeletion,
+    MessagePin,
+    MessagePinState,
+    MessageStatusReport,
+    OffsetPageMeta,
+    PinListMeta,
+    PinnedMessage,
+    Reaction,
+    ReactionListMeta,
+    ReadWatermark,
+    Report,
+    ReportStats,
+    ResponseDoc,
+    Sanction,
+    SearchMeta,
+    Settings,
+    SyncChange,
+    SyncMeta,
+    UnreadMark,
+)
+from shared.http.routing import Handler, QueryParam, Route
+
+OPENAPI_VERSION = "3.1.0"
+BASE_PATH = "/messaging/api/v1"
+ALTERNATE_BASE_PATH = "/api/v1"
+TITLE = "Whispr messaging API"
+SECURITY_SCHEME = "bearerAuth"
+INT64_MAX = 2**63 - 1
+
+DESCRIPTION = """\
+The REST API of the Whispr messaging service (conversations, members, messages, receipts,
+reactions, pins, drafts, sync). Generated from the service's route table.
+
+- **Base path** `/messaging/api/v1`; every route also answers under `/api/v1` (a gateway may
+  strip `/messaging`). Health also at `/health`, `/live`, `/ready`.
+- **Auth**: `Authorization: Bearer <JWT>` (ES256); `sub` is the user id, `deviceId` the device.
+- **Success bodies** are `{"data": ..., "meta": {...}}` unless an operation says the answer is
+  bare. Keys are snake_case; times are RFC 3339 UTC with microseconds and `Z`; ids are lowercase
+  UUID strings. An answer is either 204 with no body or JSON.
+- **Errors** are `{"error": "<sentence>", "code": "<machine_code>", "details": {...}}`: 400
+  malformed (bad JSON, id, number, boolean, time, cursor), 401 no or invalid token, 403 not
+  allowed, 404 not found or not visible to the caller, 409 conflict, 413 too large, 422
+  validation (`details`: field -> messages), 429 rate limited (`Retry-After` header, seconds).
+- **Request bodies** accept their fields flat (`{"content": ...}`) or nested under the resource
+  name (`{"message": {...}}`); unknown fields are ignored.
+- **History** is newest first: `limit` (default 50, at most 100), `before_seq`/`after_seq` (or
+  `before`/`after` as times); `meta.has_more` and `meta.next_before_seq`/`meta.next_after_seq`
+  give the next page.
+"""
+
+NO_BODY_NOTE = "The body may be absent or empty: it is then taken as `{}`."
+
+# --- what each existing handler answers and reads (a route's own `response=`/`query=` win) ---
+
+RESPONSES: dict[str, ResponseDoc] = {
+    "health.live": ResponseDoc(Health, description="The process is up"),
+    "health.ready": ResponseDoc(Health, description="The store is reachable"),
+    "docs.openapi_json": ResponseDoc(bare=True, description="This OpenAPI document"),
+    "docs.docs_page": ResponseDoc(media_type="text/html", description="A self-contained page rendering this document"),
+    # conversations
+    "conversations.list_conversations": ResponseDoc(
+        Conversation, many=True, meta=ConversationListMeta,
+        description="Most recent activity first; without `limit`, all of them",
+    ),
+    "conversations.list_archived": ResponseDoc(Conversation, many=True, meta=OffsetPageMeta),
+    "conversations.create_conversation": ResponseDoc(
+        ConversationDetail, statuses=(200,),
+        description="201: created; 200: the direct conversation the pair already has",
+    ),
+    "conversations.get_conversation": ResponseDoc(ConversationDetail),
+    "conversations.update_conversation": ResponseDoc(ConversationDetail, description="The whole conversation"),
+    "conversations.get_settings": ResponseDoc(Settings),
+    "conversations.update_settings": ResponseDoc(Settings),
+    "conversations.pin": ResponseDoc(ConversationState, description="Idempotent: the current state"),
+    "conversations.unpin": ResponseDoc(ConversationState, description="Idempotent: the current state"),
+    "conversations.archive": ResponseDoc(ConversationState, description="Idempotent; archiving unpins"),
+    "conversations.unarchive": ResponseDoc(ConversationState, description="Idempotent: the current state"),
+    # members
+    "members.list_members": ResponseDoc(Member, many=True, meta=CountMeta),
+    "members.add_members": ResponseDoc(Member, many=True, meta=CountMeta, description="All active members now"),
+    "members.change_role": ResponseDoc(Member),
+    # messages
+    "messages.history": ResponseDoc(Message, many=True, meta=HistoryMeta, description="Newest first"),
+    "messages.send_message": ResponseDoc(
+        Message, meta=DuplicateMeta, statuses=(200,),
+        description="201: sent; 200: the original of a retry with the same `client_random`",
+    ),
+    "messages.mark_read": ResponseDoc(ReadWatermark, description="The caller's read watermark now"),
+    "messages.get_message": ResponseDoc(Message),
+    "messages.edit_message": ResponseDoc(Message),
+    "messages.delete_message": ResponseDoc(MessageDeletion),
+    "messages.message_status": ResponseDoc(MessageStatusReport),
+    # message actions
+    "message_actions.list_attachments": ResponseDoc(Attachment, many=True, meta=CountMeta),
+    "message_actions.add_attachment": ResponseDoc(
+        Attachment, meta=DuplicateMeta, statuses=(200,), description="201: linked; 200: already linked"
+    ),
+    "message_actions.forward": ResponseDoc(Message, many=True, meta=CountMeta, description="The new messages"),
+    "message_actions.mark_unread": ResponseDoc(UnreadMark),
+    # reactions
+    "reactions.list_reactions": ResponseDoc(
+        Reaction, many=True, meta=ReactionListMeta, description="Individual reactions; per-emoji counts in meta"
+    ),
+    "reactions.add_reaction": ResponseDoc(
+        Reaction, meta=DuplicateMeta, statuses=(200,), description="201: added; 200: the caller already had it"
+    ),
+    # pins
+    "pins.list_pins": ResponseDoc(MessagePin, many=True, meta=PinListMeta, description="Newest pin first"),
+    "pins.pin_message": ResponseDoc(PinnedMessage, description="Idempotent: the pin"),
+    "pins.unpin_message": ResponseDoc(MessagePinState, description="Idempotent: `is_pinned` false"),
+    # drafts
+    "drafts.get_draft": ResponseDoc(Draft, nullable=True, description="`data` is null when there is no draft"),
+    "drafts.save_draft": ResponseDoc(Draft, nullable=True, description="`data` is null when an empty draft deleted it"),
+    # sync
+    "sync.sync": ResponseDoc(SyncChange, many=True, meta=SyncMeta, description="Changes in order"),
+    # search
+    "search.search_messages": ResponseDoc(Message, many=True, meta=SearchMeta, description="Newest first"),
+    "search.search_conversations": ResponseDoc(Conversation, many=True, meta=CountMeta),
+    # moderation
+    "sanctions.list_sanctions": ResponseDoc(Sanction, many=True, meta=CountMeta),
+    "sanctions.create_sanction": ResponseDoc(Sanction),
+    "sanctions.revoke_sanction": ResponseDoc(Sanction, description="The sanction, with `revoked_at` (idempotent)"),
+    "reports.create_report": ResponseDoc(Report),
+    "reports.list_reports": ResponseDoc(Report, many=True, meta=OffsetPageMeta, description="Newest first"),
+    "reports.queue": ResponseDoc(Report, many=True, meta=OffsetPageMeta, description="Pending, oldest first"),
+    "reports.stats": ResponseDoc(ReportStats),
+    "reports.get_report": ResponseDoc(Report),
+    "reports.resolve": ResponseDoc(Report),
+}
+
+_LIMIT = QueryParam("limit", "integer", "page size", minimum=1, maximum=INT64_MAX)
+
+QUERIES: dict[str, tuple[QueryParam, ...]] = {
+    "conversations.list_conversations": (
+        QueryParam("limit", "integer", "page size; without it, every conversation (no paging)",
+                   minimum=1, maximum=INT64_MAX),
+        QueryParam("cursor", description="`meta.next_cursor` of the previous page (with `limit`)"),
+        QueryParam("include_archived", "boolean", "include archived conversations", default=False),
+    ),
+    "conversations.list_archived": (
+        QueryParam("limit", "integer", "page size", minimum=1, maximum=INT64_MAX, default=50),
+        QueryParam("offset", "integer", "how many to skip", minimum=0, maximum=INT64_MAX, default=0),
+    ),
+    "messages.history": (
+        QueryParam("limit", "integer", "page size; values over 100 count as 100", minimum=1, maximum=INT64_MAX,
+                   default=50),
+        QueryParam("before_seq", "integer", "only messages with a smaller seq (older)", minimum=0, maximum=INT64_MAX),
+        QueryParam("after_seq", "integer", "only messages with a larger seq (newer)", minimum=0, maximum=INT64_MAX),
+        QueryParam("before", description="only messages sent before this time (older clients)", format="date-time"),
+        QueryParam("after", description="only messages sent after this time (older clients)", format="date-time"),
+    ),
+    "messages.delete_message": (
+        QueryParam("delete_for_everyone", "boolean",
+                   "true: for every member (the sender, or admins in groups, within the window); "
+                   "false: for the caller only", default=False),
+    ),
+    "sync.sync": (
+        QueryParam("since", description="the cursor of the last sync; without it, only the current cursor"),
+        QueryParam("limit", "integer", "at most this many changes; values over 1000 count as 1000",
+                   minimum=1, maximum=INT64_MAX, default=500),
+    ),
+}
+
+# Error statuses beyond the usual ones, by handler (a route's `response.errors` adds to these).
+_TASK_ERRORS = (401, 503)  # a wrong task secret; task targets disabled (WHISPR_TASKS_SECRET unset)
+EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
+    "health.ready": (503,),
+    "tasks.fire_scheduled": _TASK_ERRORS,
+    "tasks.expire": _TASK_ERRORS,
+    "tasks.sweep": _TASK_ERRORS,
+}
+
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "Malformed: bad JSON, id, number, boolean, time or cursor"),
+    401: ("Unauthorized", "No token, or an invalid or expired one"),
+    403: ("Forbidden", "Authenticated, but not allowed"),
+    404: ("NotFound", "Not found, or not visible to the caller"),
+    409: ("Conflict", "Conflicts with the current state"),
+    413: ("TooLarge", "The body, content or metadata is too large"),
+    422: ("Invalid", "Breaks a rule; `details` maps each field to its messages"),
+    429: ("RateLimited", "Rate limited: retry after `Retry-After` seconds"),
+    500: ("InternalError", "Something went wrong on the server's side (never for bad input)"),
+    503: ("Unavailable", "A dependency is unreachable"),
+}
+
+
+def handler_key(handler: Handler) -> str:
+    """`<module under shared.http.handlers>.<function>`, e.g. `messages.send_message`."""
+    module = getattr(handler, "__module__", "") or ""
+    return f"{module.removeprefix('shared.http.handlers.')}.{getattr(handler, '__name__', repr(handler))}"
+
+
+def response_doc(route: Route) -> ResponseDoc | None:
+    return route.response or RESPONSES.get(handler_key(route.handler))
+
+
+def query_params(route: Route) -> tuple[QueryParam, ...]:
+    return route.query or QUERIES.get(handler_key(route.handler), ())
+
+
+def undocumented(routes: Iterable[Route]) -> list[Route]:
+    """Routes that answer a body whose shape the document does not know."""
+    return [r for r in routes if r.status != 204 and response_doc(r) is None]
+
+
+def is_bare(route: Route) -> bool:
+    doc = response_doc(route)
+    return bool(getattr(route, "bare", False) or (doc is not None and doc.bare))
+
+
+def _api_version() -> str:
+    try:
+        return metadata.version("whispr-messaging")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _operation_ids(routes: list[Route]) -> list[str]:
+    """`<function>_<handler>`, made unique with the path where a handler serves several paths."""
+    ids: list[str] = []
+    for route in routes:
+        base = f"{route.function}_{getattr(route.handler, '__name__', 'handler')}"
+        candidate = base
+        if candidate in ids:
+            candidate = base + "_" + (re.sub(r"[^A-Za-z0-9]+", "_", route.path).strip("_") or "root")
+        n = 2
+        while candidate in ids:
+            candidate, n = f"{base}_{n}", n + 1
+        ids.append(candidate)
+    return ids
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    if name.endswith("_id"):
+        schema: dict[str, Any] = {"type": "string", "format": "uuid"}
+        description = f"{name.removesuffix('_id').replace('_', ' ')} id (a UUID; anything else is a 400)"
+    else:
+        schema = {"type": "string", "minLength": 1}
+        description = f"{name} (URL-encoded)"
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _query_parameter(param: QueryParam) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": param.type}
+    if param.format is not None:
+        schema["format"] = param.format
+    if param.minimum is not None:
+        schema["minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = param.maximum
+    if param.default is not None:
+        schema["default"] = param.default
+    out: dict[str, Any] = {"name": param.name, "in": "query", "required": param.required, "schema": schema}
+    if param.description:
+        out["description"] = param.description
+    return out
+
+
+def _error_statuses(route: Route) -> list[int]:
+    doc = response_doc(route)
+    statuses: set[int] = {500, *EXTRA_ERRORS.get(handler_key(route.handler), ()), *(doc.errors if doc else ())}
+    if route.authenticated:
+        statuses |= {400, 401, 403, 404, 409, 422, 429}
+    if route.params or route.body is not None or query_params(route):
+        statuses.add(400)
+    if route.body is not None:
+        statuses |= {413, 422}
+    return sorted(statuses)
+
+
+def _without_property_titles(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic titles every field after its name ("Sent At"): noise in a document that shows the name."""
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            name: {k: v for k, v in prop.items() if k != "title"} if isinstance(prop, dict) else prop
+            for name, prop in out["properties"].items()
+        }
+    return out
+
+
+class _Schemas:
+    """Every pydantic model the document names, generated together into components/schemas."""
+
+    def __init__(self, routes: list[Route]):
+        wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
+        for route in routes:
+            if route.body is not None:
+                wanted[(route.body, "validation")] = None
+            doc = response_doc(route)
+            if doc is not None:
+                if doc.data is not None:
+                    wanted[(doc.data, "serialization")] = None
+                wanted[(doc.meta, "serialization")] = None
+        refs, top = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
+        self._refs = refs
+        self.components: dict[str, Any] = {
+            name: _without_property_titles(schema) for name, schema in sorted(top.get("$defs", {}).items())
+        }
+
+    def ref(self, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict[str, Any]:
+        return dict(self._refs[(model, mode)])
+
+
+def _success_schema(doc: ResponseDoc | None, bare: bool, schemas: _Schemas) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if doc is not None and doc.data is not None:
+        data = schemas.ref(doc.data, "serialization")
+        if doc.many:
+            data = {"type": "array", "items": data}
+        if doc.nullable:
+            data = {"anyOf": [data, {"type": "null"}]}
+    if bare:
+        return data
+    meta = schemas.ref(doc.meta, "serialization") if doc is not None else {"type": "object"}
+    return {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {"data": data, "meta": meta},
+        "additionalProperties": False,
+    }
+
+
+def _request_body(route: Route, schemas: _Schemas) -> dict[str, Any]:
+    assert route.body is not None
+    flat = schemas.ref(route.body, "validation")
+    required = any(field.is_required() for field in route.body.model_fields.values())
+    description = "Unknown fields are ignored."
+    schema = flat
+    if route.body_key:
+        schema = {
+            "anyOf": [
+                flat,
+                {"type": "object", "required": [route.body_key], "properties": {route.body_key: flat}},
+            ]
+        }
+        description = f"The fields flat, or nested under `{route.body_key}`. " + description
+    if not required:
+        description += " " + NO_BODY_NOTE
+    return {"required": required, "description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _success_responses(route: Route, schemas: _Schemas) -> dict[str, Any]:
+    if route.status == 204:
+        return {"204": {"description": "Done; no body"}}
+    doc = response_doc(route)
+    bare = is_bare(route)
+    description = (doc.description if doc is not None else "") or "OK"
+    media_type = doc.media_type if doc is not None else "application/json"
+    if media_type == "application/json":
+        content = {media_type: {"schema": _success_schema(doc, bare, schemas)}}
+    else:
+        content = {media_type: {"schema": {"type": "string"}}}
+    answer = {"description": description, "content": content}
+    statuses = [route.status, *(doc.statuses if doc is not None else ())]
+    return {str(status): answer for status in dict.fromkeys(statuses)}
+
+
+def _operation(route: Route, operation_id: str, schemas: _Schemas) -> dict[str, Any]:
+    notes: list[str] = []
+    doc = response_doc(route)
+    if is_bare(route) and (doc is None or doc.media_type == "application/json"):
+        notes.append("Answers a **bare JSON body**, not the `{data, meta}` envelope (the Whispr client reads the "
+                     "body directly).")
+    if route.body is not None and not any(f.is_required() for f in route.body.model_fields.values()):
+        notes.append(NO_BODY_NOTE)
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": route.summary,
+        "tags": [route.function],
+        "x-function": route.function,
+    }
+    if notes:
+        operation["description"] = "\n\n".join(notes)
+    parameters = [_path_parameter(name) for name in route.params]
+    parameters += [_query_parameter(param) for param in query_params(route)]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = _request_body(route, schemas)
+    responses = _success_responses(route, schemas)
+    for status in _error_statuses(route):
+        responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
+    operation["responses"] = responses
+    if not route.authenticated:
+        operation["security"] = []
+    return operation
+
+
+def _error_components(error_ref: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status, (name, description) in ERRORS.items():
+        response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": error_ref}}}
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait before retrying",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+        out[name] = response
+    return out
+
+
+def _outside_base(path: str) -> bool:
+    """Paths that live beside the versioned API (`/api/openapi.json` is `/messaging/api/openapi.json`)."""
+    return path.startswith("/api/")
+
+
+def build_document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
+    """The OpenAPI document of `routes` (default: the route table)."""
+    if routes is None:
+        from shared.http.routes import ROUTES  # late: the table imports the docs handler, which imports us
+
+        routes = ROUTES
+    table = list(routes)
+    schemas = _Schemas(table)
+    paths: dict[str, dict[str, Any]] = {}
+    for route, operation_id in zip(table, _operation_ids(table), strict=True):
+        item = paths.setdefault(route.path, {})
+        if _outside_base(route.path):
+            item["servers"] = [{"url": "/messaging", "description": f"also at {route.path}, without /messaging"}]
+        method = route.method.lower()
+        if method in item:  # the dispatcher takes the first match: a later duplicate is never served
+            continue
+        item[method] = _operation(route, operation_id, schemas)
+    tags: dict[str, None] = dict.fromkeys(route.function for route in table)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": TITLE, "version": _api_version(), "description": DESCRIPTION},
+        "servers": [
+            {"url": BASE_PATH, "description": "the API"},
+            {"url": ALTERNATE_BASE_PATH, "description": "the same, behind a gateway that strips /messaging"},
+        ],
+        "tags": [{"name": tag, "description": f"served by the `{tag}` function"} for tag in tags],
+        "security": [{SECURITY_SCHEME: []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.components,
+            "responses": _error_components(schemas.ref(Error, "serialization")),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from the auth service (ES256; `sub` = user id, "
+                                   "`deviceId` = device id). Locally: `whispr-messaging token <user-uuid>`.",
+                }
+            },
+        },
+    }

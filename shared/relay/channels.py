@@ -1,0 +1,341 @@
+"""One joined topic on one socket (a Phoenix channel): join authorisation, catch-up, client pushes,
+and the events the hub delivers to it.
+
+A channel handles its frames one at a time, in order (its own task), like a Phoenix channel
+process: two sends from one client get their `seq` in the order they were pushed, while other
+channels and heartbeats on the same socket go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal, Protocol
+
+import anyio.to_thread
+import orjson
+
+from shared.app.services import Services
+from shared.config import Limits
+from shared.domain.errors import DomainError, Invalid
+from shared.domain.models import Actor
+from shared.relay import calls, protocol
+from shared.relay.hub import CONVERSATION, USER, Broadcast, Hub
+from shared.relay.presence import Presence, diff
+from shared.relay.protocol import Frame, Ref, Version
+from shared.relay.typing_indicators import TypingIndicators
+
+log = logging.getLogger(__name__)
+
+MAILBOX_SIZE = 256
+MAX_BUFFERED_EVENTS = 10_000  # live events held while a join catches up
+
+# The join's own reasons (realtime.md); every other error keeps the REST API's code.
+JOIN_REASONS = {"conversation_not_found": "not_found", "not_a_member": "not_authorized"}
+UNMATCHED = "unmatched topic"  # Phoenix's reason for a push on a topic the socket has not joined
+
+
+@dataclass
+class RelayContext:
+    """What every connection of one relay shares."""
+
+    services: Services
+    hub: Hub
+    presence: Presence
+    typing: TypingIndicators
+
+    @property
+    def limits(self) -> Limits:
+        return self.services.settings.limits
+
+
+class Socket(Protocol):
+    """The connection, as its channels see it."""
+
+    version: Version
+    actor: Actor
+
+    def offer(self, frame: str) -> None:
+        """Queue a frame without waiting (live events); a socket that cannot keep up is closed."""
+        ...
+
+    async def send(self, frame: str) -> None:
+        """Queue a frame, waiting while the socket's queue is over half full (replies, catch-up)."""
+        ...
+
+    def channel_ended(self, channel: Channel) -> None: ...
+
+    def kill(self, code: int, reason: str) -> None:
+        """Close the whole socket (slow consumer)."""
+        ...
+
+
+def error_response(error: DomainError) -> dict[str, Any]:
+    return protocol.error_response(error.code, error.message, error.details)
+
+
+def topic_kind(topic: str) -> Literal["user", "conversation"] | None:
+    if topic.startswith(USER) and len(topic) > len(USER):
+        return "user"
+    if topic.startswith(CONVERSATION) and len(topic) > len(CONVERSATION):
+        return "conversation"
+    return None
+
+
+def canonical_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+class Channel:
+    def __init__(self, ctx: RelayContext, socket: Socket, topic: str, join_ref: Ref):
+        self.ctx = ctx
+        self.socket = socket
+        self.topic = topic
+        self.join_ref = join_ref
+        self.user_id = socket.actor.user_id
+        self.kind = topic_kind(topic)
+        self.subject = topic.split(":", 1)[1]
+        self.state: Literal["joining", "joined", "closed"] = "joining"
+        self._buffer: list[Broadcast] | None = []  # None once live
+        self._high_seq: int | None = None  # new_message up to here came from the catch-up
+        self._revoked = False
+        self._show_typing = True
+        self._presence_ref: str | None = None
+        self._mailbox: asyncio.Queue[Frame | None] = asyncio.Queue(MAILBOX_SIZE)
+        self._task = asyncio.create_task(self._run(), name=f"channel {topic}")
+
+    # -- frames from the client -------------------------------------------------------------
+
+    def enqueue(self, frame: Frame) -> bool:
+        try:
+            self._mailbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            frame = await self._mailbox.get()
+            if frame is None:
+                return
+            try:
+                await self._handle(frame)
+            except Exception:
+                await self._crash(frame)
+
+    async def _crash(self, frame: Frame) -> None:
+        """An unexpected failure (not a domain error): the push gets an error reply, and the
+        channel ends with `phx_error` as a crashed Phoenix channel does (clients rejoin)."""
+        log.exception("channel %s failed on %s", self.topic, frame.event)
+        joined = self.state == "joined"
+        self._end()
+        await self._reply(frame, "error", protocol.error_response("internal_error", "something went wrong on our side"))
+        if joined:
+            await self.socket.send(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
+                                                   protocol.ERROR, {}))
+
+    async def _handle(self, frame: Frame) -> None:
+        if frame.event == protocol.JOIN:
+            await self._join(frame)
+        elif self.state != "joined":
+            await self._reply(frame, "error", protocol.error_response(UNMATCHED, "join the topic first"))
+        elif frame.event == protocol.LEAVE:
+            await self._reply(frame, "ok", {})
+            self._end()
+        elif frame.event in calls.TYPING_EVENTS and self.kind == "conversation":
+            await self._typing(frame)
+        elif frame.event in calls.PUSHES and self.kind == "conversation":
+            await self._push(frame)
+        else:
+            await self._reply(frame, "error", protocol.error_response(
+                "unknown_event", f"{frame.event!r} is not an event of {self.kind} topics"))
+
+    async def _reply(self, frame: Frame, status: Literal["ok", "error"], response: dict[str, Any]) -> None:
+        await self.socket.send(protocol.reply(self.socket.version, frame.join_ref, frame.ref, self.topic,
+                                              status, response))
+
+    async def _push_to_client(self, event: str, payload: dict[str, Any]) -> None:
+        await self.socket.send(protocol.encode(self.socket.version, self.join_ref, None, self.topic, event, payload))
+
+    # -- joins ------------------------------------------------------------------------------
+
+    async def _refuse(self, frame: Frame, error: DomainError) -> None:
+        response = error_response(error)
+        response["reason"] = JOIN_REASONS.get(error.code, error.code)
+        self._end()
+        await self._reply(frame, "error", response)
+
+    async def _join(self, frame: Frame) -> None:
+        if self.kind == "user":
+            await self._join_user(frame)
+        else:
+            await self._join_conversation(frame)
+
+    async def _join_user(self, frame: Frame) -> None:
+        svc, actor = self.ctx.services, self.socket.actor
+        if self.subject != actor.user_id:
+            await self._refuse(frame, DomainError("only the user may join their own topic", code="not_authorized"))
+            return
+        self.ctx.hub.subscribe(self)
+        try:
+            summaries = await anyio.to_thread.run_sync(calls.conversation_summaries, svc, actor)
+        except DomainError as error:
+            await self._refuse(frame, error)
+            return
+        if self.state == "closed":
+            return
+        await self._reply(frame, "ok", {"user_id": actor.user_id})
+        await self._push_to_client("conversation_summaries", {"summaries": summaries})
+        self._go_live()
+
+    async def _join_conversation(self, frame: Frame) -> None:
+        svc, actor = self.ctx.services, self.socket.actor
+        conversation_id = self.subject
+        if canonical_uuid(conversation_id) != conversation_id:  # events name topics by canonical ids
+            await self._refuse(frame, DomainError("conversation not found", code="conversation_not_found"))
+            return
+        try:
+            after_seq = calls.parse(calls.JoinPayload, frame.payload).last_seq
+        except Invalid as error:
+            await self._refuse(frame, error)
+            return
+        # Subscribed before the store is read: whatever commits after that read arrives live,
+        # held in the buffer until the catch-up is written.
+        self.ctx.hub.subscribe(self)
+        try:
+            bound = self.ctx.limits.ws_catch_up_max_messages
+            joined = await anyio.to_thread.run_sync(
+                calls.join_conversation, svc, actor, conversation_id, after_seq, bound)
+        except DomainError as error:
+            await self._refuse(frame, error)
+            return
+        if self.state == "closed":
+            return
+        self._show_typing = joined.show_typing
+        response: dict[str, Any] = {"conversation": joined.conversation}
+        if after_seq is not None:
+            self._high_seq = joined.last_seq
+            if joined.use_rest:
+                response.update(catch_up="use_rest", last_seq=joined.last_seq)
+        await self._reply(frame, "ok", response)
+        self._track_presence()
+        await self._push_to_client("presence_state", self.ctx.presence.state(self.topic))
+        version = self.socket.version
+        for message in joined.replay:
+            await self.socket.send(protocol.encode_json(
+                version, None, None, self.topic, "new_message", orjson.dumps({"message": message})))
+        self._go_live()
+
+    def _track_presence(self) -> None:
+        self._presence_ref = uuid.uuid4().hex
+        meta = {
+            "device_id": self.socket.actor.device_id,
+            "online_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        joins = self.ctx.presence.track(self.topic, self.user_id, self._presence_ref, meta)
+        self.ctx.hub.broadcast_local(self.topic, "presence_diff", diff(joins, {}))
+
+    def _go_live(self) -> None:
+        held, self._buffer = self._buffer or [], None
+        self.state = "joined"
+        for broadcast in held:
+            self.deliver(broadcast)
+        if self._revoked:
+            self.revoke()
+
+    # -- pushes -----------------------------------------------------------------------------
+
+    async def _push(self, frame: Frame) -> None:
+        call = calls.PUSHES[frame.event]
+        try:
+            result = await anyio.to_thread.run_sync(call, self.ctx.services, self.socket.actor, self.subject,
+                                                    frame.payload)
+        except DomainError as error:
+            await self._reply(frame, "error", error_response(error))
+            return
+        await self._reply(frame, "ok", result)
+
+    async def _typing(self, frame: Frame) -> None:
+        if frame.event == "user_typing":
+            try:
+                typing = calls.parse(calls.TypingPush, frame.payload).typing
+            except Invalid as error:
+                await self._reply(frame, "error", error_response(error))
+                return
+        else:
+            typing = frame.event == "typing_start"
+        if self._show_typing or not typing:
+            self.ctx.typing.typing(self.topic, self.subject, self.user_id, typing)
+        if frame.ref is not None:
+            await self._reply(frame, "ok", {})
+
+    # -- from the hub -----------------------------------------------------------------------
+
+    def deliver(self, broadcast: Broadcast) -> None:
+        if self.state == "closed" or not broadcast.wanted_by(self.user_id):
+            return
+        if broadcast.name == "new_message" and self._high_seq is not None and broadcast.seq is not None \
+                and broadcast.seq <= self._high_seq:
+            return  # the catch-up carried it already
+        if self._buffer is not None:
+            if len(self._buffer) >= MAX_BUFFERED_EVENTS:
+                self.socket.kill(1013, "slow consumer")  # cannot keep up with its own catch-up
+                return
+            self._buffer.append(broadcast)
+            return
+        self.socket.offer(broadcast.frame(self.socket.version))
+
+    def revoke(self) -> None:
+        if self.state == "closed":
+            return
+        if self._buffer is not None:
+            self._revoked = True  # closed once the join's reply and held events are out
+            return
+        self.close()
+
+    def settings_changed(self, settings: dict[str, Any]) -> None:
+        show = settings.get("show_typing")
+        if isinstance(show, bool):
+            self._show_typing = show
+            if not show:
+                self.ctx.typing.stop(self.topic, self.subject, self.user_id)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The server ends the channel: the client gets `phx_close` with this join's ref."""
+        if self.state == "closed":
+            return
+        self.socket.offer(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
+                                          protocol.CLOSE, {}))
+        self._end()
+
+    def _end(self) -> None:
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        self._buffer = None
+        self.ctx.hub.unsubscribe(self)
+        if self._presence_ref is not None:
+            leaves = self.ctx.presence.untrack(self.topic, self.user_id, self._presence_ref)
+            self._presence_ref = None
+            if leaves:
+                self.ctx.hub.broadcast_local(self.topic, "presence_diff", diff({}, leaves))
+        if self.kind == "conversation":
+            self.ctx.typing.stop(self.topic, self.subject, self.user_id)
+        self.socket.channel_ended(self)
+        try:
+            self._mailbox.put_nowait(None)
+        except asyncio.QueueFull:
+            self._task.cancel()
+
+    def disconnect(self) -> None:
+        """The socket is gone: clean up and stop at once."""
+        self._end()
+        self._task.cancel()

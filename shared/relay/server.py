@@ -1,0 +1,189 @@
+"""The relay's entry point: authenticate the upgrade, count sockets per IP, run the connection.
+
+`relay_routes` gives the WebSocket routes the local gateway mounts next to REST; `create_relay_app`
+is the relay alone (the Cloud Run service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from shared.app.services import Services
+from shared.auth.tokens import TokenVerifier
+from shared.domain.errors import DomainError
+from shared.domain.models import Actor
+from shared.relay import protocol
+from shared.relay.channels import RelayContext
+from shared.relay.hub import Hub
+from shared.relay.presence import Presence
+from shared.relay.socket import Connection
+from shared.relay.typing_indicators import TypingIndicators
+
+PATHS = ("/messaging/socket/websocket", "/socket/websocket")
+SOCKET_AUDIENCE = "ws"  # short-lived socket tokens; normal access tokens are accepted too
+AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class Relay:
+    def __init__(self, services: Services, verifier: TokenVerifier):
+        self.services = services
+        self.verifier = verifier
+        self.hub = Hub(services.bus)
+        self.ctx = RelayContext(
+            services=services,
+            hub=self.hub,
+            presence=Presence(),
+            typing=TypingIndicators(self.hub.publish_ephemeral, services.settings.limits.typing_expiry_seconds),
+        )
+        self._per_ip: dict[str, int] = {}
+        redact_tokens_in_server_logs()
+
+    def routes(self) -> list[BaseRoute]:
+        return [WebSocketRoute(path, self.endpoint) for path in PATHS]
+
+    async def _authenticate(self, websocket: WebSocket) -> tuple[Actor, protocol.Version]:
+        query = websocket.query_params
+        version = protocol.parse_version(query.get("vsn"))
+        if version is None:
+            raise Refused(400, "unsupported_vsn", "vsn must be 1.0.0 or 2.0.0")
+        token = query.get("token", "").strip() or _subprotocol_token(websocket) or ""
+        if not token:
+            raise Refused(403, "missing_token", "a token query parameter is required")
+        try:
+            actor = await anyio.to_thread.run_sync(self._verify, token)
+        except DomainError as error:
+            raise Refused(403, error.code, error.message) from error
+        claimed = query.get("user_id")
+        if claimed is not None and claimed.lower() != actor.user_id:
+            raise Refused(403, "user_mismatch", "user_id does not match the token")
+        return actor, version
+
+    def _verify(self, token: str) -> Actor:
+        """An access token, or a socket token (audience `ws`)."""
+        try:
+            return self.verifier.verify(token)
+        except DomainError as error:
+            try:
+                return self.verifier.verify(token, extra_audiences=(SOCKET_AUDIENCE,))
+            except DomainError:
+                raise error from None
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        self.hub.attach(asyncio.get_running_loop())
+        ip = websocket.client.host if websocket.client else "unknown"
+        limit = self.services.settings.limits.ws_sockets_per_ip
+        try:
+            actor, version = await self._authenticate(websocket)
+            if self._per_ip.get(ip, 0) >= limit:
+                raise Refused(429, "too_many_connections", f"at most {limit} sockets per address",
+                              {"retry_after": 1})
+        except Refused as refused:
+            await _refuse(websocket, refused)
+            return
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        subprotocol = "phoenix" if "phoenix" in websocket.scope.get("subprotocols", []) else None
+        try:
+            await Connection(self.ctx, websocket, actor, version, subprotocol).serve()
+        finally:
+            left = self._per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
+
+    def close(self) -> None:
+        self.hub.close()
+
+
+def _subprotocol_token(websocket: WebSocket) -> str | None:
+    """phoenix.js 1.8's `authToken`: `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<token>`,
+    which keeps the token out of URLs (and so out of access logs)."""
+    for offered in websocket.scope.get("subprotocols", []):
+        if offered.startswith(AUTH_TOKEN_PREFIX):
+            encoded = offered[len(AUTH_TOKEN_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
+class RedactTokens(logging.Filter):
+    """Socket URLs carry `token=<JWT>`: keep it out of the server's logs."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self.PATTERN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+def redact_tokens_in_server_logs() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+async def _refuse(websocket: WebSocket, refused: Refused) -> None:
+    """Refuse the upgrade: 403 is a close before accepting (every ASGI server answers it with
+    HTTP 403); other statuses use the denial-response extension where the server has it, with
+    the REST API's error body (uvicorn logs those as a handshake error: harmless)."""
+    if refused.status != 403 and "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"Retry-After": str(refused.details["retry_after"])} if "retry_after" in refused.details else None
+        body = {"error": refused.message, "code": refused.code, "details": refused.details}
+        await websocket.send_denial_response(JSONResponse(body, status_code=refused.status, headers=headers))
+    else:
+        await websocket.close(code=1008)
+
+
+def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
+    """The relay alone: the socket routes and nothing else."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        relay.close()
+
+    relay = Relay(services, verifier)
+    return Starlette(routes=relay.routes(), lifespan=lifespan)
+
+
+def run(host: str | None = None, port: int | None = None) -> None:
+    """Serve the relay alone with uvicorn (`whispr-messaging relay`). Behind Cloud Run's front end
+    the client address comes from X-Forwarded-For, which is what the per-IP socket limit counts."""
+    import uvicorn
+
+    from shared.auth.tokens import build_verifier
+    from shared.bootstrap import build_services
+    from shared.config import get_settings
+
+    settings = get_settings()
+    services = build_services(settings)
+    app = create_relay_app(services, build_verifier(settings))
+    try:
+        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level,
+                    access_log=False, proxy_headers=True, forwarded_allow_ips="*",
+                    ws_max_size=max(settings.limits.ws_max_frame_bytes * 16, 1024 * 1024))
+    finally:
+        services.close()

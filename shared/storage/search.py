@@ -1,0 +1,223 @@
+"""The message search index: full text for plaintext conversations, blind tokens for E2E ones.
+
+Plaintext messages get one `message_search` row, written in the transaction that stores the
+message (PostgreSQL: a `tsvector` under the 'simple' configuration, GIN-indexed; SQLite: the
+text, indexed by the FTS5 table `message_search_fts` that the migration keeps in step with
+triggers). Messages of a conversation with `metadata.e2ee.enabled = true` never have their
+content indexed: only the tokens the client computed (`metadata.search_tokens`, HMACs of the
+words under a key the server never sees) go to `message_search_tokens`, and a query matches
+them exactly. Whether a conversation is E2E is checked again at query time, so turning E2E on
+stops content search there at once.
+
+Queries match every word of the query as a prefix ("hel" finds "hello"), case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+
+from shared.domain.errors import Invalid
+from shared.domain.models import Conversation, Message
+from shared.storage.messages import _message, _visible_to
+from shared.storage.schema import conversations, members, message_search, message_search_tokens, messages
+
+# Blind tokens: each one is a column value, so its width is the schema's (256); the count per
+# message bounds the rows one send writes (the 16 KiB metadata limit bounds it anyway).
+MAX_TOKEN_CHARS = 256
+MAX_TOKENS_PER_MESSAGE = 64
+MAX_QUERY_WORDS = 16
+MAX_QUERY_TOKENS = 16
+
+_WORD = re.compile(r"[^\W_]+")
+_FTS = table("message_search_fts", column("rowid"))
+_PG_CONFIG: ColumnElement[Any] = literal_column("'simple'::regconfig")
+
+
+def _postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def document_text(content: str) -> str:
+    """What gets indexed: the content without NUL (PostgreSQL text cannot hold it)."""
+    return content.replace("\x00", " ")
+
+
+def search_tokens(message: Message) -> list[str]:
+    """The message's blind tokens, each once, or 422 if `metadata.search_tokens` is malformed."""
+    raw = message.metadata.get("search_tokens")
+    if raw is None:
+        return []
+    detail = f"a list of at most {MAX_TOKENS_PER_MESSAGE} strings of 1 to {MAX_TOKEN_CHARS} characters"
+    if not isinstance(raw, list) or len(raw) > MAX_TOKENS_PER_MESSAGE:
+        raise Invalid.field("metadata.search_tokens", f"must be {detail}", code="invalid_search_tokens")
+    tokens: list[str] = []
+    for token in raw:
+        if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN_CHARS or "\x00" in token:
+            raise Invalid.field("metadata.search_tokens", f"must be {detail}", code="invalid_search_tokens")
+        tokens.append(token)
+    return list(dict.fromkeys(tokens))
+
+
+def index_message(conn: Connection, conv: Conversation, message: Message) -> None:
+    """Index a message just stored (same transaction). System and deleted messages are not
+    searchable; E2E conversations index the client's blind tokens only, never the content."""
+    if message.message_type == "system" or message.is_deleted:
+        return
+    if conv.e2ee_enabled:
+        tokens = search_tokens(message)
+        if tokens:
+            conn.execute(
+                insert(message_search_tokens),
+                [
+                    {"message_id": message.id, "token": t, "conversation_id": conv.id, "seq": message.seq}
+                    for t in tokens
+                ],
+            )
+        return
+    text = document_text(message.content)
+    if not text.strip():
+        return
+    document: Any = func.to_tsvector(_PG_CONFIG, text) if _postgres(conn) else text
+    conn.execute(
+        insert(message_search).values(
+            message_id=message.id, conversation_id=conv.id, seq=message.seq, document=document
+        )
+    )
+
+
+def remove_messages(conn: Connection, message_ids: Sequence[str]) -> None:
+    """Forget messages (deleted for everyone, expired): they can no longer be found."""
+    if not message_ids:
+        return
+    conn.execute(delete(message_search).where(message_search.c.message_id.in_(message_ids)))
+    conn.execute(delete(message_search_tokens).where(message_search_tokens.c.message_id.in_(message_ids)))
+
+
+def remove_message(conn: Connection, message_id: str) -> None:
+    remove_messages(conn, [message_id])
+
+
+def reindex_message(conn: Connection, conv: Conversation, message: Message) -> None:
+    """After an edit: the index holds the new content (or, in E2E conversations, the tokens)."""
+    remove_message(conn, message.id)
+    index_message(conn, conv, message)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed search: `words` for full text (prefix match, all of them), `tokens` for blind
+    tokens (exact match, all of them: the query split on whitespace)."""
+
+    words: tuple[str, ...]
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: str) -> Query:
+        words = tuple(dict.fromkeys(w.lower() for w in _WORD.findall(raw)))[:MAX_QUERY_WORDS]
+        tokens = tuple(dict.fromkeys(raw.split()))[:MAX_QUERY_TOKENS]
+        return cls(words, tokens)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last result of the previous page: results continue strictly after it."""
+
+    sent_at: datetime
+    message_id: str
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    messages: list[Message]  # newest first
+    has_more: bool
+
+
+def _full_text_match(conn: Connection, words: Sequence[str]) -> ColumnElement[bool]:
+    if _postgres(conn):
+        tsquery = " & ".join(f"{w}:*" for w in words)
+        return message_search.c.document.op("@@")(func.to_tsquery(_PG_CONFIG, tsquery))
+    fts_query = " AND ".join(f'"{w}"*' for w in words)
+    matching = select(_FTS.c.rowid).where(literal_column("message_search_fts").op("MATCH")(fts_query))
+    return message_search.c.id.in_(matching)
+
+
+def member_conversations(user_id: str) -> Any:
+    """Ids of the active conversations the user is an active member of (a subquery)."""
+    return (
+        select(members.c.conversation_id)
+        .join(conversations, conversations.c.id == members.c.conversation_id)
+        .where(members.c.user_id == user_id, members.c.is_active.is_(True), conversations.c.is_active.is_(True))
+    )
+
+
+def search_messages(
+    conn: Connection,
+    user_id: str,
+    now: datetime,
+    query: Query,
+    *,
+    e2ee_ids: Iterable[str],
+    conversation_id: str | None = None,
+    limit: int,
+    after: Cursor | None = None,
+) -> SearchPage:
+    """Messages the user may see that match, newest first. Scope: the user's active
+    conversations (or the one given, whose membership the caller checked); `e2ee_ids` are the
+    E2E conversations of that scope: there only blind tokens match, elsewhere only full text.
+    Hidden, deleted and expired messages never match."""
+    e2ee = list(dict.fromkeys(e2ee_ids))
+    scope: Any = [conversation_id] if conversation_id is not None else member_conversations(user_id)
+    matches: list[ColumnElement[bool]] = []
+    if query.words:
+        full_text = select(message_search.c.message_id).where(
+            message_search.c.conversation_id.in_(scope),
+            _full_text_match(conn, query.words),
+        )
+        if e2ee:
+            full_text = full_text.where(message_search.c.conversation_id.not_in(e2ee))
+        matches.append(messages.c.id.in_(full_text))
+    if query.tokens and e2ee:
+        tok = message_search_tokens
+        blind = (
+            select(tok.c.message_id)
+            .where(tok.c.token.in_(query.tokens), tok.c.conversation_id.in_(e2ee))
+            .group_by(tok.c.message_id)
+            .having(func.count() == len(query.tokens))
+        )
+        matches.append(messages.c.id.in_(blind))
+    if not matches:
+        return SearchPage([], False)
+    statement = select(messages).where(
+        or_(*matches),
+        messages.c.conversation_id.in_(scope),
+        messages.c.is_deleted.is_(False),
+        _visible_to(user_id, now),
+    )
+    if after is not None:
+        statement = statement.where(
+            or_(
+                messages.c.sent_at < after.sent_at,
+                and_(messages.c.sent_at == after.sent_at, messages.c.id < after.message_id),
+            )
+        )
+    rows = conn.execute(statement.order_by(messages.c.sent_at.desc(), messages.c.id.desc()).limit(limit + 1))
+    found = [_message(r) for r in rows]
+    return SearchPage(found[:limit], len(found) > limit)

@@ -1,0 +1,336 @@
+"""Reports, the moderators' queue and conversation sanctions (rules.md: Abuse)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shared.app.services import utcnow
+from shared.config import load_settings
+from shared.domain.moderation import CATEGORIES, is_global_moderator
+from shared.storage.schema import events, reports, sanctions
+from shared.storage.schema import members as conversation_members
+from tests.support import (
+    RunningServer,
+    UserClient,
+    assert_error,
+    client_random,
+    fresh_database,
+    make_settings,
+    moderator_client,
+    new_id,
+    serve,
+)
+
+
+@pytest.fixture
+def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
+    """Shift the service's clock: append a timedelta (from real now) to move to that time."""
+    offset = [timedelta(0)]
+    server.services.clock = lambda: utcnow() + offset[-1]
+    try:
+        yield offset
+    finally:
+        server.services.clock = utcnow
+
+
+def report(client: UserClient, **body: Any) -> dict[str, Any]:
+    response = client.post("/reports", {"category": "spam", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json()["data"])
+
+
+def send_status(client: UserClient, cid: str) -> int:
+    body = {"content": "hi", "client_random": client_random()}
+    return client.post(f"/conversations/{cid}/messages", body).status_code
+
+
+def outbox(server: RunningServer, name: str) -> list[dict[str, Any]]:
+    with server.services.db.transaction() as conn:
+        rows = conn.execute(select(events.c.topics, events.c.payload).where(events.c.name == name))
+        return [dict(r._mapping) for r in rows]
+
+
+# reports
+
+
+def test_report_a_message_with_a_24_hour_cooldown(server: RunningServer, time_travel: list[timedelta]) -> None:
+    alice, bob = server.client(), server.client()
+    cid = alice.direct_with(bob)["id"]
+    message = alice.send(cid, "buy cheap watches")
+    created = report(bob, message_id=message["id"], category="spam", reason="  advertising  ")
+    assert created["reporter_id"] == bob.user_id and created["message_id"] == message["id"]
+    assert created["reported_user_id"] == alice.user_id and created["conversation_id"] == cid
+    assert (created["category"], created["reason"], created["status"]) == ("spam", "advertising", "pending")
+    assert created["resolution"] is None and "note" not in created and "evidence" not in created
+
+    again = assert_error(bob.post("/reports", {"message_id": message["id"], "category": "harassment"}),
+                         409, "already_reported")
+    assert again["details"]["report_id"] == created["id"] and again["details"]["retry_after"] > 86000
+    time_travel.append(timedelta(hours=23, minutes=59, seconds=59))
+    late = assert_error(bob.post("/reports", {"message_id": message["id"], "category": "spam"}), 409)
+    assert late["details"]["retry_after"] <= 2
+    another = alice.send(cid, "and another one")  # the cooldown is per message
+    report(bob, message_id=another["id"])
+    time_travel.append(timedelta(hours=24, seconds=1))
+    second = report(bob, message_id=message["id"], category="harassment")
+    assert second["id"] != created["id"]
+    with server.services.db.transaction() as conn:
+        stored = conn.execute(select(reports.c.id, reports.c.evidence).where(reports.c.message_id == message["id"]))
+        rows = {r.id: r.evidence for r in stored}
+    assert set(rows) == {created["id"], second["id"]}
+    assert rows[created["id"]]["content"] == "buy cheap watches"  # the message as it was reported
+    created_events = [e for e in outbox(server, "moderation.report_created") if e["payload"]["report"]["id"] in rows]
+    assert len(created_events) == 2 and all(e["topics"] == [] for e in created_events)
+
+
+def test_report_validation_and_visibility(server: RunningServer) -> None:
+    alice, bob, eve = server.client(), server.client(), server.client()
+    cid = alice.group_with(bob)["id"]
+    message = alice.send(cid, "hello")
+    body = assert_error(bob.post("/reports", {"message_id": message["id"], "category": "rude"}), 422)
+    assert "category" in body["details"]
+    assert_error(bob.post("/reports", {"message_id": message["id"]}), 422)  # no category
+    assert_error(bob.post("/reports", {"category": "spam"}), 422)  # nothing to report
+    assert_error(bob.post("/reports", {"message_id": "nope", "category": "spam"}), 422)
+    assert_error(bob.post("/reports", {"message_id": message["id"], "category": "spam",
+                                       "reason": "x" * 1001}), 422)
+    assert_error(eve.post("/reports", {"message_id": message["id"], "category": "spam"}), 404, "message_not_found")
+    assert_error(alice.post("/reports", {"message_id": message["id"], "category": "spam"}), 422, "cannot_report_self")
+    assert_error(bob.post("/reports", {"message_id": message["id"], "user_id": eve.user_id, "category": "spam"}), 422)
+    hidden = alice.send(cid, "hidden")
+    assert bob.delete(f"/messages/{hidden['id']}").status_code == 200
+    assert_error(bob.post("/reports", {"message_id": hidden["id"], "category": "spam"}), 404)
+    # a user, in a conversation or not; each of the eight categories is accepted
+    for category in CATEGORIES:
+        made = report(bob, user_id=new_id(), category=category)
+        assert made["category"] == category and made["message_id"] is None
+    in_conv = report(eve, user_id=alice.user_id, category="harassment")
+    assert in_conv["conversation_id"] is None
+    assert_error(eve.post("/reports", {"user_id": alice.user_id, "conversation_id": cid, "category": "spam"}), 403)
+    assert_error(bob.post("/reports", {"user_id": bob.user_id, "category": "spam"}), 422, "cannot_report_self")
+    assert_error(eve.post("/reports", {"user_id": alice.user_id, "category": "spam"}), 409, "already_reported")
+
+
+def test_twenty_reports_a_day(pg_url: str, key_path: str) -> None:
+    """With the default limits (the shared server lifts them)."""
+    with serve(make_settings(pg_url, key_path, reports_per_day=20)) as server:
+        alice, bob = server.client(), server.client()
+        cid = alice.direct_with(bob)["id"]
+        sent = [alice.send(cid, f"m{i}") for i in range(21)]
+        for message in sent[:20]:
+            report(bob, message_id=message["id"])
+        limited = bob.post("/reports", {"message_id": sent[20]["id"], "category": "spam"})
+        assert_error(limited, 429, "rate_limited")
+        assert 86000 < int(limited.headers["Retry-After"]) <= 86400
+        assert report(alice, user_id=bob.user_id)["status"] == "pending"  # per reporter
+        server.services.clock = lambda: utcnow() + timedelta(hours=24, seconds=1)
+        report(bob, message_id=sent[20]["id"])
+
+
+def test_own_reports_and_who_sees_a_report(server: RunningServer) -> None:
+    alice, bob, eve = server.client(), server.client(), server.client()
+    cid = alice.direct_with(bob)["id"]
+    first = report(bob, message_id=alice.send(cid, "one")["id"])
+    second = report(bob, message_id=alice.send(cid, "two")["id"])
+    mine = bob.get("/reports").json()
+    assert [r["id"] for r in mine["data"]] == [second["id"], first["id"]] and mine["meta"]["has_more"] is False
+    paged = bob.get("/reports", params={"limit": 1}).json()
+    assert [r["id"] for r in paged["data"]] == [second["id"]] and paged["meta"]["has_more"] is True
+    assert bob.get(f"/reports/{first['id']}").json()["data"]["id"] == first["id"]
+    assert_error(eve.get(f"/reports/{first['id']}"), 404, "report_not_found")
+    assert_error(alice.get(f"/reports/{first['id']}"), 404)  # the reported user neither
+    assert moderator_client(server).get(f"/reports/{first['id']}").json()["data"]["evidence"]["content"] == "one"
+    assert eve.get("/reports").json()["data"] == []
+
+
+def test_only_moderators_see_the_queue_and_stats_and_resolve(server: RunningServer) -> None:
+    alice, bob = server.client(), server.client()
+    cid = alice.direct_with(bob)["id"]
+    made = report(bob, message_id=alice.send(cid, "x")["id"])
+    for client in (bob, alice, moderator_client(server, roles=["user"]), moderator_client(server, moderator=False)):
+        assert_error(client.get("/reports/queue"), 403, "not_a_moderator")
+        assert_error(client.get("/reports/stats"), 403, "not_a_moderator")
+        assert_error(client.put(f"/reports/{made['id']}/resolve", {"resolution": "dismissed"}), 403, "not_a_moderator")
+    for claims in ({"roles": ["moderator"]}, {"roles": "admin"}, {"role": "moderator"}, {"moderator": True}):
+        assert moderator_client(server, **claims).get("/reports/stats").status_code == 200
+
+
+def test_moderator_ids_come_from_the_token_or_the_configuration() -> None:
+    uid = new_id()
+    assert is_global_moderator(uid, {"roles": ["user", "Moderator"]}, frozenset())
+    assert is_global_moderator(uid, {"roles": "user admin"}, frozenset())
+    assert not is_global_moderator(uid, {"roles": ["user"], "moderator": "yes"}, frozenset())
+    settings = load_settings({"WHISPR_MODERATOR_IDS": f" {uid.upper()} , {new_id()}"})
+    assert is_global_moderator(uid, {}, settings.moderators)
+    assert not is_global_moderator(new_id(), {}, settings.moderators)
+
+
+def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
+    url = fresh_database(pg_url, "whispr_moderation", key_path)
+    with serve(make_settings(url, key_path)) as server:
+        alice, bob, carol = server.client(), server.client(), server.client()
+        mod = moderator_client(server)
+        cid = alice.group_with(bob, carol)["id"]
+        spam = report(bob, message_id=alice.send(cid, "spam here")["id"], category="spam")
+        threat = report(carol, message_id=alice.send(cid, "a threat")["id"], category="violence")
+        user = report(bob, user_id=carol.user_id, category="harassment")
+        queue = mod.get("/reports/queue").json()
+        assert [r["id"] for r in queue["data"]] == [spam["id"], threat["id"], user["id"]]  # oldest first
+        assert queue["data"][0]["evidence"]["content"] == "spam here"
+        page = mod.get("/reports/queue", params={"limit": 2, "offset": 1}).json()
+        assert [r["id"] for r in page["data"]] == [threat["id"], user["id"]] and page["meta"]["has_more"] is False
+        only = mod.get("/reports/queue", params={"category": "violence"}).json()["data"]
+        assert [r["id"] for r in only] == [threat["id"]]
+        assert_error(mod.get("/reports/queue", params={"category": "rude"}), 422)
+
+        dismissed = mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed", "note": "banter"})
+        assert dismissed.status_code == 200, dismissed.text
+        view = dismissed.json()["data"]
+        assert (view["status"], view["resolution"], view["action"], view["resolved_by"]) == (
+            "resolved", "dismissed", "none", mod.user_id)
+        assert_error(mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed"}), 409, "already_resolved")
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "maybe"}), 422)
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "dismissed", "action": "kick"}), 422)
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "mute"}), 422)
+        assert_error(mod.put(f"/reports/{new_id()}/resolve", {"resolution": "dismissed"}), 404, "report_not_found")
+
+        deleted = mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "delete_message"})
+        assert deleted.status_code == 200 and deleted.json()["data"]["action"] == "delete_message"
+        assert bob.get(f"/messages/{spam['message_id']}").json()["data"]["is_deleted"] is True
+        muted = mod.put(f"/reports/{threat['id']}/resolve",
+                        {"resolution": "action_taken", "action": "mute", "duration_seconds": 3600})
+        assert muted.status_code == 200 and muted.json()["data"]["sanction_id"]
+        assert_error(alice.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}),
+                     403, "sanctioned")
+
+        stats = mod.get("/reports/stats").json()["data"]
+        assert stats["total"] == 3
+        assert stats["by_status"] == {"pending": 0, "resolved": 3}
+        assert stats["by_category"] == {**dict.fromkeys(CATEGORIES, 0), "spam": 1, "violence": 1, "harassment": 1}
+        assert stats["by_resolution"] == {"action_taken": 2, "dismissed": 1}
+        assert mod.get("/reports/queue").json()["data"] == []
+        # the reporter sees the outcome, not the moderator's note or name
+        seen = bob.get(f"/reports/{user['id']}").json()["data"]
+        assert seen["status"] == "resolved" and seen["resolution"] == "dismissed"
+        assert "note" not in seen and "resolved_by" not in seen
+
+
+# sanctions
+
+
+def test_a_sanction_blocks_sending_until_it_expires(server: RunningServer, time_travel: list[timedelta]) -> None:
+    alice, bob, carol = server.client(), server.client(), server.client()
+    cid = alice.group_with(bob, carol)["id"]
+    response = alice.post(f"/conversations/{cid}/sanctions",
+                          {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 3600, "reason": "calm down"})
+    assert response.status_code == 201, response.text
+    sanction = response.json()["data"]
+    assert (sanction["user_id"], sanction["kind"], sanction["is_active"]) == (bob.user_id, "mute", True)
+    assert sanction["created_by"] == alice.user_id and sanction["revoked_at"] is None
+
+    refused = assert_error(bob.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}),
+                           403, "sanctioned")
+    assert refused["details"]["kind"] == "mute" and refused["details"]["expires_at"] == sanction["expires_at"]
+    assert send_status(carol, cid) == 201  # only bob is muted, only here
+    assert send_status(bob, bob.direct_with(carol)["id"]) == 201
+    time_travel.append(timedelta(minutes=59, seconds=58))
+    assert send_status(bob, cid) == 403
+    time_travel.append(timedelta(hours=1, seconds=1))
+    assert send_status(bob, cid) == 201
+    listed = alice.get(f"/conversations/{cid}/sanctions").json()
+    assert listed["data"] == []  # expired: no longer in force
+    history = alice.get(f"/conversations/{cid}/sanctions", params={"include_inactive": "true"}).json()["data"]
+    assert [s["id"] for s in history] == [sanction["id"]] and history[0]["is_active"] is False
+    applied = [e for e in outbox(server, "moderation.sanction_applied")
+               if e["payload"]["sanction"]["id"] == sanction["id"]]
+    assert len(applied) == 1 and applied[0]["topics"] == [f"user:{bob.user_id}"]
+
+
+def test_restrict_blocks_sending_and_lifting_ends_it(server: RunningServer) -> None:
+    alice, bob = server.client(), server.client()
+    cid = alice.group_with(bob)["id"]
+    sanction = alice.post(f"/conversations/{cid}/sanctions",
+                          {"user_id": bob.user_id, "kind": "restrict", "duration_seconds": 86400}).json()["data"]
+    assert send_status(bob, cid) == 403
+    # bob sees his own sanction; he cannot lift it
+    assert [s["id"] for s in bob.get(f"/conversations/{cid}/sanctions").json()["data"]] == [sanction["id"]]
+    assert_error(bob.delete(f"/conversations/{cid}/sanctions/{sanction['id']}"), 403)
+    lifted = alice.delete(f"/conversations/{cid}/sanctions/{sanction['id']}")
+    assert lifted.status_code == 200 and lifted.json()["data"]["revoked_at"] is not None
+    assert lifted.json()["data"]["is_active"] is False
+    assert alice.delete(f"/conversations/{cid}/sanctions/{sanction['id']}").status_code == 200  # idempotent
+    assert send_status(bob, cid) == 201
+    assert_error(alice.delete(f"/conversations/{cid}/sanctions/{new_id()}"), 404, "sanction_not_found")
+
+
+def test_kick_removes_the_member_who_cannot_be_added_back_until_it_ends(
+    server: RunningServer, time_travel: list[timedelta]
+) -> None:
+    alice, bob, carol = server.client(), server.client(), server.client()
+    cid = alice.group_with(bob, carol)["id"]
+    kicked = alice.post(f"/conversations/{cid}/sanctions",
+                        {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 7200})
+    assert kicked.status_code == 201, kicked.text
+    members = [m["user_id"] for m in alice.get(f"/conversations/{cid}/members").json()["data"]]
+    assert bob.user_id not in members and carol.user_id in members
+    with server.services.db.transaction() as conn:
+        row = conn.execute(select(conversation_members.c.is_active, conversation_members.c.left_at).where(
+            conversation_members.c.conversation_id == cid, conversation_members.c.user_id == bob.user_id)).one()
+    assert row.is_active is False and row.left_at is not None
+    assert_error(bob.get(f"/conversations/{cid}"), 403, "not_a_member")
+    assert_error(bob.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}), 403, "not_a_member")
+    system = alice.get(f"/conversations/{cid}/messages").json()["data"][0]
+    assert system["message_type"] == "system" and system["metadata"]["system"]["action"] == "member_kicked"
+    refused = assert_error(alice.post(f"/conversations/{cid}/members", {"user_id": bob.user_id}), 403, "sanctioned")
+    assert refused["details"]["user_ids"] == [bob.user_id]
+    time_travel.append(timedelta(hours=2, seconds=1))
+    assert alice.post(f"/conversations/{cid}/members", {"user_id": bob.user_id}).status_code == 201
+    assert send_status(bob, cid) == 201
+
+
+def test_who_may_sanction_whom(server: RunningServer) -> None:
+    owner, admin, mod_member, bob, carol = (server.client() for _ in range(5))
+    cid = owner.group_with(admin, mod_member, bob, carol)["id"]
+    for user, role in ((admin, "admin"), (mod_member, "moderator")):
+        assert owner.patch(f"/conversations/{cid}/members/{user.user_id}/role", {"role": role}).status_code == 200
+
+    def sanction(actor: UserClient, target: UserClient, kind: str = "mute", **extra: Any) -> Any:
+        body = {"user_id": target.user_id, "kind": kind, "duration_seconds": 600, **extra}
+        return actor.post(f"/conversations/{cid}/sanctions", body)
+
+    assert_error(sanction(bob, carol), 403, "insufficient_role")  # plain members cannot
+    assert_error(sanction(mod_member, admin), 403, "insufficient_role")  # not above yourself
+    assert_error(sanction(admin, owner), 403, "insufficient_role")
+    assert_error(sanction(admin, admin), 422, "cannot_sanction_self")
+    assert sanction(mod_member, bob).status_code == 201  # a conversation moderator mutes a member
+    assert_error(sanction(owner, server.client()), 422, "member_not_found")
+    assert_error(sanction(owner, bob, "ban"), 422)
+    assert_error(sanction(owner, bob, duration_seconds=None), 422)
+    assert_error(sanction(owner, bob, duration_seconds=0), 422)
+    assert_error(sanction(owner, bob, duration_seconds=366 * 86400), 422)
+    outsider = server.client()
+    assert_error(sanction(outsider, bob), 403, "not_a_member")
+    assert_error(outsider.get(f"/conversations/{cid}/sanctions"), 403, "not_a_member")
+    # a global moderator, not a member, may; but kicking needs a group and spares the last owner
+    global_mod = moderator_client(server)
+    assert sanction(global_mod, admin, "restrict").status_code == 201
+    assert_error(sanction(global_mod, owner, "kick"), 403, "last_owner")
+    direct = bob.direct_with(carol)["id"]
+    assert_error(global_mod.post(f"/conversations/{direct}/sanctions",
+                                 {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 60}), 422, "not_a_group")
+    assert global_mod.post(f"/conversations/{direct}/sanctions",
+                           {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 60}).status_code == 201
+    assert send_status(bob, direct) == 403
+    # a newer decision replaces the older one of the same kind
+    first = sanction(owner, carol, duration_seconds=60).json()["data"]
+    second = sanction(owner, carol, duration_seconds=120).json()["data"]
+    listed = owner.get(f"/conversations/{cid}/sanctions").json()["data"]
+    assert second["id"] in [s["id"] for s in listed] and first["id"] not in [s["id"] for s in listed]
+    with server.services.db.transaction() as conn:
+        revoked = conn.execute(select(sanctions.c.revoked_at).where(sanctions.c.id == first["id"])).scalar_one()
+    assert revoked is not None

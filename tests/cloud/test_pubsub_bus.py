@@ -1,0 +1,109 @@
+"""The Pub/Sub event bus against the official Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+from google.cloud import pubsub_v1
+
+from shared.adapters.pubsub_bus import PubSubBus
+from shared.devtools.emulators import Emulator
+from shared.ports.bus import PublishedEvent
+
+
+def _event(position: int, conversation_id: str, seq: int, name: str = "new_message") -> PublishedEvent:
+    return PublishedEvent(
+        position=position, event_id=str(uuid.uuid4()), name=name,
+        topics=(f"conversation:{conversation_id}",),
+        payload={"message": {"id": str(uuid.uuid4()), "seq": seq, "content": "secret", "metadata": {}}},
+        conversation_id=conversation_id, seq=seq, created_at=datetime.now(timezone.utc),
+    )
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[PublishedEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: PublishedEvent) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def wait_for(self, count: int, timeout: float = 60) -> list[PublishedEvent]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.events) >= count:
+                    return list(self.events)
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.events)
+
+
+def test_every_instance_gets_every_event_once_in_conversation_order(pubsub_emulator: Emulator) -> None:
+    project = f"whispr-test-{uuid.uuid4().hex[:8]}"
+    publisher = PubSubBus(project, create_missing=True)
+    relays = [PubSubBus(project, instance_id=f"relay-{i}") for i in range(2)]
+    collectors = [Collector() for _ in relays]
+    for relay, collector in zip(relays, collectors, strict=True):
+        relay.subscribe(collector)
+    try:
+        time.sleep(1)  # streaming pulls are open before anything is published
+        conversations = [str(uuid.uuid4()) for _ in range(3)]
+        events = [_event(i, conversations[i % 3], i // 3 + 1) for i in range(150)]
+        for start in range(0, len(events), 10):
+            publisher.publish(events[start:start + 10])
+        publisher.publish(events[:5])  # a republish (as the outbox sweeper may do): no duplicates
+        for collector in collectors:
+            got = collector.wait_for(150)
+            assert sorted(e.event_id for e in got) == sorted(e.event_id for e in events)
+            for cid in conversations:
+                seqs = [e.seq for e in got if e.conversation_id == cid]
+                assert seqs == list(range(1, 51))
+            assert got[0].payload["message"]["content"] == "secret"  # relays get the full event
+    finally:
+        for relay in relays:
+            relay.close()
+        publisher.close()
+
+
+def test_domain_events_are_cloudevents_without_content(pubsub_emulator: Emulator) -> None:
+    project = f"whispr-test-{uuid.uuid4().hex[:8]}"
+    bus = PubSubBus(project, create_missing=True)
+    subscriber = pubsub_v1.SubscriberClient()
+    sub = subscriber.subscription_path(project, "siblings")
+    subscriber.create_subscription(name=sub, topic=f"projects/{project}/topics/messaging-domain-events")
+    try:
+        event = _event(1, str(uuid.uuid4()), 1)
+        bus.publish([event, _event(2, str(uuid.uuid4()), 1, name="user_typing")])
+        received = []
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            response = subscriber.pull(subscription=sub, max_messages=10, timeout=5)
+            received += response.received_messages
+        assert len(received) == 1  # typing is not a domain event
+        message = received[0].message
+        cloud_event = orjson.loads(message.data)
+        assert message.attributes["type"] == cloud_event["type"] == "whispr.messaging.message.created"
+        assert cloud_event["specversion"] == "1.0" and cloud_event["id"] == event.event_id
+        assert "content" not in cloud_event["data"]["message"]
+        assert message.ordering_key == event.conversation_id
+    finally:
+        subscriber.close()
+        bus.close()
+
+
+def test_clean_shutdown_deletes_the_instance_subscription(pubsub_emulator: Emulator) -> None:
+    project = f"whispr-test-{uuid.uuid4().hex[:8]}"
+    bus = PubSubBus(project, create_missing=True, instance_id="gone")
+    bus.subscribe(Collector())
+    admin = pubsub_v1.SubscriberClient()
+    names = [s.name for s in admin.list_subscriptions(project=f"projects/{project}")]
+    assert names == [f"projects/{project}/subscriptions/messaging-relay-gone"]
+    bus.close()
+    assert list(admin.list_subscriptions(project=f"projects/{project}")) == []
+    admin.close()

@@ -1,0 +1,72 @@
+"""The transactional outbox: events survive a failed publish and the sweeper sends them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.adapters.inprocess_bus import InProcessBus
+from shared.app import conversations, messages
+from shared.app.outbox_sweeper import sweep_outbox
+from shared.app.services import Services
+from shared.bootstrap import build_services
+from shared.domain.models import Actor, NewMessage
+from shared.ports.bus import PublishedEvent, Subscriber
+from shared.storage.schema import events
+from tests.support import make_settings, new_id
+
+
+class FlakyBus:
+    """A bus that is down until `up` is set (a real outage, as the publisher sees it)."""
+
+    def __init__(self) -> None:
+        self.inner = InProcessBus()
+        self.up = False
+
+    def publish(self, batch: Sequence[PublishedEvent]) -> None:
+        if not self.up:
+            raise ConnectionError("bus unreachable")
+        self.inner.publish(batch)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        return self.inner.subscribe(subscriber)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def services(store_url: str, key_path: str) -> Iterator[Services]:
+    svc = build_services(make_settings(store_url, key_path))
+    svc.bus = FlakyBus()
+    yield svc
+    svc.close()
+
+
+def _unpublished(svc: Services) -> int:
+    with svc.db.transaction() as conn:
+        return int(conn.execute(select(func.count()).select_from(events)
+                                .where(events.c.published_at.is_(None))).scalar_one())
+
+
+def test_a_send_commits_even_when_the_bus_is_down_and_the_sweeper_delivers_later(services: Services) -> None:
+    bus = services.bus
+    assert isinstance(bus, FlakyBus)
+    heard: list[PublishedEvent] = []
+    bus.subscribe(heard.append)
+    alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+    conv = conversations.create_direct(services, alice, bob.user_id).view
+    sent = messages.send_message(services, alice, conv["id"], NewMessage("kept", "text", 1))
+    assert sent.created and heard == []
+    assert _unpublished(services) == 2  # conversation_created, new_message
+
+    assert sweep_outbox(services, older_than_seconds=0) == 0  # still down: nothing lost
+    assert _unpublished(services) == 2
+    bus.up = True
+    assert sweep_outbox(services, older_than_seconds=0) == 2
+    assert [e.name for e in heard] == ["conversation_created", "new_message"]
+    assert heard[1].payload["message"]["content"] == "kept"
+    assert _unpublished(services) == 0
+    assert sweep_outbox(services, older_than_seconds=0) == 0

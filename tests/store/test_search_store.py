@@ -1,0 +1,120 @@
+"""The search index on both backends: PostgreSQL (tsvector + GIN) and SQLite (FTS5), whose
+queries differ. Same use cases, same answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from shared.app import conversations, messages, search
+from shared.app.services import Services
+from shared.bootstrap import build_services
+from shared.domain.errors import Invalid
+from shared.domain.models import Actor, NewMessage
+from shared.storage.migrate import alembic_config
+from shared.storage.schema import message_search, message_search_tokens
+from tests.support import client_random, make_settings, new_id
+
+
+@pytest.fixture
+def services(store_url: str, key_path: str) -> Iterator[Services]:
+    svc = build_services(make_settings(store_url, key_path, messages_burst=10_000, messages_per_minute=10_000_000))
+    yield svc
+    svc.close()
+
+
+def _send(svc: Services, actor: Actor, cid: str, content: str, **extra: object) -> str:
+    new = NewMessage(content=content, message_type="text", client_random=client_random(), **extra)  # type: ignore[arg-type]
+    return messages.send_message(svc, actor, cid, new).message.id
+
+
+def _found(svc: Services, actor: Actor, query: str, **kwargs: object) -> list[str]:
+    results = search.search_messages(svc, actor, query, limit=kwargs.pop("limit", 50), **kwargs)  # type: ignore[arg-type]
+    return [m["id"] for m in results.messages]
+
+
+def test_full_text_prefix_and_all_words(services: Services) -> None:
+    alice, bob = Actor(new_id()), Actor(new_id())
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    first = _send(services, alice, cid, "Le Café de la Gare opens at nine")
+    second = _send(services, bob, cid, "The gare is closed; NINE-thirty then")
+    _send(services, alice, cid, "unrelated")
+    assert _found(services, bob, "gare") == [second, first]
+    assert _found(services, bob, "GAR") == [second, first]  # prefix, case-insensitive
+    assert _found(services, bob, "café nine") == [first]  # every word; non-ASCII words
+    assert _found(services, bob, "thirty gare") == [second]
+    assert _found(services, bob, "gare banana") == []
+    # query syntax of either backend is inert
+    for query in ['"gare', "gare OR unrelated", "NEAR(gare nine)", "gare*", "-gare", "gare:* | unrelated", "'"]:
+        search.search_messages(services, bob, query, limit=10)
+    assert _found(services, bob, "gare OR unrelated") == []  # OR is a word here, and nothing has it
+
+
+def test_pages_newest_first_across_conversations(services: Services) -> None:
+    alice, bob, carol = Actor(new_id()), Actor(new_id()), Actor(new_id())
+    one = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    two = conversations.create_group(services, alice, "Two", [carol.user_id], {}).view["id"]
+    sent = [_send(services, alice, one if i % 2 else two, f"needle {i}") for i in range(5)]
+    newest_first = list(reversed(sent))
+    page = search.search_messages(services, alice, "needle", limit=2)
+    assert [m["id"] for m in page.messages] == newest_first[:2] and page.has_more
+    page = search.search_messages(services, alice, "needle", limit=3, after=page.next_cursor)
+    assert [m["id"] for m in page.messages] == newest_first[2:] and not page.has_more and page.next_cursor is None
+    assert _found(services, bob, "needle") == [m for m in newest_first if m in sent[1::2]]
+    assert _found(services, alice, "needle", conversation_id=two) == [m for m in newest_first if m in sent[0::2]]
+
+
+def test_edit_delete_and_e2e_tokens_keep_the_index_in_step(services: Services) -> None:
+    alice, bob = Actor(new_id()), Actor(new_id())
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    mid = _send(services, alice, cid, "original wording\u0000here")
+    assert _found(services, bob, "wording") == [mid]
+    messages.edit_message(services, alice, mid, "replaced text", None)
+    assert _found(services, bob, "wording") == [] and _found(services, bob, "replaced") == [mid]
+    messages.delete_message(services, alice, mid, for_everyone=True)
+    assert _found(services, bob, "replaced") == []
+    with services.db.transaction() as conn:
+        assert conn.execute(select(func.count()).select_from(message_search)
+                            .where(message_search.c.message_id == mid)).scalar_one() == 0
+        if conn.dialect.name == "sqlite":  # the FTS5 table follows its content table (triggers)
+            fts = "SELECT count(*) FROM message_search_fts WHERE message_search_fts MATCH 'replaced'"
+            hits = conn.execute(text(fts))
+            assert hits.scalar_one() == 0
+
+    group = conversations.create_group(services, alice, "Sealed", [bob.user_id], {"e2ee": {"enabled": True}}).view
+    sealed = _send(services, alice, group["id"], "ciphertext words", metadata={"search_tokens": ["t1", "t2"]})
+    assert _found(services, bob, "ciphertext") == []
+    assert _found(services, bob, "t2 t1") == [sealed]
+    assert _found(services, bob, "t1 t3") == []
+    with services.db.transaction() as conn:
+        assert conn.execute(select(func.count()).select_from(message_search_tokens)
+                            .where(message_search_tokens.c.message_id == sealed)).scalar_one() == 2
+    with pytest.raises(Invalid):
+        _send(services, alice, group["id"], "x", metadata={"search_tokens": [1, 2]})
+    with pytest.raises(Invalid):
+        _send(services, alice, group["id"], "x", metadata={"search_tokens": ["t"] * 65})
+
+
+def test_migration_0002_goes_down_and_up_again(store_url: str) -> None:
+    """0002 is hand-written for both backends (FTS5 table and triggers only on SQLite)."""
+    config = alembic_config(store_url)
+    command.downgrade(config, "0001")
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            assert not {"message_search", "message_search_tokens", "message_search_fts"} & tables
+            assert "evidence" not in {c["name"] for c in inspect(conn).get_columns("reports")}
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            assert {"message_search", "message_search_tokens"} <= tables
+            assert ("message_search_fts" in tables) == (conn.dialect.name == "sqlite")
+            indexes = {i["name"] for i in inspect(conn).get_indexes("message_search")}
+            assert "ix_message_search_conversation_id" in indexes
+            assert ("ix_message_search_document" in indexes) == (conn.dialect.name == "postgresql")
+    finally:
+        engine.dispose()
