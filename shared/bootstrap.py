@@ -11,6 +11,8 @@ from shared.adapters.memory_limiter import MemoryRateLimiter
 from shared.app.services import Services
 from shared.config import Settings, get_settings
 from shared.ports.bus import EventBus
+from shared.ports.scheduler import Scheduler
+from shared.ports.state import StateStore
 from shared.storage.engine import Database, create_db_engine
 
 
@@ -30,6 +32,26 @@ def build_bus(settings: Settings) -> EventBus:
     raise ValueError(f"unknown WHISPR_EVENT_BUS {settings.event_bus!r} (inprocess or pubsub)")
 
 
+def build_state_store(settings: Settings) -> StateStore:
+    if settings.state_store == "memory":
+        from shared.relay.presence import Presence
+
+        return Presence(instance_id=settings.instance_id or "local",
+                        away_after_seconds=settings.limits.presence_away_seconds)
+    if settings.state_store == "firestore":
+        from shared.adapters.firestore_state import FirestoreStateStore  # the Google client loads only when chosen
+
+        return FirestoreStateStore(
+            settings.gcp_project,
+            database=settings.firestore_database,
+            instance_id=settings.instance_id or None,
+            away_after_seconds=settings.limits.presence_away_seconds,
+            heartbeat_seconds=settings.presence_heartbeat_seconds,
+            lease_seconds=settings.presence_lease_seconds,
+        )
+    raise ValueError(f"unknown WHISPR_STATE_STORE {settings.state_store!r} (memory or firestore)")
+
+
 def build_services(settings: Settings) -> Services:
     services = Services(
         settings=settings,
@@ -37,13 +59,33 @@ def build_services(settings: Settings) -> Services:
         bus=build_bus(settings),
         users=PermissiveUserDirectory(),
         limiter=MemoryRateLimiter(),
+        state=build_state_store(settings),
     )
     # the scheduler fires through the services it belongs to; long-running entry points start it
     if settings.scheduler == "local":
         services.scheduler = LocalScheduler(services)
+    elif settings.scheduler == "cloudtasks":
+        services.scheduler = build_cloud_tasks_scheduler(settings, services)
     elif settings.scheduler != "none":
-        raise ValueError(f"unknown WHISPR_SCHEDULER {settings.scheduler!r} (local or none)")
+        raise ValueError(f"unknown WHISPR_SCHEDULER {settings.scheduler!r} (local, cloudtasks or none)")
     return services
+
+
+def build_cloud_tasks_scheduler(settings: Settings, services: Services) -> Scheduler:
+    from datetime import timedelta
+
+    from shared.adapters.cloud_tasks_scheduler import CloudTasksScheduler, build_client
+
+    return CloudTasksScheduler(
+        settings.tasks_queue,
+        settings.tasks_target_url,
+        secret=settings.tasks_secret,
+        invoker_email=settings.tasks_invoker_email,
+        audience=settings.tasks_audience,
+        horizon=timedelta(seconds=settings.tasks_horizon_seconds),
+        clock=lambda: services.clock(),  # follows the services' clock (tests move it)
+        client_factory=lambda: build_client(settings.tasks_emulator_host),
+    )
 
 
 _lock = threading.Lock()

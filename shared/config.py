@@ -69,13 +69,29 @@ class Limits:
     ws_send_queue_bytes: int = 4 * 1024 * 1024
     ws_catch_up_max_messages: int = 500
     typing_expiry_seconds: float = 10.0
+    presence_away_seconds: float = 300.0  # rules.md: away after 5 minutes without activity
+    ws_gap_fill_seconds: float = 0.5  # a message event missing this long past a later one is read from the store
+
+
+# Pool (size, overflow) per component. A function instance serves few requests at a time and
+# there may be hundreds of instances: small pools keep Cloud SQL's max_connections within reach.
+# The relay runs many sockets' pushes (and group commits) through one process: a larger pool.
+_COMPONENT_POOLS: dict[str, tuple[int, int]] = {
+    "function": (2, 2),
+    "relay": (10, 20),
+    "grpc": (5, 10),
+    "gateway": (10, 10),
+    "": (10, 10),
+}
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/whispr.db"
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # SQLAlchemy pool per process; 0 / -1 (the defaults): sized for WHISPR_COMPONENT (see db_pool)
+    db_pool_size: int = 0
+    db_max_overflow: int = -1
+    component: str = ""  # WHISPR_COMPONENT: function | relay | grpc | gateway (empty: gateway)
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
     jwt_audience: str = ""
@@ -87,11 +103,19 @@ class Settings:
     port: int = 4000
     log_level: str = "info"
     moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
-    # scheduler port: "local" (in-process timer over the store) or "none" (nothing fires here)
+    # scheduler port: "local" (in-process timer over the store), "cloudtasks" (Cloud Tasks, one
+    # task per item) or "none" (nothing fires here)
     scheduler: str = "local"
     scheduler_rescan_seconds: float = 300.0  # the local timer also rereads the store this often
     scheduler_lease_seconds: float = 60.0  # a claimed scheduled message not finished by then is retried
     tasks_secret: str = ""  # WHISPR_TASKS_SECRET: required by the /tasks/* routes (Cloud Tasks targets)
+    # Cloud Tasks scheduler (WHISPR_SCHEDULER=cloudtasks)
+    tasks_queue: str = ""  # projects/<project>/locations/<region>/queues/<queue>
+    tasks_target_url: str = ""  # base URL of the `tasks` function (or the local gateway)
+    tasks_invoker_email: str = ""  # service account whose OIDC token the tasks carry (empty: none)
+    tasks_audience: str = ""  # the OIDC token's audience (empty: tasks_target_url)
+    tasks_emulator_host: str = ""  # host:port of a Cloud Tasks emulator (plain gRPC, no credentials)
+    tasks_horizon_seconds: float = 30 * 86400 - 3600  # items due further ahead wait for the sweep
     # adapters (see docs/configuration.md): embedded defaults, or Google Cloud / its emulators
     event_bus: str = "inprocess"  # WHISPR_EVENT_BUS: inprocess | pubsub
     gcp_project: str = "whispr-local"  # WHISPR_GCP_PROJECT
@@ -99,7 +123,21 @@ class Settings:
     pubsub_domain_topic: str = "messaging-domain-events"
     pubsub_create_missing: bool = False  # create topics at start (emulator / local only)
     instance_id: str = ""  # names this process's Pub/Sub subscription; random when empty
+    # state store port (presence, device sessions): "memory" (this process) or "firestore"
+    state_store: str = "memory"  # WHISPR_STATE_STORE: memory | firestore
+    firestore_database: str = "(default)"  # WHISPR_FIRESTORE_DATABASE (project: WHISPR_GCP_PROJECT)
+    presence_heartbeat_seconds: float = 15.0  # a relay instance proves its sessions alive this often
+    presence_lease_seconds: float = 45.0  # sessions of an instance silent this long are over
+    presence_tick_seconds: float = 5.0  # the relay's presence upkeep (away, lapsed instances)
     limits: Limits = field(default_factory=Limits)
+
+    @property
+    def db_pool(self) -> tuple[int, int]:
+        """(pool_size, max_overflow) of this process's SQLAlchemy pool: the explicit
+        WHISPR_DB_POOL_SIZE / WHISPR_DB_MAX_OVERFLOW, else what suits WHISPR_COMPONENT."""
+        size, overflow = _COMPONENT_POOLS.get(self.component.strip().lower(), _COMPONENT_POOLS[""])
+        return (self.db_pool_size if self.db_pool_size > 0 else size,
+                self.db_max_overflow if self.db_max_overflow >= 0 else overflow)
 
     @property
     def algorithms(self) -> list[str]:

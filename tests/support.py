@@ -42,11 +42,11 @@ class RunningServer:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[RunningServer]:
-    """The local gateway with uvicorn on a free port, in a background thread."""
+def serve(settings: Settings, port: int | None = None) -> Iterator[RunningServer]:
+    """The local gateway with uvicorn on `port` (default: a free one), in a background thread."""
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     services.scheduler.start()
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.app.scheduled import expire_due_messages, fire_due_scheduled, next_due
 from shared.app.services import Services
@@ -28,6 +28,8 @@ _MAX_BACKOFF = 5.0  # seconds between passes while something due keeps failing
 
 
 class LocalScheduler:
+    horizon: timedelta | None = None  # it reads the store itself: any due time is fine
+
     def __init__(self, services: Services, *, rescan_seconds: float | None = None):
         self._svc = services
         self._rescan = rescan_seconds if rescan_seconds is not None else services.settings.scheduler_rescan_seconds
@@ -46,7 +48,7 @@ class LocalScheduler:
                 self._hint = due_at
                 self._cond.notify_all()
 
-    def cancel(self, kind: Kind, item_id: str) -> None:
+    def cancel(self, kind: Kind, item_id: str, due_at: datetime | None = None) -> None:
         """Nothing to do: a cancelled row is no longer pending, so firing skips it."""
 
     def start(self) -> None:

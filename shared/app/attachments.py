@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.app.access import topic_conversation
+from shared.app.enforcement import check_can_interact
 from shared.app.services import Services, Unit
 from shared.app.views import attachment_view
 from shared.app.visibility import require_visible_message
@@ -62,6 +63,7 @@ def add_attachment(
     clean_id = rules.check_attachment(media_id, media_type, metadata, limits)
     with svc.unit() as unit:
         message, _, _ = require_visible_message(unit.conn, message_id, actor.user_id, unit.now)
+        check_can_interact(unit.conn, message.conversation_id, actor.user_id, unit.now)
         rules.check_attachable(message, actor.user_id)
         return link(unit, message, clean_id, media_type, metadata, limits)
 

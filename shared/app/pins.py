@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.app.access import require_member, require_message, topic_conversation
+from shared.app.enforcement import check_can_interact
 from shared.app.services import Services
 from shared.app.views import pin_view, timestamp
 from shared.app.visibility import require_visible_message
@@ -18,6 +19,7 @@ def pin_message(svc: Services, actor: Actor, message_id: str) -> dict[str, Any]:
     """Pin a message in its conversation (idempotent). Records `message_pinned`."""
     with svc.unit() as unit:
         message, conv, me = require_visible_message(unit.conn, message_id, actor.user_id, unit.now)
+        check_can_interact(unit.conn, conv.id, actor.user_id, unit.now)
         rules.check_pinnable(message, me)
         conv_store.lock_conversation(unit.conn, conv.id)  # the count and the insert are one step
         existing = store.get_pin(unit.conn, message.id)

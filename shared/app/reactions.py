@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.app.access import topic_conversation
+from shared.app.enforcement import check_can_interact
 from shared.app.services import Services
 from shared.app.views import reaction_view
 from shared.app.visibility import require_visible_message
@@ -50,6 +51,7 @@ def add_reaction(svc: Services, actor: Actor, message_id: str, reaction: str) ->
     emoji = rules.check_reaction(reaction)
     with svc.unit() as unit:
         message, conv, _ = require_visible_message(unit.conn, message_id, actor.user_id, unit.now)
+        check_can_interact(unit.conn, conv.id, actor.user_id, unit.now)
         rules.check_reactable(message)
         msg_store.lock_message(unit.conn, message.id)  # the limits are checked then written atomically
         existing = store.find(unit.conn, message.id, actor.user_id, emoji)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from shared.app.views import timestamp
 from shared.domain import rules
 from shared.domain.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Event, Member, MessageType, NewMessage, ScheduledMessage
+from shared.ports.scheduler import Kind
 from shared.storage import conversations as conv_store
 from shared.storage import scheduled as store
 from shared.storage import search as search_index
@@ -174,7 +176,8 @@ def update_scheduled(svc: Services, actor: Actor, scheduled_id: str, changes: Sc
         if updated is None:  # claimed or cancelled since we looked
             current = store.get_scheduled(unit.conn, item.id)
             raise _not_pending(current or item)
-    if scheduled_at is not None:
+    if scheduled_at is not None and updated.scheduled_at != item.scheduled_at:
+        svc.scheduler.cancel("scheduled", item.id, item.scheduled_at)  # the task for the old time
         svc.scheduler.schedule("scheduled", updated.id, updated.scheduled_at)
     return scheduled_view(updated)
 
@@ -189,7 +192,7 @@ def cancel_scheduled(svc: Services, actor: Actor, scheduled_id: str) -> dict[str
         if cancelled is None:
             current = store.get_scheduled(unit.conn, item.id)
             raise _not_pending(current or item)
-    svc.scheduler.cancel("scheduled", item.id)
+    svc.scheduler.cancel("scheduled", item.id, item.scheduled_at)
     return scheduled_view(cancelled)
 
 
@@ -275,6 +278,44 @@ def expire_due_messages(svc: Services, now: datetime | None = None) -> int:
         total += len(expired)
         if len(expired) < BATCH:
             return total
+
+
+# How far back from the horizon's edge the sweep looks. Items that were within the horizon when
+# they were created were handed to the scheduler then; the sweep hands over those that crossed
+# the edge since, and looks this far back so that a few missed sweeps (it runs every minute)
+# lose nothing. Anything that still slips through is fired by the sweep itself once due.
+ENQUEUE_BAND = timedelta(minutes=10)
+
+
+def enqueue_upcoming(svc: Services, *, band: timedelta = ENQUEUE_BAND) -> int:
+    """Hand the scheduler the items that have come within its horizon (Cloud Tasks: 30 days):
+    pending scheduled messages and ephemeral expiries due in (now + horizon - band, now +
+    horizon]. Idempotent: the adapter names its tasks after (kind, id, due time), so handing an
+    item over twice queues it once. Returns how many items were handed over (0 for a scheduler
+    without a horizon: the local timer reads the store itself)."""
+    horizon = svc.scheduler.horizon
+    if horizon is None:
+        return 0
+    now = svc.clock()
+    until = now + horizon
+    after = max(now, until - band)
+    handed = 0
+    sources: tuple[tuple[Kind, Callable[..., list[tuple[str, datetime]]]], ...] = (
+        ("scheduled", store.pending_due_between),
+        ("expiry", store.expiring_between),
+    )
+    for kind, query in sources:
+        start: tuple[datetime, str] | None = None
+        while True:
+            with svc.db.transaction() as conn:
+                page = query(conn, after, until, BATCH, start)
+            for item_id, due_at in page:
+                svc.scheduler.schedule(kind, item_id, due_at)
+            handed += len(page)
+            if len(page) < BATCH:
+                break
+            start = (page[-1][1], page[-1][0])
+    return handed
 
 
 def next_due(svc: Services) -> datetime | None:

@@ -16,6 +16,7 @@ from shared.ports.bus import EventBus, PublishedEvent
 from shared.ports.limiter import RateLimiter
 from shared.ports.scheduler import NullScheduler, Scheduler
 from shared.ports.siblings import UserDirectory
+from shared.ports.state import StateStore
 from shared.storage import outbox
 from shared.storage.engine import Database
 
@@ -40,6 +41,18 @@ class Unit:
             self._txid = outbox.current_txid(self.conn)
         self.events.append(outbox.append(self.conn, event, self.now, self._txid))
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that fails alone: on an exception its writes are rolled
+        back (SAVEPOINT / ROLLBACK TO) and so are the events it recorded; the rest goes on."""
+        mark = len(self.events)
+        try:
+            with self.conn.begin_nested():
+                yield
+        except BaseException:
+            del self.events[mark:]
+            raise
+
 
 @dataclass
 class Services:
@@ -50,6 +63,7 @@ class Services:
     limiter: RateLimiter
     clock: Callable[[], datetime] = utcnow
     scheduler: Scheduler = field(default_factory=NullScheduler)  # bootstrap sets the configured one
+    state: StateStore | None = None  # presence and device sessions; bootstrap sets the configured one
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
@@ -73,5 +87,7 @@ class Services:
 
     def close(self) -> None:
         self.scheduler.stop()
+        if self.state is not None:
+            self.state.close()
         self.bus.close()
         self.db.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from shared.domain.models import (
@@ -18,7 +18,13 @@ from shared.domain.models import (
 
 
 def timestamp(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC, with microseconds and Z. Converts aware times from other offsets, and
+    writes four-digit years (strftime's %Y does not pad years before 1000)."""
+    if value is None:
+        return None
+    if value.utcoffset():
+        value = value.astimezone(timezone.utc)
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"
 
 
 def message_view(message: Message, status: MessageStatus | None = None) -> dict[str, Any]:

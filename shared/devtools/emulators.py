@@ -1,18 +1,23 @@
-"""The official Google Cloud emulators (Pub/Sub, Firestore) for tests and `cloud-local`.
+"""The official Google Cloud emulators (Pub/Sub, Firestore) and a Cloud Tasks emulator for
+tests and `cloud-local`.
 
 Each is started through its own launcher (not `gcloud ... start`, which leaves Java running
-when killed) in a new process group, and stopped by killing the whole group.
+when killed) in a new process group, and stopped by killing the whole group. Google ships no
+Cloud Tasks emulator: `gcloud-tasks-emulator` (PyPI, pinned in the Makefile's test setup) is a
+small gRPC server that keeps tasks in memory and POSTs them at their schedule time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -85,3 +90,23 @@ def start_firestore() -> Emulator:
         raise RuntimeError("the Firestore emulator is not installed (gcloud component cloud-firestore-emulator)")
     port, data = free_port(), tempfile.mkdtemp(prefix="whispr-firestore-")
     return _launch("firestore", [launcher[0], "start", "--host=127.0.0.1", f"--port={port}"], port, data)
+
+
+TASKS_EMULATOR_VERSION = "0.6.2"
+
+
+def start_cloud_tasks(queue: str, *, max_retries: int = 100) -> Emulator:
+    """WHISPR_TASKS_EMULATOR_HOST = emulator.host; `queue` (projects/P/locations/L/queues/Q)
+    exists from the start. It dispatches HTTP tasks to their own URL at schedule_time; a target
+    answering 4xx/5xx is retried every 0.1 s, at most `max_retries` times. What it does not do:
+    GetTask, DeleteTask (UNIMPLEMENTED), reject a duplicate task name, verify OIDC tokens."""
+    if importlib.util.find_spec("gcloud_tasks_emulator") is None:
+        raise RuntimeError(
+            "the Cloud Tasks emulator is not installed: "
+            f"pip install --no-deps gcloud-tasks-emulator=={TASKS_EMULATOR_VERSION} pyyaml (make setup does)"
+        )
+    port, data = free_port(), tempfile.mkdtemp(prefix="whispr-tasks-")
+    # it listens on [::]:port whatever host it is given; 127.0.0.1 reaches it
+    argv = [sys.executable, "-m", "gcloud_tasks_emulator", "start", f"--port={port}", f"--default-queue={queue}",
+            f"--max-retries={max_retries}"]
+    return _launch("cloud tasks", argv, port, data)

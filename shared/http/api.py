@@ -64,6 +64,16 @@ def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
     return details
 
 
+def bearer_token(request: Request) -> str:
+    """The caller's token. Behind API Gateway the function receives the gateway's own ID token
+    in Authorization and the client's in X-Forwarded-Authorization, so that one comes first."""
+    header = request.headers.get("x-forwarded-authorization") or request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required", code="missing_token")
+    return token.strip()
+
+
 class Api:
     def __init__(
         self,
@@ -113,12 +123,17 @@ class Api:
             if allowed:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", details={"allowed": allowed})
             raise NotFound(f"no route for {request.method} {path}", code="route_not_found")
-        actor = self._authenticate(request) if route.authenticated else ANONYMOUS
+        token = bearer_token(request) if route.authenticated else None
         for name, value in params.items():
             params[name] = parse_uuid(value, name) if name.endswith("_id") else value
         body = await self._read_body(request, route)
-        call = Call(self.services, actor, params, dict(request.query_params), body, request.headers)
-        reply: Reply = await anyio.to_thread.run_sync(route.handler, call)
+
+        def run() -> Reply:
+            # the token is checked in the worker thread: a JWKS refetch must not block the loop
+            actor = self.verifier.verify(token) if token is not None else ANONYMOUS
+            return route.handler(Call(self.services, actor, params, dict(request.query_params), body, request.headers))
+
+        reply: Reply = await anyio.to_thread.run_sync(run)
         if reply.status == 204:
             return Response(status_code=204)
         if reply.media_type is not None:
@@ -126,13 +141,6 @@ class Api:
         if reply.bare:
             return json_response(reply.data, reply.status)
         return json_response({"data": reply.data, "meta": reply.meta}, reply.status)
-
-    def _authenticate(self, request: Request) -> Actor:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("a bearer token is required", code="missing_token")
-        return self.verifier.verify(token.strip())
 
     async def _read_body(self, request: Request, route: Route) -> BaseModel | None:
         if route.body is None:

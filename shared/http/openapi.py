@@ -196,6 +196,28 @@ QUERIES: dict[str, tuple[QueryParam, ...]] = {
     ),
 }
 
+# Example request bodies, by body model name: documentation, and values the fuzzer starts from.
+_SOMEONE = "0b6f4a1e-3c1d-4c89-9a4e-6f1f2d9b7c10"
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "CreateConversation": {
+        "direct": {"type": "direct", "other_user_id": _SOMEONE},
+        "group": {"type": "group", "name": "Team", "user_ids": [_SOMEONE], "metadata": {"topic": "launch"}},
+    },
+    "UpdateConversation": {"rename": {"name": "New name", "metadata": {"e2ee": {"enabled": True}}}},
+    "UpdateSettings": {"mute": {"muted_until": "2030-01-01T00:00:00Z", "custom_name": "Work"}},
+    "AddMembers": {"some": {"user_ids": [_SOMEONE]}},
+    "ChangeRole": {"admin": {"role": "admin"}},
+    "SendMessage": {"text": {"content": "Hello", "message_type": "text", "client_random": 424242}},
+    "MarkRead": {"up_to_seq": {"up_to_seq": 1}},
+    "EditMessage": {"edit": {"content": "Hello again"}},
+    "AddReaction": {"thumbs_up": {"reaction": "👍"}},
+    "SaveDraft": {"draft": {"content": "half a thought"}},
+    "AddAttachment": {"image": {"media_id": "media-123", "media_type": "image", "metadata": {"width": 640}}},
+    "CreateReport": {"user": {"user_id": _SOMEONE, "category": "spam", "reason": "ads"}},
+    "CreateSanction": {"mute": {"user_id": _SOMEONE, "kind": "mute", "duration_seconds": 3600}},
+    "ResolveReport": {"dismiss": {"resolution": "dismissed"}},
+}
+
 # Error statuses beyond the usual ones, by handler (a route's `response.errors` adds to these).
 _TASK_ERRORS = (401, 503)  # a wrong task secret; task targets disabled (WHISPR_TASKS_SECRET unset)
 EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
@@ -372,7 +394,10 @@ def _request_body(route: Route, schemas: _Schemas) -> dict[str, Any]:
         description = f"The fields flat, or nested under `{route.body_key}`. " + description
     if not required:
         description += " " + NO_BODY_NOTE
-    return {"required": required, "description": description, "content": {"application/json": {"schema": schema}}}
+    media: dict[str, Any] = {"schema": schema}
+    if examples := EXAMPLES.get(route.body.__name__):
+        media["examples"] = {name: {"value": value} for name, value in examples.items()}
+    return {"required": required, "description": description, "content": {"application/json": media}}
 
 
 def _success_responses(route: Route, schemas: _Schemas) -> dict[str, Any]:

@@ -179,7 +179,8 @@ ROUTES: list[Route] = [
           "Task target: expire the ephemeral messages whose time has come (idempotent)", authenticated=False,
           response=tasks.EXPIRE_DOC),
     Route("POST", "/tasks/sweep", "tasks", tasks.sweep,
-          "Task target: send every due scheduled message and expire due messages (periodic sweep)",
+          "Task target (periodic sweep): republish the outbox, send every due scheduled message, expire "
+          "due messages, enqueue what came within the scheduler's horizon",
           authenticated=False, response=tasks.SWEEP_DOC),
     # the API's documentation, beside the versioned base: /messaging/api/openapi.json, /api/openapi.json
     Route("GET", "/api/openapi.json", "docs", api_docs.openapi_json, "This API's OpenAPI 3.1 document",

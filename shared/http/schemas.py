@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
@@ -44,6 +44,18 @@ class UpdateSettings(Body):
     show_read_receipts: StrictBool | None = None
     show_typing: StrictBool | None = None
     custom_name: StrictStr | None = None
+
+    @field_validator("muted_until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("out of range") from None
 
 
 class AddMembers(Body):

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 import anyio.to_thread
@@ -22,9 +21,9 @@ from shared.app.services import Services
 from shared.config import Limits
 from shared.domain.errors import DomainError, Invalid
 from shared.domain.models import Actor
+from shared.ports.state import StateStore
 from shared.relay import calls, protocol
 from shared.relay.hub import CONVERSATION, USER, Broadcast, Hub
-from shared.relay.presence import Presence, diff
 from shared.relay.protocol import Frame, Ref, Version
 from shared.relay.typing_indicators import TypingIndicators
 
@@ -44,7 +43,7 @@ class RelayContext:
 
     services: Services
     hub: Hub
-    presence: Presence
+    presence: StateStore
     typing: TypingIndicators
 
     @property
@@ -57,6 +56,7 @@ class Socket(Protocol):
 
     version: Version
     actor: Actor
+    session_id: str  # the socket's device session in the state store
 
     def offer(self, frame: str) -> None:
         """Queue a frame without waiting (live events); a socket that cannot keep up is closed."""
@@ -106,7 +106,7 @@ class Channel:
         self._high_seq: int | None = None  # new_message up to here came from the catch-up
         self._revoked = False
         self._show_typing = True
-        self._presence_ref: str | None = None
+        self._tracked = False  # present on this topic in the state store
         self._mailbox: asyncio.Queue[Frame | None] = asyncio.Queue(MAILBOX_SIZE)
         self._task = asyncio.create_task(self._run(), name=f"channel {topic}")
 
@@ -217,6 +217,7 @@ class Channel:
             return
         if self.state == "closed":
             return
+        self.ctx.hub.baseline(conversation_id, joined.last_seq)
         self._show_typing = joined.show_typing
         response: dict[str, Any] = {"conversation": joined.conversation}
         if after_seq is not None:
@@ -224,22 +225,21 @@ class Channel:
             if joined.use_rest:
                 response.update(catch_up="use_rest", last_seq=joined.last_seq)
         await self._reply(frame, "ok", response)
-        self._track_presence()
-        await self._push_to_client("presence_state", self.ctx.presence.state(self.topic))
+        if self.state == "closed":
+            return
+        # Tracked before the state is read, so the state has this join too; other instances hear
+        # of it through the bus once the store has it (a join after that finds it in the store).
+        self.ctx.presence.track(self.socket.session_id, self.topic)
+        self._tracked = True
+        state = await anyio.to_thread.run_sync(self.ctx.presence.presence_state, self.topic)
+        if self.state == "closed":  # the socket went away meanwhile
+            return
+        await self._push_to_client("presence_state", state)
         version = self.socket.version
         for message in joined.replay:
             await self.socket.send(protocol.encode_json(
                 version, None, None, self.topic, "new_message", orjson.dumps({"message": message})))
         self._go_live()
-
-    def _track_presence(self) -> None:
-        self._presence_ref = uuid.uuid4().hex
-        meta = {
-            "device_id": self.socket.actor.device_id,
-            "online_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        }
-        joins = self.ctx.presence.track(self.topic, self.user_id, self._presence_ref, meta)
-        self.ctx.hub.broadcast_local(self.topic, "presence_diff", diff(joins, {}))
 
     def _go_live(self) -> None:
         held, self._buffer = self._buffer or [], None
@@ -322,11 +322,9 @@ class Channel:
         self.state = "closed"
         self._buffer = None
         self.ctx.hub.unsubscribe(self)
-        if self._presence_ref is not None:
-            leaves = self.ctx.presence.untrack(self.topic, self.user_id, self._presence_ref)
-            self._presence_ref = None
-            if leaves:
-                self.ctx.hub.broadcast_local(self.topic, "presence_diff", diff({}, leaves))
+        if self._tracked:
+            self._tracked = False
+            self.ctx.presence.untrack(self.socket.session_id, self.topic)
         if self.kind == "conversation":
             self.ctx.typing.stop(self.topic, self.subject, self.user_id)
         self.socket.channel_ended(self)

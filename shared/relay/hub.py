@@ -22,6 +22,7 @@ import orjson
 from shared.ports.bus import EventBus, PublishedEvent
 from shared.relay import protocol
 from shared.relay.protocol import Version
+from shared.relay.sequencer import Fill, Sequencer
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,10 @@ def audience_of(event: PublishedEvent) -> frozenset[str] | None:
 
 
 class Hub:
-    def __init__(self, bus: EventBus, *, dedupe_window: int = 10_000):
+    def __init__(self, bus: EventBus, *, dedupe_window: int = 10_000, fill: Fill | None = None,
+                 gap_seconds: float = 0.5):
         self._bus = bus
+        self._sequencer = Sequencer(self._deliver, fill, gap_seconds)  # new_message in seq order, once
         self._topics: dict[str, dict[Subscriber, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -153,6 +156,17 @@ class Hub:
     def dispatch(self, event: PublishedEvent) -> None:
         if self._duplicate(event.event_id):
             return
+        if event.name == "new_message" and event.conversation_id is not None and event.seq is not None:
+            self._sequencer.offer(event)
+        else:
+            self._deliver(event)
+
+    def baseline(self, conversation_id: str, last_seq: int) -> None:
+        """A join read `last_seq` from the store: message events of a conversation this instance
+        has not seen yet are ordered from there."""
+        self._sequencer.baseline(conversation_id, last_seq)
+
+    def _deliver(self, event: PublishedEvent) -> None:
         payload_json: bytes | None = None
         audience = audience_of(event)
         exclude = event.payload.get("user_id") if event.name == "user_typing" else None
@@ -202,6 +216,15 @@ class Hub:
         broadcast = Broadcast(name, topic, orjson.dumps(payload))
         for sub in list(subs):
             sub.deliver(broadcast)
+
+    def publish_ephemeral_threadsafe(self, name: str, topic: str, payload: dict[str, Any],
+                                     conversation_id: str | None) -> None:
+        """`publish_ephemeral` from any thread (presence diffs come from the state store's)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # no socket was ever served here: no channel to announce
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self.publish_ephemeral, name, topic, payload, conversation_id)
 
     def publish_ephemeral(self, name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> None:
         """An event that is never stored (typing) through the bus, so that every relay instance

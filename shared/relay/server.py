@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -24,12 +25,16 @@ from shared.app.services import Services
 from shared.auth.tokens import TokenVerifier
 from shared.domain.errors import DomainError
 from shared.domain.models import Actor
+from shared.ports.state import PresenceDiff, StateStore
 from shared.relay import protocol
 from shared.relay.channels import RelayContext
 from shared.relay.hub import Hub
 from shared.relay.presence import Presence
+from shared.relay.sequencer import missing_messages
 from shared.relay.socket import Connection
 from shared.relay.typing_indicators import TypingIndicators
+
+log = logging.getLogger(__name__)
 
 PATHS = ("/messaging/socket/websocket", "/socket/websocket")
 SOCKET_AUDIENCE = "ws"  # short-lived socket tokens; normal access tokens are accepted too
@@ -46,15 +51,38 @@ class Relay:
     def __init__(self, services: Services, verifier: TokenVerifier):
         self.services = services
         self.verifier = verifier
-        self.hub = Hub(services.bus)
+        limits = services.settings.limits
+        self.hub = Hub(services.bus, fill=functools.partial(missing_messages, services),
+                       gap_seconds=limits.ws_gap_fill_seconds)
+        presence: StateStore = services.state or Presence(away_after_seconds=limits.presence_away_seconds)
         self.ctx = RelayContext(
             services=services,
             hub=self.hub,
-            presence=Presence(),
-            typing=TypingIndicators(self.hub.publish_ephemeral, services.settings.limits.typing_expiry_seconds),
+            presence=presence,
+            typing=TypingIndicators(self.hub.publish_ephemeral, limits.typing_expiry_seconds),
         )
+        # Presence diffs go through the bus, so every instance's sockets on the topic hear them.
+        self._unlisten_presence = presence.subscribe(self._presence_changed)
+        self._upkeep: asyncio.Task[None] | None = None
         self._per_ip: dict[str, int] = {}
         redact_tokens_in_server_logs()
+
+    def _presence_changed(self, diffs: Sequence[PresenceDiff]) -> None:
+        """From the state store, in any thread, once the store has the change."""
+        for diff in diffs:
+            conversation_id = diff.topic.split(":", 1)[1] if diff.topic.startswith("conversation:") else None
+            self.hub.publish_ephemeral_threadsafe("presence_diff", diff.topic, diff.payload(), conversation_id)
+
+    async def _presence_upkeep(self) -> None:
+        """Sessions go away after idling; a shared store also ends the sessions of instances that
+        stopped heartbeating (their diffs come back through `_presence_changed`)."""
+        period = self.services.settings.presence_tick_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await anyio.to_thread.run_sync(self.ctx.presence.tick)
+            except Exception:
+                log.exception("presence upkeep failed")
 
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(path, self.endpoint) for path in PATHS]
@@ -88,6 +116,8 @@ class Relay:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         self.hub.attach(asyncio.get_running_loop())
+        if self._upkeep is None or self._upkeep.done():
+            self._upkeep = asyncio.get_running_loop().create_task(self._presence_upkeep(), name="presence upkeep")
         ip = websocket.client.host if websocket.client else "unknown"
         limit = self.services.settings.limits.ws_sockets_per_ip
         try:
@@ -110,6 +140,9 @@ class Relay:
                 self._per_ip.pop(ip, None)
 
     def close(self) -> None:
+        self._unlisten_presence()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
         self.hub.close()
 
 

@@ -107,6 +107,7 @@ class Connection:
         self.outbound = Outbound(limits.ws_send_queue_bytes)
         self.bucket = TokenBucket(limits.ws_pushes_per_minute / 60.0, limits.ws_push_burst)
         self.channels: dict[str, Channel] = {}
+        self.session_id = ""  # the device session in the state store, once accepted
         self._done = asyncio.Event()
         self._close: tuple[int, str] | None = None
 
@@ -134,6 +135,7 @@ class Connection:
 
     async def serve(self) -> None:
         await self.ws.accept(subprotocol=self.subprotocol)
+        self.session_id = self.ctx.presence.connect(self.actor.user_id, self.actor.device_id).session_id
         tasks = [asyncio.create_task(self._read(), name="relay read"),
                  asyncio.create_task(self._write(), name="relay write")]
         for task in tasks:
@@ -144,6 +146,8 @@ class Connection:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # The session ends before its channels do: its topics' leaves carry last_seen.
+            self.ctx.presence.disconnect(self.session_id)
             for channel in list(self.channels.values()):
                 channel.disconnect()
             self.channels.clear()
@@ -203,6 +207,7 @@ class Connection:
             else:
                 self._error(frame.join_ref, frame.ref, frame.topic, "unknown_event", "only heartbeats go to phoenix")
             return
+        self.ctx.presence.activity(self.session_id)  # heartbeats are not activity; any push is
         wait = self.bucket.take()
         if wait:
             retry = max(1, round(wait))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,21 @@ def lock_conversation(conn: Connection, conversation_id: str) -> None:
     conn.execute(
         update(conversations).where(conversations.c.id == conversation_id).values(last_seq=conversations.c.last_seq)
     )
+
+
+def lock_conversations(conn: Connection, conversation_ids: Collection[str]) -> dict[str, Conversation]:
+    """Lock these conversations like `lock_conversation` (serialising with their senders) and read
+    them as locked, in one query. Rows are locked in id order, so two transactions locking
+    overlapping sets this way cannot deadlock. Unknown ids are left out."""
+    if not conversation_ids:
+        return {}
+    rows = conn.execute(
+        select(conversations)
+        .where(conversations.c.id.in_(sorted(conversation_ids)))
+        .order_by(conversations.c.id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what an UPDATE of the row takes
+    )
+    return {row.id: _conversation(row) for row in rows}
 
 
 def insert_member(conn: Connection, member: Member, now: datetime) -> None:

@@ -1,4 +1,16 @@
-"""Engines for PostgreSQL (pg8000, Cloud SQL socket or TCP) and SQLite (embedded default)."""
+"""Engines for PostgreSQL (pg8000, Cloud SQL socket or TCP) and SQLite (embedded default).
+
+`DATABASE_URL` forms (docs/configuration.md):
+
+- Cloud SQL over TCP (private IP, what terraform/sql.tf writes into Secret Manager):
+  `postgresql+pg8000://USER:PASSWORD@10.1.2.3:5432/DBNAME`
+- Cloud SQL over its Unix socket (Cloud Run / functions with the instance attached, or the
+  Cloud SQL Auth Proxy with `--unix-socket /cloudsql`): no host, the socket file in `unix_sock`:
+  `postgresql+pg8000://USER:PASSWORD@/DBNAME?unix_sock=/cloudsql/PROJECT:REGION:INSTANCE/.s.PGSQL.5432`
+- SQLite (one machine): `sqlite:///var/whispr.db`
+
+The pool is sized per component (`Settings.db_pool`: small in functions, larger in the relay).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +29,11 @@ def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings.database_url)
+    pool_size, max_overflow = settings.db_pool
     return create_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
     )

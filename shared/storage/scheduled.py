@@ -177,3 +177,34 @@ def next_expiry(conn: Connection) -> datetime | None:
         )
     ).scalar()
     return value
+
+
+# what a scheduler with a horizon (Cloud Tasks: 30 days) is handed by the periodic sweep
+
+
+def pending_due_between(
+    conn: Connection, after: datetime, until: datetime, limit: int, start: tuple[datetime, str] | None = None
+) -> list[tuple[str, datetime]]:
+    """(id, scheduled_at) of pending scheduled messages due in (after, until], by time then id,
+    from after `start` (the last pair of the previous page)."""
+    query = select(_T.c.id, _T.c.scheduled_at).where(
+        _T.c.status == "pending", _T.c.scheduled_at > after, _T.c.scheduled_at <= until
+    )
+    if start is not None:
+        query = query.where(or_(_T.c.scheduled_at > start[0], and_(_T.c.scheduled_at == start[0], _T.c.id > start[1])))
+    rows = conn.execute(query.order_by(_T.c.scheduled_at, _T.c.id).limit(limit))
+    return [(r.id, r.scheduled_at) for r in rows]
+
+
+def expiring_between(
+    conn: Connection, after: datetime, until: datetime, limit: int, start: tuple[datetime, str] | None = None
+) -> list[tuple[str, datetime]]:
+    """(id, expires_at) of ephemeral messages not yet expired whose time is in (after, until]."""
+    m = messages.c
+    query = select(m.id, m.expires_at).where(
+        m.expires_at.is_not(None), m.is_expired.is_(False), m.expires_at > after, m.expires_at <= until
+    )
+    if start is not None:
+        query = query.where(or_(m.expires_at > start[0], and_(m.expires_at == start[0], m.id > start[1])))
+    rows = conn.execute(query.order_by(m.expires_at, m.id).limit(limit))
+    return [(r.id, r.expires_at) for r in rows]

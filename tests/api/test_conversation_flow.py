@@ -92,3 +92,15 @@ def test_fifty_concurrent_sends_get_seq_1_to_50(server: RunningServer) -> None:
     history = alice.get(f"/conversations/{conv['id']}/messages", params={"limit": 100}).json()["data"]
     assert [m["seq"] for m in history] == list(range(50, 0, -1))
     assert sorted(m["content"] for m in history) == sorted(f"m{i}" for i in range(50))
+
+
+def test_behind_api_gateway_the_forwarded_client_token_is_used(server: RunningServer) -> None:
+    """API Gateway puts its own ID token in Authorization and the client's in
+    X-Forwarded-Authorization."""
+    alice, bob = server.client(), server.client()
+    conv = alice.direct_with(bob)
+    headers = {"Authorization": "Bearer gateway-id-token", "X-Forwarded-Authorization": f"Bearer {bob.token}"}
+    response = alice.http.get(f"/conversations/{conv['id']}", headers=headers)
+    assert response.status_code == 200
+    forged = {"Authorization": f"Bearer {bob.token}", "X-Forwarded-Authorization": "Bearer forged"}
+    assert alice.http.get(f"/conversations/{conv['id']}", headers=forged).status_code == 401

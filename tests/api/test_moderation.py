@@ -117,8 +117,9 @@ def test_report_validation_and_visibility(server: RunningServer) -> None:
 
 
 def test_twenty_reports_a_day(pg_url: str, key_path: str) -> None:
-    """With the default limits (the shared server lifts them)."""
-    with serve(make_settings(pg_url, key_path, reports_per_day=20)) as server:
+    """With the default report limit (the shared server lifts it)."""
+    settings = make_settings(pg_url, key_path, reports_per_day=20, messages_burst=1000, messages_per_minute=100_000)
+    with serve(settings) as server:
         alice, bob = server.client(), server.client()
         cid = alice.direct_with(bob)["id"]
         sent = [alice.send(cid, f"m{i}") for i in range(21)]
@@ -257,6 +258,11 @@ def test_restrict_blocks_sending_and_lifting_ends_it(server: RunningServer) -> N
     sanction = alice.post(f"/conversations/{cid}/sanctions",
                           {"user_id": bob.user_id, "kind": "restrict", "duration_seconds": 86400}).json()["data"]
     assert send_status(bob, cid) == 403
+    # restricted: no reactions, pins or attachments either
+    mine = alice.send(cid, "react to me")
+    assert_error(bob.post(f"/messages/{mine['id']}/reactions", {"reaction": "👍"}), 403, "sanctioned")
+    assert_error(bob.post(f"/messages/{mine['id']}/pin"), 403, "sanctioned")
+    assert alice.post(f"/messages/{mine['id']}/reactions", {"reaction": "👍"}).status_code == 201
     # bob sees his own sanction; he cannot lift it
     assert [s["id"] for s in bob.get(f"/conversations/{cid}/sanctions").json()["data"]] == [sanction["id"]]
     assert_error(bob.delete(f"/conversations/{cid}/sanctions/{sanction['id']}"), 403)

@@ -1,4 +1,5 @@
-"""The official emulators, started once for the cloud adapter tests."""
+"""The official emulators (and the Cloud Tasks emulator from PyPI), started once for the cloud
+adapter tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devtools.emulators import Emulator, start_firestore, start_pubsub
+from shared.devtools.emulators import Emulator, start_cloud_tasks, start_firestore, start_pubsub
+
+TASKS_QUEUE = "projects/whispr-test/locations/europe-west1/queues/messaging-scheduled"
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +41,14 @@ def firestore_emulator() -> Iterator[Emulator]:
             os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
         else:
             os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def cloud_tasks_emulator() -> Iterator[Emulator]:
+    """gcloud-tasks-emulator with TASKS_QUEUE created; tests give clients its host explicitly
+    (WHISPR_TASKS_EMULATOR_HOST in settings): the Cloud Tasks client reads no emulator variable."""
+    emulator = start_cloud_tasks(TASKS_QUEUE)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

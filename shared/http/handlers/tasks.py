@@ -1,5 +1,6 @@
 """Task targets (Cloud Tasks, Cloud Scheduler; anything that must fire at a time): fire one
-scheduled message, expire due ephemeral messages, or sweep everything due.
+scheduled message, expire due ephemeral messages, or sweep (everything due, the outbox, and what
+came within Cloud Tasks' 30-day range).
 
 Not for clients: no user token. The caller proves itself with the shared secret
 `WHISPR_TASKS_SECRET`, in `X-Whispr-Tasks-Secret` or as `Authorization: Bearer <secret>`
@@ -16,6 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.app import scheduled as uc
+from shared.app.outbox_sweeper import sweep_outbox
 from shared.domain.errors import Forbidden, Unauthorized
 from shared.http.responses import ResponseDoc, Uuid, View
 from shared.http.routing import Call, Reply
@@ -37,6 +39,10 @@ class ExpireResultDoc(View):
 class SweepResultDoc(View):
     sent: int = Field(ge=0, description="scheduled messages sent by this call")
     expired: int = Field(ge=0, description="messages expired by this call")
+    enqueued: int = Field(ge=0, description="scheduled messages and expiries that came within the scheduler's "
+                                            "horizon (Cloud Tasks: 30 days), handed to it by this call")
+    republished: int = Field(ge=0, description="outbox events a crash or a bus outage had left unpublished, "
+                                               "republished by this call")
 
 
 FIRE_DOC = ResponseDoc(FireResultDoc, description="What firing did (idempotent)")
@@ -68,6 +74,12 @@ def expire(call: Call) -> Reply:
 
 
 def sweep(call: Call) -> Reply:
+    """The periodic sweep (Cloud Scheduler, every minute): republish what the outbox holds,
+    send what is due, expire what is due, and hand the scheduler what came within its range."""
     check_secret(call)
-    sent = uc.fire_due_scheduled(call.services)
-    return Reply({"sent": sent, "expired": uc.expire_due_messages(call.services)})
+    svc = call.services
+    republished = sweep_outbox(svc)
+    sent = uc.fire_due_scheduled(svc)
+    expired = uc.expire_due_messages(svc)
+    enqueued = uc.enqueue_upcoming(svc)
+    return Reply({"sent": sent, "expired": expired, "enqueued": enqueued, "republished": republished})
