@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck setup clean
+.PHONY: run test lint typecheck setup clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ $(RUN_STAMP): requirements.txt pyproject.toml | $(BIN)/python
 
 $(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps gcloud-tasks-emulator==0.6.2 pyyaml==6.0.3  # pins an old protobuf: no deps
 	touch $@
 
 setup: $(TEST_STAMP)
@@ -30,11 +31,19 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy shared functions
+	$(BIN)/mypy shared functions bench
 
 ## make test: lint, types, then the whole suite against a throwaway PostgreSQL (store tests on SQLite too)
 test: lint typecheck
 	$(BIN)/pytest
+
+## make bench: the whole benchmark (B1-B6, Synapse, ceilings; long). Results in ./bench-results
+bench: $(TEST_STAMP)
+	$(BIN)/whispr-messaging bench $(BENCH_ARGS)
+
+## make bench-quick: the seconds-long smoke run of every scenario (what CI runs, Synapse left out)
+bench-quick: $(TEST_STAMP)
+	$(BIN)/whispr-messaging bench --quick --skip-synapse $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -28,13 +28,15 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 SINGLE_SCRIPT = """\\set c random(1, 10000)
-INSERT INTO bench_messages (id, conversation_id, seq, sender_id, client_random, message_type, content, metadata, sent_at)
+INSERT INTO bench_messages
+    (id, conversation_id, seq, sender_id, client_random, message_type, content, metadata, sent_at)
 VALUES (gen_random_uuid()::text, 'conversation-' || :c, nextval('bench_seq'), 'sender-' || :c,
         (random() * 1e15)::bigint, 'text', convert_to(repeat('x', {size}), 'UTF8'), '{{}}', now());
 """
 
 BATCH_SCRIPT = """\\set c random(1, 10000)
-INSERT INTO bench_messages (id, conversation_id, seq, sender_id, client_random, message_type, content, metadata, sent_at)
+INSERT INTO bench_messages
+    (id, conversation_id, seq, sender_id, client_random, message_type, content, metadata, sent_at)
 SELECT gen_random_uuid()::text, 'conversation-' || :c, nextval('bench_seq'), 'sender-' || :c,
        (random() * 1e15)::bigint, 'text', convert_to(repeat('x', {size}), 'UTF8'), '{{}}', now()
 FROM generate_series(1, {rows});

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
 import random
 import resource
@@ -60,6 +62,19 @@ def parse_content(text: str) -> tuple[str, int] | None:
         return None
 
 
+_RANDOM_BASE = random.getrandbits(32)
+_random_count = 0
+
+
+def client_random() -> int:
+    """An idempotency key (unsigned 32-bit) that does not repeat within a run: a counter from a
+    random start, so a collision (which the core answers with the original message, no second
+    delivery) cannot pass for a lost message."""
+    global _random_count
+    _random_count += 1
+    return (_RANDOM_BASE + _random_count) % (1 << 32)
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -68,6 +83,7 @@ def cpu_seconds() -> float:
 # -- Phoenix sockets --------------------------------------------------------------------------
 
 
+_REFS = itertools.count(1)
 EventHandler = Callable[[str, str, Any], None]
 ReplyHandler = Callable[[str, Any], None]
 
@@ -77,7 +93,6 @@ class Phx:
 
     def __init__(self, ws: ClientConnection):
         self.ws = ws
-        self._ref = 0
         self.waiting: dict[str, asyncio.Future[Any]] = {}
         self.join_refs: dict[str, str] = {}
         self.on_event: EventHandler | None = None
@@ -97,7 +112,7 @@ class Phx:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
-                join_ref, ref, topic, event, payload = orjson.loads(raw)
+                _join_ref, ref, topic, event, payload = orjson.loads(raw)
                 if event == "phx_reply":
                     future = self.waiting.pop(ref, None)
                     if future is not None:
@@ -112,8 +127,8 @@ class Phx:
         self.closed_by_server = True
 
     def next_ref(self) -> str:
-        self._ref += 1
-        return str(self._ref)
+        """Refs unique in the whole process, so that replies of many sockets share one table."""
+        return str(next(_REFS))
 
     async def push(self, topic: str, event: str, payload: Any, *, ref: str | None = None) -> str:
         ref = ref or self.next_ref()
@@ -253,7 +268,7 @@ async def wait_line(expected: str, timeout: float) -> bool:
         line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), timeout)
     except TimeoutError:
         return False
-    return line.strip() == expected
+    return str(line).strip() == expected
 
 
 async def heartbeats(sockets: list[Phx], every: float, stop: asyncio.Event) -> None:
@@ -331,6 +346,9 @@ class PairsJob:
         if pair is not None and pair in self.delivered:
             self.delivered[pair].set()
 
+    def _bare_got(self, text: str, pair: int) -> None:
+        self._got(orjson.loads(text)[4]["message"]["content"], pair)
+
     def _phx_event(self, topic: str, event: str, payload: Any, pair: int | None = None) -> None:
         if event == "new_message":
             self._got(payload["message"]["content"], pair)
@@ -356,14 +374,14 @@ class PairsJob:
         if self.proto == "phx":
             async def one(pair: dict[str, Any]) -> tuple[Phx, Phx]:
                 receiver = await Phx.open(url, pair["receiver"])
-                receiver.on_event = lambda t, e, p, n=pair["pair"]: self._phx_event(t, e, p, n)
+                receiver.on_event = functools.partial(self._phx_event, pair=pair["pair"])
                 await receiver.join(f"user:{pair['receiver_id']}")
                 sender = await Phx.open(url, pair["sender"])
                 sender.on_reply = self._phx_reply
                 await sender.join(f"conversation:{pair['conversation']}")
                 return sender, receiver
 
-            results = await bounded_gather([lambda p=p: one(p) for p in pairs], 32)
+            results = await bounded_gather([functools.partial(one, p) for p in pairs], 32)
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
@@ -373,8 +391,7 @@ class PairsJob:
         elif self.proto == "bare":
             for pair in pairs:
                 receiver = await Bare.open(f"{url}/pair/{pair['pair']}/receiver")
-                receiver.on_text = lambda text, p=pair["pair"]: self._got(orjson.loads(text)[4]["message"]["content"],
-                                                                         p)
+                receiver.on_text = functools.partial(self._bare_got, pair=pair["pair"])
                 sender = await Bare.open(f"{url}/pair/{pair['pair']}/sender")
                 self.receivers.append(receiver)
                 self.senders.append(sender)
@@ -441,7 +458,7 @@ class PairsJob:
                 self._closed_events[ref] = event
                 self.delivered[pair["pair"]] = asyncio.Event()
             await sender.push(f"conversation:{pair['conversation']}", "new_message",
-                              {"content": body, "message_type": "text", "client_random": random.getrandbits(62)},
+                              {"content": body, "message_type": "text", "client_random": client_random()},
                               ref=ref)
             if event is not None:
                 with contextlib.suppress(TimeoutError):
@@ -593,7 +610,7 @@ class FanoutJob:
                 await sock.join(f"user:{member['user_id']}")
                 return sock
 
-            for result in await bounded_gather([lambda m=m: one(m) for m in self.job["members"]], 32):
+            for result in await bounded_gather([functools.partial(one, m) for m in self.job["members"]], 32):
                 if isinstance(result, BaseException):
                     raise result
                 self.members.append(result)
@@ -621,7 +638,7 @@ class FanoutJob:
                 await self.in_flight.acquire()
             await self.sender.push(f"conversation:{self.job['conversation']}", "new_message",
                                    {"content": body, "message_type": "text",
-                                    "client_random": random.getrandbits(62)})
+                                    "client_random": client_random()})
         else:
             await self.sender.ws.send(bare_frame("room:0", body))
 
@@ -691,7 +708,7 @@ class IdleJob:
 
         start = time.monotonic()
         members = self.job["members"]
-        results = await bounded_gather([lambda i=i, m=m: one(i, m) for i, m in enumerate(members)],
+        results = await bounded_gather([functools.partial(one, i, m) for i, m in enumerate(members)],
                                        int(self.job.get("connect_concurrency", 64)))
         self.connect_s = time.monotonic() - start
         for result in results:
@@ -716,7 +733,7 @@ class IdleJob:
         self.stop.set()
         for task in self.tasks:
             task.cancel()
-        await bounded_gather([lambda s=s: s.close() for s in self.socks], 256)
+        await bounded_gather([s.close for s in self.socks], 256)
 
 
 # -- HTTP (B4, B5, Synapse B4) ----------------------------------------------------------------
@@ -750,7 +767,7 @@ class HttpJob:
                 data = None
                 if body is not None:
                     if "client_random" in body:
-                        body = {**body, "client_random": rng.getrandbits(62)}
+                        body = {**body, "client_random": client_random()}
                     data = orjson.dumps(body)
                 t0 = now_ns()
                 try:
@@ -792,7 +809,7 @@ class CatchupJob:
             async with window:
                 reply = await self.sender.call(topic, "new_message",  # type: ignore[union-attr]
                                                {"content": content(f"c{i}", 128), "message_type": "text",
-                                                "client_random": random.getrandbits(62)})
+                                                "client_random": client_random()})
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"send refused: {reply}")
 
@@ -814,7 +831,8 @@ class CatchupJob:
             got: list[int] = []
             done = asyncio.Event()
 
-            def on_event(topic: str, event: str, payload: Any, got: list[int] = got, done: asyncio.Event = done) -> None:
+            def on_event(topic: str, event: str, payload: Any, got: list[int] = got,
+                         done: asyncio.Event = done) -> None:
                 if event == "new_message":
                     got.append(int(payload["message"]["seq"]))
                     if len(got) >= count:

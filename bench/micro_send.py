@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -221,7 +220,8 @@ def main() -> int:
     if args.baseline:
         variants.append(Variant("baseline (no batching)", args.baseline.resolve()))
     variants += [
-        Variant("group commit off (batch of 1)", ROOT, {"WHISPR_SEND_BATCH_MAX": "1", "WHISPR_SEND_BATCH_WINDOW_MS": "0"}),
+        Variant("group commit off (batch of 1)", ROOT,
+                {"WHISPR_SEND_BATCH_MAX": "1", "WHISPR_SEND_BATCH_WINDOW_MS": "0"}),
         Variant("group commit (default)", ROOT),
     ]
     cluster = None if args.database_url else start_cluster(durable=True)

@@ -217,7 +217,7 @@ class Options:
     repeats: int
     generators: int
     out: Path
-    profile: bool = False
+    keep: bool = False
 
 
 @dataclass
@@ -367,21 +367,28 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
                             "cpus": os.cpu_count()}
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
-    with contextlib.suppress(OSError):
-        for line in open("/proc/meminfo"):
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        for line in meminfo:
             if line.startswith("MemTotal"):
                 info["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
                 break
+    root = Path(__file__).resolve().parent.parent
+    with contextlib.suppress(Exception):
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["git"] = head + ("+uncommitted changes" if dirty else "")
     info["loadavg_start"] = list(os.getloadavg())
     with contextlib.suppress(Exception):
-        import websockets
+        from importlib.metadata import version
 
-        info["websockets"] = websockets.__version__
+        info["websockets"] = version("websockets")
     from bench.ceilings import loop_name
 
     info["event_loop"] = loop_name()
@@ -413,6 +420,13 @@ def load_sampler() -> Iterator[list[float]]:
         thread.join(1)
 
 
+def command_line() -> str:
+    args = sys.argv[1:]
+    if args[:1] == ["bench"]:
+        args = args[1:]
+    return " ".join(["whispr-messaging", "bench", *args])
+
+
 def run(options: Options) -> dict[str, Any]:
     from bench import report
     from bench.scenarios import REGISTRY
@@ -423,13 +437,16 @@ def run(options: Options) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="whispr-bench-", dir=run_dir))
     fds = raise_fd_limit()
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the fixture's requests are not news
     progress = Progress()
     progress.log(f"results in {run_dir}; open files limit {fds}")
     progress.step("starting PostgreSQL (durable)")
     cluster = start_cluster(durable=True)
     bench = Bench(options, workdir, cluster, progress)
     data: dict[str, Any] = {
-        "command": " ".join(["whispr-messaging", "bench", *sys.argv[1:]]) if sys.argv else "",
+        "command": command_line(),
         "started_at": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
         "options": {"scenarios": options.scenarios, "quick": options.quick, "repeats": options.repeats,
@@ -452,8 +469,8 @@ def run(options: Options) -> dict[str, Any]:
                 except Exception as error:  # one failed scenario must not lose the others
                     bench.results[name] = {"error": f"{type(error).__name__}: {error}"}
                     progress.log(f"{name}: FAILED {type(error).__name__}: {error}")
-                bench.results[name]["seconds"] = round(time.monotonic() - started, 1)
-                progress.log(f"{name}: done in {bench.results[name]['seconds']} s")
+                bench.results[name]["scenario_seconds"] = round(time.monotonic() - started, 1)
+                progress.log(f"{name}: done in {bench.results[name]['scenario_seconds']} s")
             data["machine"]["loadavg_samples"] = {
                 "min": min(loads, default=None), "median": median(list(loads)), "max": max(loads, default=None)}
     finally:
@@ -470,7 +487,7 @@ def run(options: Options) -> dict[str, Any]:
     report.chart(data, run_dir / "chart.png")
     print(table)
     print(f"\nresults: {run_dir / 'results.json'}\nchart:   {run_dir / 'chart.png'}")
-    if not options.profile:
+    if not options.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return data
 
@@ -499,7 +516,7 @@ def options_from(args: argparse.Namespace) -> Options:
         scenarios.append(canonical[name.lower()])
     return Options(scenarios=scenarios, quick=args.quick, skip_synapse=args.skip_synapse,
                    sizes=parse_sizes(args.sizes, args.quick), repeats=args.repeats or (1 if args.quick else 3),
-                   generators=max(1, args.generators), out=Path(args.out), profile=args.keep)
+                   generators=max(1, args.generators), out=Path(args.out), keep=args.keep)
 
 
 def main(argv: list[str] | None = None) -> int:

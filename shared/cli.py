@@ -40,6 +40,21 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from bench.runner import main as bench_main  # imported only here: the package is at the repo root
+    except ImportError:
+        print("the benchmark runs from a checkout of the repository (the bench/ package)", file=sys.stderr)
+        return 2
+    return bench_main(args.bench_args)
+
+
+def _cloud_local(args: argparse.Namespace) -> int:
+    from shared.devtools.cloud_local import options_from, run
+
+    return run(options_from(args))
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from shared.storage.migrate import upgrade
 
@@ -66,6 +81,9 @@ def _token(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the benchmark parses its own flags (bench/runner.py)
+        return _bench(argparse.Namespace(bench_args=argv[1:]))
     parser = argparse.ArgumentParser(prog="whispr-messaging", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -78,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--host")
     relay.add_argument("--port", type=int)
     relay.set_defaults(run=_relay)
+
+    bench = sub.add_parser("bench", add_help=False,
+                           help="run the benchmark (docs/performance.md): B1-B6, Synapse, ceilings; --help for flags")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=_bench)
+
+    cloud_local = sub.add_parser(
+        "cloud-local", help="the Google Cloud layout on this machine: emulators, PostgreSQL, gateway, two relays")
+    cloud_local.add_argument("--gateway-port", type=int, default=4000, help="REST gateway (0: a free port)")
+    cloud_local.add_argument("--relay-ports", default="4001,4002", help="the two relays' ports (0,0: free ports)")
+    cloud_local.add_argument("--sweep-seconds", type=float, default=60.0,
+                             help="how often POST /tasks/sweep runs, as Cloud Scheduler does (0: never)")
+    cloud_local.add_argument("--info-file", default="", help="once ready, write URLs, environment and pids here (JSON)")
+    cloud_local.add_argument("--keep-logs", action="store_true", help="keep the state directory (logs, key) at exit")
+    cloud_local.set_defaults(run=_cloud_local)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -123,6 +123,12 @@ class Settings:
     pubsub_domain_topic: str = "messaging-domain-events"
     pubsub_create_missing: bool = False  # create topics at start (emulator / local only)
     instance_id: str = ""  # names this process's Pub/Sub subscription; random when empty
+    # group commit on the relay's send path (docs/performance.md, "Group commit"): socket sends
+    # arriving within the window (from the first one waiting), up to `send_batch_max` of them,
+    # share one transaction; at most `send_batch_parallel` batches are in flight at once.
+    send_batch_window_ms: float = 1.0  # WHISPR_SEND_BATCH_WINDOW_MS; 0: no waiting, batch what queued up
+    send_batch_max: int = 64  # WHISPR_SEND_BATCH_MAX; 1 turns group commit off
+    send_batch_parallel: int = 2  # WHISPR_SEND_BATCH_PARALLEL
     # state store port (presence, device sessions): "memory" (this process) or "firestore"
     state_store: str = "memory"  # WHISPR_STATE_STORE: memory | firestore
     firestore_database: str = "(default)"  # WHISPR_FIRESTORE_DATABASE (project: WHISPR_GCP_PROJECT)

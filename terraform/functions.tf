@@ -65,6 +65,8 @@ resource "google_cloudfunctions2_function" "fn" {
     vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
 
     environment_variables = merge(local.common_env, {
+      # Small database pools: many instances share Cloud SQL's max_connections.
+      WHISPR_COMPONENT = "function"
       # functions_framework.aio functions are served by the ASGI server.
       FUNCTION_USE_ASGI = "true"
       # The source root (/workspace) on sys.path, so `import shared` works from functions/<name>/.

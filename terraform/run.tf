@@ -66,7 +66,7 @@ resource "google_cloud_run_v2_service" "relay" {
       }
 
       dynamic "env" {
-        for_each = local.common_env
+        for_each = merge(local.common_env, { WHISPR_COMPONENT = "relay" })
         content {
           name  = env.key
           value = env.value
@@ -157,7 +157,7 @@ resource "google_cloud_run_v2_service" "grpc" {
       }
 
       dynamic "env" {
-        for_each = local.common_env
+        for_each = merge(local.common_env, { WHISPR_COMPONENT = "grpc" })
         content {
           name  = env.key
           value = env.value

@@ -31,7 +31,7 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
         made = bulk_directs(conn, math.ceil(size / 2), prefix=bench.next_bulk_prefix())
     finally:
         conn.close()
-    members = []
+    members: list[dict[str, Any]] = []
     bench.progress.step(f"B3 {size}: minting tokens", size)
     for c in made:
         for user in (c.a, c.b):

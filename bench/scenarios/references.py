@@ -23,11 +23,11 @@ import httpx
 
 from bench import ceilings as ceiling_tools
 from bench import synapse as synapse_tools
-from bench.runner import free_port
 from bench.scenarios.b1 import SPEC_RATES, closed_loop, sweep
 from bench.scenarios.b2 import fanout_jobs, merge
 from bench.scenarios.b4 import read_load
 from bench.scenarios.common import median_of
+from shared.devtools.postgres import free_port
 
 if TYPE_CHECKING:
     from bench.runner import Bench
@@ -47,7 +47,7 @@ def _wait_port(port: int, timeout: float = 30.0) -> None:
 def pgbench_figures(bench: Bench) -> dict[str, Any]:
     cluster = bench.cluster
     ceiling_tools.create_database(cluster.bin_dir, cluster.port, "ceiling")
-    seconds = 2.0 if bench.quick else 10.0
+    seconds = 1.0 if bench.quick else 10.0
     out: dict[str, Any] = {}
     for rows in (1, 10):
         bench.progress.step(f"pgbench {rows} row(s) per commit", seconds * bench.repeats)
@@ -77,7 +77,7 @@ def ceilings(bench: Bench) -> dict[str, Any]:
         url = f"ws://127.0.0.1:{port}"
         entries = [{"pair": i} for i in range(8 if bench.quick else 64)]
         duration = 1.0 if bench.quick else 10.0
-        rates = [500, 2000] if bench.quick else BARE_RATES
+        rates = [1000] if bench.quick else BARE_RATES
         steps, sustained = sweep(bench, entries, rates, SPEC_RATES, duration, proto="bare", ws_url=url)
         closed = {str(c): closed_loop(bench, entries, c, duration, proto="bare", ws_url=url)
                   for c in ([4] if bench.quick else [16, 64])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from shared.domain.models import Actor, Conversation, Event, Member, Message, Ne
 from shared.domain.signatures import verify_signature
 from shared.storage import conversations as conv_store
 from shared.storage import messages as store
+from shared.storage import outbox
 from shared.storage import search as search_index
 
 DEFAULT_DEVICE = "default"
@@ -69,49 +71,101 @@ def _check_sender_key(unit: Unit, conv: Conversation, actor: Actor, public_key: 
             )
 
 
-def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
-    check_sendable(svc, conversation_id, new)
+class SendScope:
+    """The conversations one transaction sends to, each locked and read once: the conversation row
+    (locked like `lock_conversation`, which serialises the duplicate check and the `seq`) and its
+    active members, read under that lock. Every send of the transaction to the same conversation
+    reuses them: nobody can change the row or (through a system message) the membership until
+    the transaction ends."""
+
+    def __init__(self, unit: Unit):
+        self.unit = unit
+        self._locked: dict[str, tuple[Conversation, list[Member]] | None] = {}
+
+    def lock(self, conversation_ids: Iterable[str]) -> None:
+        """Lock (in id order) and read every conversation not locked yet, in two queries."""
+        wanted = sorted({c for c in conversation_ids if c not in self._locked})
+        if not wanted:
+            return
+        found = conv_store.lock_conversations(self.unit.conn, wanted)
+        members = conv_store.members_of(self.unit.conn, list(found))
+        for conversation_id in wanted:
+            conv = found.get(conversation_id)
+            self._locked[conversation_id] = (conv, members[conversation_id]) if conv is not None else None
+
+    def require_member(self, conversation_id: str, user_id: str) -> tuple[Conversation, list[Member]]:
+        """The locked conversation and its active members, or 404/403 as `require_member` says."""
+        self.lock((conversation_id,))
+        locked = self._locked[conversation_id]
+        if locked is None or not locked[0].is_active:
+            raise NotFound("conversation not found", code="conversation_not_found")
+        if not any(m.user_id == user_id for m in locked[1]):
+            raise Forbidden("you are not a member of this conversation", code="not_a_member")
+        return locked
+
+
+def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+    """One send inside a transaction the caller holds (`scope.unit`), after `check_sendable` and the
+    rate limit: everything `send_message` does in its transaction. A duplicate `client_random`
+    returns the original and writes nothing. Used by `send_message` and by group commit
+    (`shared.app.batch_send`), so both have the same semantics."""
+    unit = scope.unit
+    limits = svc.settings.limits
+    conv, members = scope.require_member(conversation_id, actor.user_id)
+    enforcement.check_can_send(unit.conn, conv.id, actor.user_id, unit.now)  # mute/restrict: 403 sanctioned
+    since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
+    original = store.find_by_client_random(unit.conn, conv.id, actor.user_id, new.client_random, since)
+    if original is not None:
+        return Sent(original, created=False)
+    if new.reply_to_id is not None:
+        replied = store.get_message(unit.conn, new.reply_to_id)
+        if replied is None or replied.conversation_id != conv.id:
+            raise Invalid.field("reply_to_id", "must be a message of the same conversation")
+    if new.sender_public_key is not None:
+        _check_sender_key(unit, conv, actor, new.sender_public_key)
+    message = Message(
+        id=str(uuid.uuid4()),
+        conversation_id=conv.id,
+        seq=0,
+        sender_id=actor.user_id,
+        sender_device_id=actor.device_id,
+        client_random=new.client_random,
+        message_type=new.message_type,
+        content=new.content,
+        metadata=new.metadata,
+        reply_to_id=new.reply_to_id,
+        forwarded_from_id=new.forwarded_from_id,
+        signature=new.signature,
+        sender_public_key=new.sender_public_key,
+        sent_at=unit.now,
+        expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
+    )
+    return Sent(store_message(unit, conv, message, members=members), created=True)
+
+
+def take_send_token(svc: Services, actor: Actor) -> None:
+    """The per-user send rate (rules.md): 429 when the user sends faster than allowed."""
     limits = svc.settings.limits
     wait = svc.limiter.acquire(
         f"send:{actor.user_id}", per_second=limits.messages_per_minute / 60, burst=limits.messages_burst
     )
     if wait:
         raise RateLimited("too many messages; slow down", retry_after=wait)
+
+
+def after_send(svc: Services, sent: Sent) -> None:
+    """What follows a committed send: the scheduler purges an ephemeral message at expiry."""
+    if sent.created and sent.message.expires_at is not None:
+        svc.scheduler.schedule("expiry", sent.message.id, sent.message.expires_at)
+
+
+def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+    check_sendable(svc, conversation_id, new)
+    take_send_token(svc, actor)
     with svc.unit() as unit:
-        conv, _ = require_member(unit.conn, conversation_id, actor.user_id)
-        enforcement.check_can_send(unit.conn, conv.id, actor.user_id, unit.now)  # mute/restrict: 403 sanctioned
-        conv_store.lock_conversation(unit.conn, conv.id)  # serialises the duplicate check
-        since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
-        original = store.find_by_client_random(unit.conn, conv.id, actor.user_id, new.client_random, since)
-        if original is not None:
-            return Sent(original, created=False)
-        if new.reply_to_id is not None:
-            replied = store.get_message(unit.conn, new.reply_to_id)
-            if replied is None or replied.conversation_id != conv.id:
-                raise Invalid.field("reply_to_id", "must be a message of the same conversation")
-        if new.sender_public_key is not None:
-            _check_sender_key(unit, conv, actor, new.sender_public_key)
-        message = Message(
-            id=str(uuid.uuid4()),
-            conversation_id=conv.id,
-            seq=0,
-            sender_id=actor.user_id,
-            sender_device_id=actor.device_id,
-            client_random=new.client_random,
-            message_type=new.message_type,
-            content=new.content,
-            metadata=new.metadata,
-            reply_to_id=new.reply_to_id,
-            forwarded_from_id=new.forwarded_from_id,
-            signature=new.signature,
-            sender_public_key=new.sender_public_key,
-            sent_at=unit.now,
-            expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
-        )
-        stored = store_message(unit, conv, message)
-    if stored.expires_at is not None:  # after commit: the scheduler purges it at expiry
-        svc.scheduler.schedule("expiry", stored.id, stored.expires_at)
-    return Sent(stored, created=True)
+        sent = send_in_unit(svc, SendScope(unit), actor, conversation_id, new)
+    after_send(svc, sent)
+    return sent
 
 
 def _render_for(message: Message, viewer: str, others: list[Member]) -> dict[str, Any]:
@@ -206,6 +260,9 @@ def delete_message(svc: Services, actor: Actor, message_id: str, *, for_everyone
         store.update_message(unit.conn, message.id, content="", metadata={}, signature=None,
                              is_deleted=True, deleted_at=unit.now)
         search_index.remove_message(unit.conn, message.id)
+        message.content, message.metadata, message.signature = "", {}, None
+        message.is_deleted, message.deleted_at = True, unit.now
+        outbox.scrub_message(unit.conn, conv.id, message.seq, message_view(message))
         members = conv_store.list_members(unit.conn, conv.id)
         topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members])
         unit.record(Event("message_deleted", payload, topics, conversation_id=conv.id, seq=message.seq))

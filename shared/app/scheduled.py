@@ -20,12 +20,14 @@ from typing import Any, Literal
 from shared.app.access import require_member, topic_conversation, topic_user
 from shared.app.messages import send_message
 from shared.app.services import Services
-from shared.app.views import timestamp
+from shared.app.views import message_view, timestamp
 from shared.domain import rules
 from shared.domain.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Event, Member, MessageType, NewMessage, ScheduledMessage
 from shared.ports.scheduler import Kind
 from shared.storage import conversations as conv_store
+from shared.storage import messages as msg_store
+from shared.storage import outbox
 from shared.storage import scheduled as store
 from shared.storage import search as search_index
 
@@ -260,6 +262,9 @@ def expire_due_messages(svc: Services, now: datetime | None = None) -> int:
             search_index.remove_messages(unit.conn, [message_id for message_id, _, _ in expired])
             members: dict[str, list[Member]] = {}
             for message_id, conversation_id, seq in expired:
+                purged = msg_store.get_message(unit.conn, message_id)
+                if purged is not None:
+                    outbox.scrub_message(unit.conn, conversation_id, seq, message_view(purged))
                 if conversation_id not in members:
                     members[conversation_id] = conv_store.list_members(unit.conn, conversation_id)
                 topics = (

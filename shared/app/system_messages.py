@@ -9,20 +9,22 @@ from typing import Any
 from shared.app.access import topic_conversation, topic_user
 from shared.app.services import Unit
 from shared.app.views import message_view
-from shared.domain.models import Actor, Conversation, Event, Message
+from shared.domain.models import Actor, Conversation, Event, Member, Message
 from shared.storage import conversations as conv_store
 from shared.storage import messages as msg_store
 from shared.storage import search as search_index
 
 
-def store_message(unit: Unit, conv: Conversation, message: Message) -> Message:
+def store_message(unit: Unit, conv: Conversation, message: Message, *, members: list[Member] | None = None) -> Message:
     """Give the message the next `seq`, store it, and record `new_message` for everyone who
-    hears it: the conversation topic and every other active member's `user:` topic."""
+    hears it: the conversation topic and every other active member's `user:` topic. `members`:
+    the active members if the caller has read them since it locked the conversation (sends do)."""
     message.seq = conv_store.next_seq(unit.conn, conv.id, unit.now)
     conv.last_seq = message.seq
     msg_store.insert_message(unit.conn, message)
     search_index.index_message(unit.conn, conv, message)  # same transaction: searchable once committed
-    members = conv_store.list_members(unit.conn, conv.id)
+    if members is None:
+        members = conv_store.list_members(unit.conn, conv.id)
     topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id])
     unit.record(
         Event("new_message", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq)

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from shared.http.params import parse_uuid
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    # Fields kept byte for byte (stored as bytes) may hold NUL; every other text goes into
+    # PostgreSQL text columns, which cannot: a NUL there is a 422, not a 500 from the store.
+    nul_allowed: ClassVar[frozenset[str]] = frozenset({"content"})
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if info.field_name not in cls.nul_allowed and any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 def _uuid_list(values: list[str]) -> list[str]:

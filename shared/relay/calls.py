@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from shared.app import conversations, messages, reactions, receipts
 from shared.app.access import require_member
+from shared.app.batch_send import Outcome, SendRequest
 from shared.app.services import Services
 from shared.app.views import message_view
 from shared.domain.errors import DomainError, Invalid, NotFound
@@ -125,9 +126,9 @@ def _in_conversation(svc: Services, message_id: str, conversation_id: str) -> No
         raise NotFound("message not found in this conversation", code="message_not_found")
 
 
-def new_message(svc: Services, actor: Actor, conversation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def parse_new_message(payload: dict[str, Any]) -> NewMessage:
     body = parse(SendMessage, payload)
-    new = NewMessage(
+    return NewMessage(
         content=body.content,
         message_type=body.message_type,
         client_random=body.client_random,
@@ -137,8 +138,29 @@ def new_message(svc: Services, actor: Actor, conversation_id: str, payload: dict
         sender_public_key=body.sender_public_key,
         expires_in_seconds=body.expires_in_seconds,
     )
-    sent = messages.send_message(svc, actor, conversation_id, new)
+
+
+def sent_response(sent: messages.Sent) -> dict[str, Any]:
     return {"message": message_view(sent.message, "sent")}
+
+
+NEW_MESSAGE = "new_message"
+
+
+def send_request(actor: Actor, conversation_id: str, payload: dict[str, Any]) -> SendRequest:
+    """A `new_message` push for group commit (`shared.relay.batching`), or 422 for a bad payload."""
+    return SendRequest(actor, conversation_id, parse_new_message(payload))
+
+
+def send_result(outcome: Outcome) -> dict[str, Any] | Exception:
+    """A batch outcome as the push's ok response, or the error to answer with."""
+    return outcome if isinstance(outcome, Exception) else sent_response(outcome)
+
+
+def new_message(svc: Services, actor: Actor, conversation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One send on its own (the channels batch theirs: `shared.relay.batching`)."""
+    sent = messages.send_message(svc, actor, conversation_id, parse_new_message(payload))
+    return sent_response(sent)
 
 
 def edit_message(svc: Services, actor: Actor, conversation_id: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,14 @@ from typing import Any, Literal, Protocol
 import anyio.to_thread
 import orjson
 
+from shared.app.batch_send import SendRequest
 from shared.app.services import Services
 from shared.config import Limits
 from shared.domain.errors import DomainError, Invalid
 from shared.domain.models import Actor
 from shared.ports.state import StateStore
 from shared.relay import calls, protocol
+from shared.relay.batching import SendBatcher
 from shared.relay.hub import CONVERSATION, USER, Broadcast, Hub
 from shared.relay.protocol import Frame, Ref, Version
 from shared.relay.typing_indicators import TypingIndicators
@@ -45,6 +47,7 @@ class RelayContext:
     hub: Hub
     presence: StateStore
     typing: TypingIndicators
+    sends: SendBatcher  # group commit of new_message pushes
 
     @property
     def limits(self) -> Limits:
@@ -108,6 +111,7 @@ class Channel:
         self._show_typing = True
         self._tracked = False  # present on this topic in the state store
         self._mailbox: asyncio.Queue[Frame | None] = asyncio.Queue(MAILBOX_SIZE)
+        self._held: list[Frame | None] = []  # taken from the mailbox but not handled yet (see _send)
         self._task = asyncio.create_task(self._run(), name=f"channel {topic}")
 
     # -- frames from the client -------------------------------------------------------------
@@ -121,7 +125,7 @@ class Channel:
 
     async def _run(self) -> None:
         while True:
-            frame = await self._mailbox.get()
+            frame = self._held.pop() if self._held else await self._mailbox.get()
             if frame is None:
                 return
             try:
@@ -150,6 +154,8 @@ class Channel:
             self._end()
         elif frame.event in calls.TYPING_EVENTS and self.kind == "conversation":
             await self._typing(frame)
+        elif frame.event == calls.NEW_MESSAGE and self.kind == "conversation":
+            await self._send(frame)
         elif frame.event in calls.PUSHES and self.kind == "conversation":
             await self._push(frame)
         else:
@@ -225,14 +231,14 @@ class Channel:
             if joined.use_rest:
                 response.update(catch_up="use_rest", last_seq=joined.last_seq)
         await self._reply(frame, "ok", response)
-        if self.state == "closed":
+        if self._ended():
             return
         # Tracked before the state is read, so the state has this join too; other instances hear
         # of it through the bus once the store has it (a join after that finds it in the store).
         self.ctx.presence.track(self.socket.session_id, self.topic)
         self._tracked = True
         state = await anyio.to_thread.run_sync(self.ctx.presence.presence_state, self.topic)
-        if self.state == "closed":  # the socket went away meanwhile
+        if self._ended():  # the socket went away meanwhile
             return
         await self._push_to_client("presence_state", state)
         version = self.socket.version
@@ -240,6 +246,10 @@ class Channel:
             await self.socket.send(protocol.encode_json(
                 version, None, None, self.topic, "new_message", orjson.dumps({"message": message})))
         self._go_live()
+
+    def _ended(self) -> bool:
+        """Whether the channel ended (a method: the state changes across awaits)."""
+        return self.state == "closed"
 
     def _go_live(self) -> None:
         held, self._buffer = self._buffer or [], None
@@ -260,6 +270,41 @@ class Channel:
             await self._reply(frame, "error", error_response(error))
             return
         await self._reply(frame, "ok", result)
+
+    async def _send(self, first: Frame) -> None:
+        """`new_message` through group commit. The pushes already queued right behind this one go
+        along (one group, never split across batches, so their `seq` follow push order); each
+        gets its own reply, in push order, once the batch has committed."""
+        frames = [first]
+        while len(frames) < self.ctx.sends.max_items and not self._mailbox.empty():
+            queued = self._mailbox.get_nowait()
+            if queued is None or queued.event != calls.NEW_MESSAGE:
+                self._held.append(queued)  # handled next, after these
+                break
+            frames.append(queued)
+        parsed: list[SendRequest | Invalid] = []
+        for frame in frames:
+            try:
+                parsed.append(calls.send_request(self.socket.actor, self.subject, frame.payload))
+            except Invalid as error:
+                parsed.append(error)
+        outcomes = iter(await self.ctx.sends.submit([p for p in parsed if isinstance(p, SendRequest)]))
+        crashed = False
+        for frame, item in zip(frames, parsed, strict=True):
+            result = item if isinstance(item, Invalid) else calls.send_result(next(outcomes))
+            if isinstance(result, DomainError):
+                await self._reply(frame, "error", error_response(result))
+            elif isinstance(result, Exception):
+                log.error("channel %s failed on new_message", self.topic, exc_info=result)
+                crashed = True
+                await self._reply(frame, "error",
+                                  protocol.error_response("internal_error", "something went wrong on our side"))
+            else:
+                await self._reply(frame, "ok", result)
+        if crashed and self.state == "joined":  # as `_crash` does: the channel ends with phx_error
+            self._end()
+            await self.socket.send(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
+                                                   protocol.ERROR, {}))
 
     async def _typing(self, frame: Frame) -> None:
         if frame.event == "user_typing":

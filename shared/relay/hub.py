@@ -208,40 +208,50 @@ class Hub:
                     if sub.user_id in owners:
                         sub.settings_changed(settings)
 
-    def broadcast_local(self, topic: str, name: str, payload: dict[str, Any]) -> None:
-        """An event for this instance's channels on `topic` only (presence diffs)."""
-        subs = self._topics.get(topic)
-        if not subs:
-            return
-        broadcast = Broadcast(name, topic, orjson.dumps(payload))
-        for sub in list(subs):
-            sub.deliver(broadcast)
-
-    def publish_ephemeral_threadsafe(self, name: str, topic: str, payload: dict[str, Any],
-                                     conversation_id: str | None) -> None:
-        """`publish_ephemeral` from any thread (presence diffs come from the state store's)."""
+    def announce(self, name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> None:
+        """An ephemeral event (presence diffs), from any thread: this instance's channels get it at
+        once, every other instance's through the bus (our own copy coming back is a duplicate)."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            return  # no socket was ever served here: no channel to announce
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self.publish_ephemeral, name, topic, payload, conversation_id)
+            return  # no socket was ever served here: no channel to announce to
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._announce(name, topic, payload, conversation_id)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._announce, name, topic, payload, conversation_id)
+
+    def _announce(self, name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> None:
+        event = self._ephemeral_event(name, topic, payload, conversation_id)
+        self._duplicate(event.event_id)  # seen: the bus's copy is dropped here
+        self._deliver(event)
+        self._enqueue(event)
+
+    @staticmethod
+    def _ephemeral_event(name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> PublishedEvent:
+        return PublishedEvent(
+            position=0, event_id=str(uuid.uuid4()), name=name, topics=(topic,), payload=payload,
+            conversation_id=conversation_id, seq=None, created_at=datetime.now(timezone.utc),
+        )
 
     def publish_ephemeral(self, name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> None:
         """An event that is never stored (typing) through the bus, so that every relay instance
         hears it. Publishing may block (Pub/Sub waits for the broker), so one worker task hands
         the events, in order, to a thread. Past `EPHEMERAL_BACKLOG` waiting, new ones are dropped:
         typing is best effort and must not grow memory."""
-        event = PublishedEvent(
-            position=0, event_id=str(uuid.uuid4()), name=name, topics=(topic,), payload=payload,
-            conversation_id=conversation_id, seq=None, created_at=datetime.now(timezone.utc),
-        )
+        self._enqueue(self._ephemeral_event(name, topic, payload, conversation_id))
+
+    def _enqueue(self, event: PublishedEvent) -> None:
         if self._ephemeral is None:
             self._ephemeral = asyncio.Queue(EPHEMERAL_BACKLOG)
             self._ephemeral_task = asyncio.get_running_loop().create_task(self._publish_ephemeral(self._ephemeral))
         try:
             self._ephemeral.put_nowait(event)
         except asyncio.QueueFull:
-            log.warning("dropping ephemeral %s: the bus is not keeping up", name)
+            log.warning("dropping ephemeral %s: the bus is not keeping up", event.name)
 
     async def _publish_ephemeral(self, queue: asyncio.Queue[PublishedEvent]) -> None:
         while True:

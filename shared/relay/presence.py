@@ -162,6 +162,13 @@ class Presence:
 
     # -- for the adapters built on this one ------------------------------------------------------
 
+    def replay(self) -> None:
+        """Tell the change hook every session's current state again (no diffs): a persisting
+        adapter rewrites them after its store may have lost them."""
+        with self._lock:
+            for session in list(self._sessions.values()):
+                self._changed(self._snapshot(session), [], None)
+
     def local_sessions(self, user_id: str | None = None) -> list[DeviceSession]:
         with self._lock:
             ids = self._sessions if user_id is None else self._by_user.get(user_id, set())

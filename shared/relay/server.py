@@ -27,6 +27,7 @@ from shared.domain.errors import DomainError
 from shared.domain.models import Actor
 from shared.ports.state import PresenceDiff, StateStore
 from shared.relay import protocol
+from shared.relay.batching import SendBatcher
 from shared.relay.channels import RelayContext
 from shared.relay.hub import Hub
 from shared.relay.presence import Presence
@@ -60,6 +61,7 @@ class Relay:
             hub=self.hub,
             presence=presence,
             typing=TypingIndicators(self.hub.publish_ephemeral, limits.typing_expiry_seconds),
+            sends=SendBatcher(services),
         )
         # Presence diffs go through the bus, so every instance's sockets on the topic hear them.
         self._unlisten_presence = presence.subscribe(self._presence_changed)
@@ -71,7 +73,7 @@ class Relay:
         """From the state store, in any thread, once the store has the change."""
         for diff in diffs:
             conversation_id = diff.topic.split(":", 1)[1] if diff.topic.startswith("conversation:") else None
-            self.hub.publish_ephemeral_threadsafe("presence_diff", diff.topic, diff.payload(), conversation_id)
+            self.hub.announce("presence_diff", diff.topic, diff.payload(), conversation_id)
 
     async def _presence_upkeep(self) -> None:
         """Sessions go away after idling; a shared store also ends the sessions of instances that
@@ -143,6 +145,7 @@ class Relay:
         self._unlisten_presence()
         if self._upkeep is not None:
             self._upkeep.cancel()
+        self.ctx.sends.close()
         self.hub.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -79,3 +80,20 @@ def unpublished(conn: Connection, older_than: datetime, limit: int = 500) -> lis
         )
         for r in rows
     ]
+
+
+MESSAGE_STATE_EVENTS = ("new_message", "message_updated")
+
+
+def scrub_message(conn: Connection, conversation_id: str, seq: int, view: dict[str, Any]) -> None:
+    """Overwrite the copies of a message the change log keeps with its current (purged) view,
+    so content deleted for everyone or expired does not live on in /sync."""
+    conn.execute(
+        update(events)
+        .where(
+            events.c.conversation_id == conversation_id,
+            events.c.seq == seq,
+            events.c.name.in_(MESSAGE_STATE_EVENTS),
+        )
+        .values(payload={"message": view})
+    )

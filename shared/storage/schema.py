@@ -271,6 +271,7 @@ events = Table(
         sqlite_where=text("published_at IS NULL"),
     ),
     Index(None, "conversation_id", "txid", "id"),
+    Index(None, "conversation_id", "seq"),
 )
 
 event_targets = Table(

@@ -101,6 +101,8 @@ def test_only_the_allowed_durations(server: RunningServer) -> None:
 class Recording:
     """A scheduler that notes what it is asked, and passes it on."""
 
+    horizon = None
+
     def __init__(self, inner: LocalScheduler) -> None:
         self.inner = inner
         self.calls: list[tuple[str, str, datetime]] = []
@@ -109,8 +111,8 @@ class Recording:
         self.calls.append((kind, item_id, due_at))
         self.inner.schedule(kind, item_id, due_at)
 
-    def cancel(self, kind: Any, item_id: str) -> None:
-        self.inner.cancel(kind, item_id)
+    def cancel(self, kind: Any, item_id: str, due_at: datetime | None = None) -> None:
+        self.inner.cancel(kind, item_id, due_at)
 
     def start(self) -> None:
         self.inner.start()

@@ -369,6 +369,24 @@ def test_times_are_answered_in_utc_with_four_digit_years(server: RunningServer) 
     assert "muted_until" in out_of_range.json()["details"]
 
 
+def test_nul_in_text_stored_as_text_is_422_and_content_keeps_it(server: RunningServer) -> None:
+    """Found by schemathesis: PostgreSQL text cannot hold NUL, so a NUL in a name was a 500.
+    Content is stored byte for byte and keeps it."""
+    alice, bob = server.client(), server.client()
+    group = alice.group_with(bob, name="Plain")
+    nul = "a\u0000b"
+    for method, path, body, field in [
+        ("POST", "/conversations", {"type": "group", "name": nul, "user_ids": [bob.user_id]}, "name"),
+        ("PUT", f"/conversations/{group['id']}", {"name": nul}, "name"),
+        ("PUT", f"/conversations/{group['id']}/settings", {"custom_name": nul}, "custom_name"),
+    ]:
+        response = alice.request(method, path, json=body)
+        assert response.status_code == 422, response.text
+        assert field in response.json()["details"]
+    sent = alice.send(group["id"], nul)
+    assert alice.get(f"/messages/{sent['id']}").json()["data"]["content"] == nul
+
+
 # --- schemathesis against the running service -------------------------------------------------
 
 # Cases per operation (about 60 operations: about 30 s). More for a deeper run:

@@ -145,3 +145,24 @@ def test_replaying_sync_from_any_cursor_converges_to_a_full_read(server: Running
     for cursor, replica in snapshots:
         replica.replay(world.alice, cursor)
         assert replica == final
+
+
+def test_expired_and_deleted_content_is_gone_from_sync(server: RunningServer) -> None:
+    from datetime import timedelta
+
+    from shared.app.scheduled import expire_due_messages
+
+    alice, bob = server.client(), server.client()
+    start = _head(bob)
+    cid = alice.direct_with(bob)["id"]
+    ephemeral = alice.send(cid, "self-destructing secret", expires_in_seconds=3600)
+    deleted = alice.send(cid, "regretted secret")
+    assert alice.delete(f"/messages/{deleted['id']}", params={"delete_for_everyone": "true"}).status_code == 200
+    expire_due_messages(server.services, now=server.services.clock() + timedelta(seconds=3601))
+
+    changes = bob.get("/sync", params={"since": start, "limit": 100}).json()["data"]
+    assert "secret" not in str(changes)
+    names = [(c["event"], c["payload"].get("message_id") or c["payload"].get("message", {}).get("id"))
+             for c in changes]
+    assert ("message_expired", ephemeral["id"]) in names and ("message_deleted", deleted["id"]) in names
+    assert_error(bob.get(f"/messages/{ephemeral['id']}"), 404)

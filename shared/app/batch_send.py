@@ -1,0 +1,90 @@
+"""Group commit: many sends (from any senders, to any conversations) in one transaction.
+
+The relay collects concurrent socket `new_message` pushes for a millisecond or two and hands
+them here together (shared/relay/batching.py). Each send has exactly `send_message`'s semantics
+(it runs the same `check_sendable`, rate limit and `send_in_unit`); what is shared is the
+transaction, so the commit (and its WAL flush), the outbox publication and its bookkeeping are
+paid once per batch instead of once per message:
+
+- Each send runs in its own SAVEPOINT: one that fails (not a member, sanctioned, key mismatch,
+  bad reply_to_id...) is rolled back alone, with its events, and gets its own error; the others
+  commit.
+- Every conversation of the batch is locked up front, in id order (one query), so concurrent
+  batches (other relay instances) and single sends cannot deadlock with each other.
+- Sends to one conversation take their `seq` in the order given (arrival order): sorting by
+  conversation is stable.
+- A duplicate `client_random` (already stored, or earlier in the same batch) returns the
+  original: the later send sees the earlier one's row in the same transaction.
+- Nobody is answered before the commit: the outcomes are returned once it has happened, and
+  the events are published after it, as `Services.unit` does for every use case.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.app.messages import SendScope, Sent, after_send, check_sendable, send_in_unit, take_send_token
+from shared.app.services import Services
+from shared.domain.errors import DomainError
+from shared.domain.models import Actor, NewMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    actor: Actor
+    conversation_id: str
+    new: NewMessage
+
+
+Outcome = Sent | Exception  # a DomainError is the send's answer; anything else is a failure of ours
+
+
+def send_batch(svc: Services, requests: Sequence[SendRequest]) -> list[Outcome]:
+    """Send every request in one transaction; one outcome per request, in the same order."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    for i, request in enumerate(requests):  # no database needed: before the transaction
+        try:
+            check_sendable(svc, request.conversation_id, request.new)
+            take_send_token(svc, request.actor)
+        except DomainError as error:
+            outcomes[i] = error
+    todo = sorted((i for i, o in enumerate(outcomes) if o is None), key=lambda i: requests[i].conversation_id)
+    if todo:
+        _run(svc, requests, todo, outcomes)
+    done = [o if o is not None else RuntimeError("send not processed") for o in outcomes]
+    for outcome in done:
+        if isinstance(outcome, Sent):
+            after_send(svc, outcome)
+    return done
+
+
+def _run(svc: Services, requests: Sequence[SendRequest], todo: list[int], outcomes: list[Outcome | None]) -> None:
+    isolate = len(todo) > 1  # a batch of one fails alone anyway: no savepoint needed
+    try:
+        with svc.unit() as unit:
+            scope = SendScope(unit)
+            scope.lock(requests[i].conversation_id for i in todo)
+            for i in todo:
+                request = requests[i]
+                if not isolate:
+                    outcomes[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+                    continue
+                try:
+                    with unit.savepoint():
+                        outcomes[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+                except DomainError as error:
+                    outcomes[i] = error
+                except Exception as error:  # e.g. a constraint the checks missed: this send fails alone
+                    log.exception("a send of a batch failed; the others go on")
+                    outcomes[i] = error
+    except DomainError as error:  # the only send of the batch
+        for i in todo:
+            outcomes[i] = error
+    except Exception as error:  # nothing committed: every send of the batch fails
+        log.exception("a batch of %d sends failed", len(todo))
+        for i in todo:
+            outcomes[i] = error

@@ -1,0 +1,136 @@
+"""Group commit for socket sends: `new_message` pushes from every channel of this relay are
+collected for a short window (`send_batch_window_ms`, counted from the first one waiting) or
+until `send_batch_max` are waiting, then run together by one worker-thread call of
+`shared.app.batch_send.send_batch`: one transaction, one commit, one outbox publication.
+
+At most `send_batch_parallel` batches are in flight; sends arriving meanwhile wait and make the
+next batch bigger, which is what keeps the commit rate, not the message rate, the bottleneck.
+A group submitted together (consecutive pushes of one channel) is never split across batches,
+so its sends take their `seq` in push order. Callers get the outcomes only once the batch has
+committed (persist before acknowledge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from shared.app.batch_send import Outcome, SendRequest, send_batch
+from shared.app.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Group:
+    requests: list[SendRequest]
+    future: asyncio.Future[list[Outcome]]
+    arrived: float
+
+
+class SendBatcher:
+    def __init__(self, services: Services):
+        settings = services.settings
+        self.services = services
+        self.window = max(0.0, settings.send_batch_window_ms / 1000.0)
+        self.max_items = max(1, settings.send_batch_max)
+        self.parallel = max(1, settings.send_batch_parallel)
+        self.batches = 0  # batches run so far, and the sends in them (observability, tests)
+        self.sends = 0
+        self._pending: deque[_Group] = deque()
+        self._count = 0
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    def submit(self, requests: list[SendRequest]) -> asyncio.Future[list[Outcome]]:
+        """Queue sends to run together in one batch; the future has one outcome per request."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Outcome]] = loop.create_future()
+        if not requests:
+            future.set_result([])
+            return future
+        if self._task is None or self._task.done():
+            self._wake, self._full, self._slots = asyncio.Event(), asyncio.Event(), asyncio.Semaphore(self.parallel)
+            self._task = loop.create_task(self._run(), name="relay send batcher")
+        assert self._wake is not None and self._full is not None
+        self._pending.append(_Group(requests, future, loop.time()))
+        self._count += len(requests)
+        self._wake.set()
+        if self._count >= self.max_items:
+            self._full.set()
+        return future
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._full is not None and self._slots is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            while self._count < self.max_items:
+                left = self._pending[0].arrived + self.window - loop.time()
+                if left <= 0:
+                    break
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), left)
+            await self._slots.acquire()
+            groups = self._take()
+            if not self._pending:
+                self._wake.clear()
+            if self._count < self.max_items:
+                self._full.clear()
+            task = loop.create_task(self._flush(groups), name="relay send batch")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    def _take(self) -> list[_Group]:
+        """Whole groups, oldest first, up to `max_items` sends (at least one group)."""
+        groups = [self._pending.popleft()]
+        taken = len(groups[0].requests)
+        while self._pending and taken + len(self._pending[0].requests) <= self.max_items:
+            group = self._pending.popleft()
+            groups.append(group)
+            taken += len(group.requests)
+        self._count -= taken
+        return groups
+
+    async def _flush(self, groups: list[_Group]) -> None:
+        assert self._slots is not None
+        requests = [r for g in groups for r in g.requests]
+        try:
+            outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests)
+        except BaseException as error:
+            failure = error if isinstance(error, Exception) else RuntimeError("the relay is shutting down")
+            for group in groups:
+                if not group.future.done():
+                    group.future.set_exception(failure)
+            if not isinstance(error, Exception):
+                raise
+            log.exception("a batch of %d sends failed", len(requests))
+            return
+        finally:
+            self._slots.release()
+        self.batches += 1
+        self.sends += len(requests)
+        start = 0
+        for group in groups:
+            end = start + len(group.requests)
+            if not group.future.done():  # the channel may be gone (socket closed)
+                group.future.set_result(outcomes[start:end])
+            start = end
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for group in self._pending:
+            if not group.future.done():
+                group.future.cancel()
+        self._pending.clear()
+        self._count = 0

@@ -1,0 +1,181 @@
+"""Group commit in the core (`shared.app.batch_send.send_batch`), on PostgreSQL and on SQLite:
+one transaction for many sends, each with `send_message`'s semantics, each failing alone."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.app import conversations, messages, moderation
+from shared.app.batch_send import SendRequest, send_batch
+from shared.app.messages import Sent
+from shared.app.services import Services
+from shared.bootstrap import build_services
+from shared.domain.errors import DomainError, Forbidden, Invalid, NotFound
+from shared.domain.models import Actor, NewMessage
+from shared.ports.bus import PublishedEvent
+from shared.storage.schema import events
+from shared.storage.schema import messages as messages_table
+from tests.support import client_random, make_settings, new_id
+
+
+@pytest.fixture
+def services(store_url: str, key_path: str) -> Iterator[Services]:
+    svc = build_services(make_settings(store_url, key_path, messages_burst=100_000, messages_per_minute=10_000_000))
+    yield svc
+    svc.close()
+
+
+def _text(content: str, random: int | None = None, **fields: object) -> NewMessage:
+    return NewMessage(content=content, message_type="text",
+                      client_random=client_random() if random is None else random, **fields)  # type: ignore[arg-type]
+
+
+def _sent(outcome: Sent | Exception) -> Sent:
+    assert isinstance(outcome, Sent), outcome
+    return outcome
+
+
+def _stored(svc: Services, conversation_id: str) -> list[tuple[int, str]]:
+    with svc.db.transaction() as conn:
+        rows = conn.execute(
+            select(messages_table.c.seq, messages_table.c.content)
+            .where(messages_table.c.conversation_id == conversation_id)
+            .order_by(messages_table.c.seq)
+        )
+        return [(int(r.seq), r.content) for r in rows]
+
+
+def test_sends_to_many_conversations_commit_together_in_arrival_order(services: Services) -> None:
+    alice, bob, carol = Actor(new_id(), "a"), Actor(new_id(), "b"), Actor(new_id(), "c")
+    ids = [
+        conversations.create_direct(services, alice, bob.user_id).view["id"],
+        conversations.create_direct(services, alice, carol.user_id).view["id"],
+        conversations.create_group(services, bob, "Trio", [alice.user_id, carol.user_id], {}).view["id"],
+    ]
+    group_start = len(_stored(services, ids[2]))
+    heard: list[PublishedEvent] = []
+    services.bus.subscribe(heard.append)
+    plan = [(alice, ids[2], "g1"), (bob, ids[0], "d1"), (carol, ids[1], "e1"), (carol, ids[2], "g2"),
+            (alice, ids[0], "d2"), (bob, ids[2], "g3")]
+    outcomes = send_batch(services, [SendRequest(a, c, _text(t)) for a, c, t in plan])
+
+    sent = [_sent(o) for o in outcomes]
+    assert all(s.created for s in sent)
+    assert [s.message.content for s in sent] == [t for _, _, t in plan]  # one outcome per request, in order
+    group_seq = {s.message.content: s.message.seq for s in sent if s.message.conversation_id == ids[2]}
+    assert [group_seq[c] for c in ("g1", "g2", "g3")] == [group_start + k for k in (1, 2, 3)]  # arrival order
+    assert _stored(services, ids[0]) == [(1, "d1"), (2, "d2")]
+    assert _stored(services, ids[1]) == [(1, "e1")]
+    published = [e for e in heard if e.name == "new_message"]
+    assert sorted(e.payload["message"]["content"] for e in published) == sorted(t for _, _, t in plan)
+    with services.db.transaction() as conn:
+        txids = conn.execute(
+            select(func.count(func.distinct(events.c.txid))).where(events.c.id.in_([e.position for e in published]))
+        ).scalar_one()
+        unpublished = conn.execute(
+            select(func.count()).select_from(events).where(events.c.published_at.is_(None))
+        ).scalar_one()
+    assert txids == 1  # one transaction for the six sends
+    assert unpublished == 0  # published after the commit, and marked
+
+
+def test_a_bad_send_fails_alone_and_takes_no_seq(services: Services) -> None:
+    owner, bob, stranger = Actor(new_id(), "o"), Actor(new_id(), "b"), Actor(new_id(), "s")
+    group = conversations.create_group(services, owner, "Room", [bob.user_id], {}).view["id"]
+    other = conversations.create_direct(services, owner, stranger.user_id).view["id"]
+    e2ee = conversations.create_group(services, owner, "Secret", [bob.user_id], {"e2ee": {"enabled": True}}).view["id"]
+    elsewhere = messages.send_message(services, owner, other, _text("elsewhere")).message
+    moderation.create_sanction(services, owner, e2ee, user_id=bob.user_id, kind="mute", duration_seconds=600)
+    before = {cid: len(_stored(services, cid)) for cid in (group, e2ee)}
+    heard: list[PublishedEvent] = []
+    services.bus.subscribe(heard.append)
+
+    requests = [
+        SendRequest(owner, group, _text("first")),
+        SendRequest(stranger, group, _text("not a member")),  # 403 not_a_member
+        SendRequest(bob, group, _text("bad reply", reply_to_id=elsewhere.id)),  # 422 reply_to_id
+        SendRequest(owner, e2ee, _text("bad tokens", metadata={"search_tokens": [""]})),  # 422 after its insert
+        SendRequest(bob, e2ee, _text("muted")),  # 403 sanctioned
+        SendRequest(owner, new_id(), _text("nowhere")),  # 404
+        SendRequest(owner, group, _text("x" * (64 * 1024 + 1))),  # too large: refused before the transaction
+        SendRequest(bob, group, _text("second")),
+        SendRequest(owner, e2ee, _text("fine", metadata={"search_tokens": ["t1"]})),
+    ]
+    outcomes = send_batch(services, requests)
+
+    assert isinstance(outcomes[1], Forbidden) and outcomes[1].code == "not_a_member"
+    assert isinstance(outcomes[2], Invalid) and "reply_to_id" in outcomes[2].details
+    assert isinstance(outcomes[3], Invalid) and outcomes[3].code == "invalid_search_tokens"
+    assert isinstance(outcomes[4], Forbidden) and outcomes[4].code == "sanctioned"
+    assert isinstance(outcomes[5], NotFound) and outcomes[5].code == "conversation_not_found"
+    assert isinstance(outcomes[6], DomainError) and outcomes[6].status == 413
+    good = [_sent(outcomes[i]).message for i in (0, 7, 8)]
+    assert [(m.content, m.seq) for m in good] == [
+        ("first", before[group] + 1), ("second", before[group] + 2), ("fine", before[e2ee] + 1)]
+    assert [c for _, c in _stored(services, group)][-2:] == ["first", "second"]
+    seqs = [s for s, _ in _stored(services, e2ee)]
+    assert seqs == list(range(1, len(seqs) + 1))  # the failed insert gave its seq back
+    assert "bad tokens" not in [c for _, c in _stored(services, e2ee)]
+    assert sorted(e.payload["message"]["content"] for e in heard if e.name == "new_message") == [
+        "fine", "first", "second"]
+
+
+def test_duplicates_in_one_batch_or_already_stored_return_the_original(services: Services) -> None:
+    alice, bob = Actor(new_id(), "phone"), Actor(new_id(), "b")
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    stored = messages.send_message(services, alice, cid, _text("stored", 7)).message
+    heard: list[PublishedEvent] = []
+    services.bus.subscribe(heard.append)
+
+    laptop = Actor(alice.user_id, "laptop")  # client_random is per sender, whatever the device
+    outcomes = send_batch(services, [
+        SendRequest(alice, cid, _text("new", 8)),
+        SendRequest(laptop, cid, _text("new again", 8)),
+        SendRequest(alice, cid, _text("stored again", 7)),
+        SendRequest(bob, cid, _text("bob's own", 8)),
+    ])
+
+    first, again, old, bobs = (_sent(o) for o in outcomes)
+    assert first.created and first.message.seq == 2
+    assert not again.created and again.message.id == first.message.id and again.message.content == "new"
+    assert not old.created and old.message.id == stored.id
+    assert bobs.created and bobs.message.seq == 3
+    assert [e.payload["message"]["id"] for e in heard if e.name == "new_message"] == [
+        first.message.id, bobs.message.id]  # no second event for a duplicate
+    assert _stored(services, cid) == [(1, "stored"), (2, "new"), (3, "bob's own")]
+
+
+def test_a_batch_of_one_behaves_like_send_message(services: Services) -> None:
+    alice, bob = Actor(new_id()), Actor(new_id())
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    [sent] = send_batch(services, [SendRequest(alice, cid, _text("one", 5))])
+    [again] = send_batch(services, [SendRequest(alice, cid, _text("one", 5))])
+    [refused] = send_batch(services, [SendRequest(Actor(new_id()), cid, _text("intruder"))])
+    assert _sent(sent).created and not _sent(again).created and _sent(again).message.id == _sent(sent).message.id
+    assert isinstance(refused, Forbidden)
+    assert send_batch(services, []) == []
+
+
+def test_concurrent_batches_over_overlapping_conversations_neither_deadlock_nor_leave_gaps(
+    services: Services,
+) -> None:
+    users = [Actor(new_id(), "d") for _ in range(4)]
+    ids = [conversations.create_group(services, users[0], f"G{i}", [u.user_id for u in users[1:]], {}).view["id"]
+           for i in range(4)]
+    start = {cid: len(_stored(services, cid)) for cid in ids}
+
+    def batch(n: int) -> list[Sent | Exception]:
+        order = ids if n % 2 else list(reversed(ids))  # opposite arrival orders
+        return send_batch(services, [SendRequest(users[(n + k) % 4], cid, _text(f"{n}-{k}"))
+                                     for k, cid in enumerate(order * 2)])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        results = [o for outcomes in pool.map(batch, range(24)) for o in outcomes]
+    assert all(isinstance(o, Sent) and o.created for o in results), [o for o in results if not isinstance(o, Sent)]
+    for cid in ids:
+        seqs = [s for s, _ in _stored(services, cid)]
+        assert seqs == list(range(1, start[cid] + 24 * 2 + 1))
