@@ -68,10 +68,15 @@ class Result:
     sends: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_seconds: float  # user + system CPU of the service process during the run
 
     @property
     def rate(self) -> float:
         return self.sends / self.seconds
+
+    @property
+    def cpu_ms_per_send(self) -> float:
+        return self.server_cpu_seconds / self.sends * 1000
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -87,8 +92,13 @@ def fresh_database(admin_url: str, name: str) -> str:
     return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def service(variant: Variant, database_url: str, key_path: str) -> Iterator[str]:
+def service(variant: Variant, database_url: str, key_path: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -116,7 +126,7 @@ def service(variant: Variant, database_url: str, key_path: str) -> Iterator[str]
             if time.monotonic() > deadline:
                 raise RuntimeError("service did not start")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -197,11 +207,68 @@ async def drive(url: str, arranged: list[tuple[str, str]], messages: int, inflig
 def run_once(variant: Variant, admin_url: str, key_path: str, args: argparse.Namespace, index: int) -> Result:
     database_url = fresh_database(admin_url, f"micro_send_{index}")
     settings = Settings(database_url=database_url, dev_key_path=key_path)
-    with service(variant, database_url, key_path) as url:
+    with service(variant, database_url, key_path) as (url, pid):
         arranged = arrange(url, settings, args.senders)
         asyncio.run(drive(url, arranged, max(1, args.warmup), args.inflight))  # warm-up
+        cpu_before = cpu_seconds(pid)
         seconds, latencies = asyncio.run(drive(url, arranged, args.messages, args.inflight))
-    return Result(variant.name, args.senders * args.messages, seconds, latencies)
+        cpu = cpu_seconds(pid) - cpu_before
+    return Result(variant.name, args.senders * args.messages, seconds, latencies, cpu)
+
+
+ROUND_TRIPS = """
+import json, sys, uuid
+import pg8000.core as core
+count = [0]
+for name in ("execute_simple", "execute_unnamed", "execute_named"):
+    def wrap(self, *args, _orig=getattr(core.CoreConnection, name), **kwargs):
+        count[0] += 1
+        return _orig(self, *args, **kwargs)
+    setattr(core.CoreConnection, name, wrap)
+from shared.app import conversations, messages
+from shared.bootstrap import build_services
+from shared.config import Limits, Settings
+from shared.domain.models import Actor, NewMessage
+from shared.storage.migrate import upgrade
+url, key = sys.argv[1], sys.argv[2]
+settings = Settings(database_url=url, dev_key_path=key, scheduler="none",
+                    limits=Limits(messages_burst=10**9, messages_per_minute=10**9))
+upgrade(settings)
+svc = build_services(settings)
+n = 64
+actors = [Actor(str(uuid.uuid4()), "d") for _ in range(n)]
+convs = [conversations.create_direct(svc, a, str(uuid.uuid4())).view["id"] for a in actors]
+def new(i):
+    return NewMessage(content=f"m{i}", message_type="text", client_random=i)
+out = {}
+start = count[0]
+for i, (a, c) in enumerate(zip(actors, convs)):
+    messages.send_message(svc, a, c, new(i))
+out["send_message (REST, one transaction per send)"] = (count[0] - start) / n
+try:
+    from shared.app.batch_send import SendRequest, send_batch
+except ImportError:
+    send_batch = None
+if send_batch is not None:
+    for size in (1, 8, 64):
+        start, done = count[0], 0
+        while done < n:
+            chunk = range(done, min(n, done + size))
+            send_batch(svc, [SendRequest(actors[i], convs[i], new(1000 * size + i)) for i in chunk])
+            done += len(chunk)
+        out[f"send_batch, batches of {size}"] = (count[0] - start) / n
+print(json.dumps(out))
+"""
+
+
+def round_trips(variant: Variant, admin_url: str, key_path: str, index: int) -> dict[str, float]:
+    """Database round trips per send (statements, BEGIN/COMMIT, pings), counted in pg8000."""
+    database_url = fresh_database(admin_url, f"micro_send_rt_{index}")
+    done = subprocess.run([sys.executable, "-c", ROUND_TRIPS, database_url, key_path], cwd=variant.source,
+                          env={**os.environ, "PYTHONPATH": str(variant.source)}, capture_output=True, text=True,
+                          check=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> int:
@@ -227,15 +294,22 @@ def main() -> int:
     cluster = None if args.database_url else start_cluster(durable=True)
     admin_url = args.database_url or (cluster.url if cluster else "")
     results: list[Result] = []
+    trips: dict[str, dict[str, float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             key_path = os.path.join(tmp, "dev-key.pem")
             mint_dev_token(Settings(dev_key_path=key_path), str(uuid.uuid4()))  # create the key once
+            sources = {v.source: v for v in variants}
+            for i, variant in enumerate(sources.values()):
+                trips[str(variant.source)] = round_trips(variant, admin_url, key_path, i)
+                for what, n in trips[str(variant.source)].items():
+                    print(f"  round trips per send, {variant.source.name or variant.source}: {what}: {n:.1f}")
             for repeat in range(args.repeats):
                 for i, variant in enumerate(variants):
                     result = run_once(variant, admin_url, key_path, args, repeat * len(variants) + i)
                     print(f"  run {repeat + 1}/{args.repeats} {variant.name}: {result.rate:,.0f} msgs/s, "
-                          f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms", flush=True)
+                          f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
+                          f"service CPU {result.cpu_ms_per_send:.2f} ms/send", flush=True)
                     results.append(result)
     finally:
         if cluster is not None:
@@ -243,7 +317,7 @@ def main() -> int:
 
     print(f"\n{args.senders} senders x {args.messages} sends, {args.inflight} in flight each, "
           f"median of {args.repeats} (PostgreSQL durable)")
-    print(f"{'variant':34} {'msgs/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'variant':34} {'msgs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/send':>12}")
     summary = []
     for variant in variants:
         mine = [r for r in results if r.variant == variant.name]
@@ -252,13 +326,17 @@ def main() -> int:
             "msgs_per_s": statistics.median(r.rate for r in mine),
             "p50_ms": statistics.median(r.percentile(50) for r in mine),
             "p99_ms": statistics.median(r.percentile(99) for r in mine),
+            "cpu_ms_per_send": statistics.median(r.cpu_ms_per_send for r in mine),
         }
         summary.append(row)
-        print(f"{row['variant']:34} {row['msgs_per_s']:>10,.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}")
+        print(f"{row['variant']:34} {row['msgs_per_s']:>10,.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
+              f"{row['cpu_ms_per_send']:>12.2f}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
+                                         "round_trips": trips,
                                          "runs": [{"variant": r.variant, "msgs_per_s": r.rate,
-                                                   "p50_ms": r.percentile(50), "p99_ms": r.percentile(99)}
+                                                   "p50_ms": r.percentile(50), "p99_ms": r.percentile(99),
+                                                   "cpu_ms_per_send": r.cpu_ms_per_send}
                                                   for r in results]}, indent=2))
     return 0
 

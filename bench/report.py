@@ -103,6 +103,9 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     b3 = r.get("B3")
     if b3 and "error" not in b3:
         for s in b3.get("sizes", []):
+            if "skipped" in s:
+                out.append(("B3", f"{s['sockets']:,} sockets", s["skipped"]))
+                continue
             out.append(("B3", f"{s['sockets']:,} sockets: connected, KB/socket, probe p99 ms",
                         f"{s['connected']:,}, {_fmt(s['kb_per_socket'])}, {_fmt(s['probe_p99_ms'])}"))
     b4 = r.get("B4")
@@ -208,10 +211,11 @@ def chart(data: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("offered rate (msgs/s)")
     ax.set_ylabel("send -> receive latency (ms)")
     ax.set_title("B1: latency percentiles vs offered rate")
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
 
     ax = axes[0][1]
-    b3 = _get(r, "B3", "sizes") or []
+    b3 = [s for s in _get(r, "B3", "sizes") or [] if "skipped" not in s]
     if b3:
         xs = [s["connected"] for s in b3]
         ax.plot(xs, [s["rss_connected_mb"] for s in b3], marker="o", label="relay RSS (MB)")
@@ -223,7 +227,8 @@ def chart(data: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("connected idle sockets")
     ax.set_ylabel("resident memory (MB)")
     ax.set_title("B3: memory vs sockets")
-    ax.legend(loc="upper left", fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7)
 
     ax = axes[1][0]
     b4 = _get(r, "B4", "sizes") or []
@@ -254,7 +259,8 @@ def chart(data: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("group members")
     ax.set_ylabel("fan-out latency (ms)")
     ax.set_title("B2: group fan-out")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
     m = data.get("machine", {})
     loads = m.get("loadavg_samples") or {}

@@ -36,7 +36,7 @@ from bench.progress import Progress
 from shared.devtools.postgres import PostgresCluster, free_port, start_cluster
 
 SCENARIOS = ("B1", "B2", "B3", "B4", "B5", "B6", "ceilings", "synapse")
-DEFAULT_SIZES = {"B4": [100_000, 1_000_000, 10_000_000], "B3": [1_000, 5_000, 10_000, 20_000],
+DEFAULT_SIZES = {"B4": [100_000, 1_000_000, 10_000_000], "B3": [1_000, 5_000, 10_000, 50_000],
                  "B2": [10, 100, 500]}
 QUICK_SIZES = {"B4": [10_000], "B3": [40], "B2": [10]}
 RAISED_LIMITS = {
@@ -218,6 +218,7 @@ class Options:
     generators: int
     out: Path
     keep: bool = False
+    profile: bool = False
 
 
 @dataclass
@@ -229,6 +230,7 @@ class Bench:
     cluster: PostgresCluster
     progress: Progress
     service: Service | None = None
+    run_dir: Path = Path(".")
     results: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _bulk_prefix: int = 1
@@ -444,7 +446,7 @@ def run(options: Options) -> dict[str, Any]:
     progress.log(f"results in {run_dir}; open files limit {fds}")
     progress.step("starting PostgreSQL (durable)")
     cluster = start_cluster(durable=True)
-    bench = Bench(options, workdir, cluster, progress)
+    bench = Bench(options, workdir, cluster, progress, run_dir=run_dir)
     data: dict[str, Any] = {
         "command": command_line(),
         "started_at": datetime.now(timezone.utc).isoformat(),
@@ -471,6 +473,8 @@ def run(options: Options) -> dict[str, Any]:
                     progress.log(f"{name}: FAILED {type(error).__name__}: {error}")
                 bench.results[name]["scenario_seconds"] = round(time.monotonic() - started, 1)
                 progress.log(f"{name}: done in {bench.results[name]['scenario_seconds']} s")
+                # what is measured so far survives an interrupted run
+                (run_dir / "results.partial.json").write_text(json.dumps(data, indent=1, default=str))
             data["machine"]["loadavg_samples"] = {
                 "min": min(loads, default=None), "median": median(list(loads)), "max": max(loads, default=None)}
     finally:
@@ -482,6 +486,7 @@ def run(options: Options) -> dict[str, Any]:
     data["ratios"] = report.ratios(data)
     data["finished_at"] = datetime.now(timezone.utc).isoformat()
     (run_dir / "results.json").write_text(json.dumps(data, indent=1, default=str))
+    (run_dir / "results.partial.json").unlink(missing_ok=True)
     table = report.table(data)
     (run_dir / "table.md").write_text(table + "\n")
     report.chart(data, run_dir / "chart.png")
@@ -503,6 +508,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--out", default="bench-results", help="results folder (default ./bench-results)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, job files)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the service during an extra B1 closed-loop run (SVG + top frames)")
     return parser
 
 
@@ -516,7 +523,8 @@ def options_from(args: argparse.Namespace) -> Options:
         scenarios.append(canonical[name.lower()])
     return Options(scenarios=scenarios, quick=args.quick, skip_synapse=args.skip_synapse,
                    sizes=parse_sizes(args.sizes, args.quick), repeats=args.repeats or (1 if args.quick else 3),
-                   generators=max(1, args.generators), out=Path(args.out), keep=args.keep)
+                   generators=max(1, args.generators), out=Path(args.out), keep=args.keep,
+                   profile=args.profile)
 
 
 def main(argv: list[str] | None = None) -> int:

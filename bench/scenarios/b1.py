@@ -59,22 +59,54 @@ def combine(rate: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def base_of(proto: str, ws_url: str | None, duration: float, http: tuple[str, int] | None) -> dict[str, Any]:
+    base: dict[str, Any] = {"proto": proto, "ws_url": ws_url or "", "closed": {"duration": duration}, "grace": 10.0}
+    if http is not None:
+        base["http"] = list(http)
+    return base
+
+
+def profile_run(bench: Bench, entries: list[dict[str, Any]], duration: float, base: dict[str, Any]) -> dict[str, Any]:
+    """One more closed-loop run (not counted), twice: py-spy's raw stacks, then its flame graph."""
+    from bench import profile
+
+    assert bench.service is not None
+    out: dict[str, Any] = {}
+    for fmt, name in (("raw", f"profile-b1-x{len(entries)}.txt"), ("flamegraph", f"profile-b1-x{len(entries)}.svg")):
+        path = bench.run_dir / name
+        spy: list[Any] = []
+
+        def during(_: list[Any], fmt: str = fmt, path: Any = path, spy: list[Any] = spy) -> None:
+            spy.append(profile.record(bench.service.pid, duration, path, fmt))  # type: ignore[union-attr]
+
+        bench.run_generators(pair_jobs(entries, bench.options.generators, base),
+                             f"profiling x{len(entries)} ({fmt})", duration, during=during)
+        for process in spy:
+            process.wait(duration + 60)
+        out[fmt] = str(path)
+        if fmt == "raw" and path.exists():
+            out["summary"] = profile.summarize(path)
+    return out
+
+
 def closed_loop(bench: Bench, entries: list[dict[str, Any]], concurrency: int, duration: float,
                 proto: str = "phx", ws_url: str | None = None, http: tuple[str, int] | None = None,
                 label: str | None = None) -> dict[str, Any]:
     runs = []
     for _ in range(bench.repeats):
-        base: dict[str, Any] = {"proto": proto, "ws_url": ws_url or "", "closed": {"duration": duration},
-                                "grace": 10.0}
-        if http is not None:
-            base["http"] = list(http)
+        base = base_of(proto, ws_url, duration, http)
         results = bench.run_generators(pair_jobs(entries[:concurrency], bench.options.generators, base),
                                        label or f"{proto} closed x{concurrency}", duration)
         step = merge_step(results, "closed")
         step["throughput"] = step["received"] / duration
         step["generator_load"] = bench.generator_load(results)
         runs.append(step)
+    profile = None
+    profiled = 4 if bench.quick else max(CLOSED)  # the saturated case, once
+    if bench.options.profile and proto == "phx" and bench.service is not None and concurrency == profiled:
+        profile = profile_run(bench, entries[:concurrency], duration, base_of(proto, ws_url, duration, http))
     return {
+        "profile": profile,
         "concurrency": concurrency,
         "throughput": median_of(runs, "throughput"),
         "p50_ms": median_of(runs, "latency", "p50_ms"),

@@ -10,6 +10,7 @@ each N so that every size starts from the same baseline.
 from __future__ import annotations
 
 import math
+import resource
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from bench.runner import Bench
 
 PER_GENERATOR = 10_000
+MARGIN = 1_000  # descriptors the service needs besides its sockets (database, files, listeners)
 
 
 def one_size(bench: Bench, size: int) -> dict[str, Any]:
@@ -82,13 +84,22 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
 
 
 def run(bench: Bench) -> dict[str, Any]:
-    out = []
+    out: list[dict[str, Any]] = []
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     for size in bench.options.sizes.get("B3", [1000]):
+        if size + MARGIN > files:  # the service holds one descriptor per socket
+            note = f"B3 at {size:,} sockets skipped: the open files limit here is {files:,} (ulimit -n)"
+            bench.notes.append(note)
+            bench.progress.log(note)
+            out.append({"sockets": size, "skipped": note})
+            continue
         result = one_size(bench, size)
         out.append(result)
         bench.progress.log(f"B3 {size}: {result['connected']} connected, {result['kb_per_socket']} KB/socket, "
                            f"probe p99 {result['probe_p99_ms']} ms")
     bench.restart_service()  # the next scenario starts from a clean process
-    full = [r["connected"] for r in out if r["failed"] == 0]
+    measured = [r for r in out if "skipped" not in r]
+    out = measured + [r for r in out if "skipped" in r]
+    full = [r["connected"] for r in measured if r["failed"] == 0]
     return {"sizes": out, "max_connected_without_failure": max(full, default=0),
             "target_sockets": 50_000, "target_kb_per_socket": 20.0}

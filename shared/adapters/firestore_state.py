@@ -170,8 +170,7 @@ class FirestoreStateStore:
         docs = self._sessions.where(filter=FieldFilter("user_id", "==", user_id)).stream()
         remote = [self._session_of(d) for d in self._live_sessions(doc.to_dict() or {} for doc in docs)]
         last_seen = self._local.last_seen(user_id)
-        snapshot = self._users.document(user_id).get()
-        stored = snapshot.get("last_seen_ms") if snapshot.exists else None
+        stored = (self._users.document(user_id).get().to_dict() or {}).get("last_seen_ms")
         if isinstance(stored, (int, float)):
             remembered = datetime.fromtimestamp(stored / 1000, timezone.utc)
             last_seen = remembered if last_seen is None else max(last_seen, remembered)
@@ -193,7 +192,7 @@ class FirestoreStateStore:
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.05))
-            return not self._pending
+            return not self._pending and not self._inflight
 
     def close(self) -> None:
         """A clean shutdown: this instance's sessions end now, then its heartbeat document goes."""
@@ -377,7 +376,7 @@ class FirestoreStateStore:
         if missing:
             wall = _utcnow()
             for snapshot in self._client.get_all([self._instances.document(i) for i in missing]):
-                expires = snapshot.get("expires_at") if snapshot.exists else None
+                expires = (snapshot.to_dict() or {}).get("expires_at") if snapshot.exists else None
                 live = isinstance(expires, datetime) and expires > wall
                 result[snapshot.id] = live
                 self._liveness[snapshot.id] = (now + LIVENESS_CACHE_SECONDS, live)
@@ -402,7 +401,7 @@ class FirestoreStateStore:
         for snapshot in lapsed:
             if snapshot.id == self.instance_id:
                 continue
-            last_alive = snapshot.get("heartbeat_at")
+            last_alive = (snapshot.to_dict() or {}).get("heartbeat_at")
             if self._claim(snapshot.reference, wall):
                 self._end_sessions_of(snapshot.id, last_alive if isinstance(last_alive, datetime) else wall)
 

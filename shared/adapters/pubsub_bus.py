@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import google.cloud.pubsub_v1 as pubsub_v1  # untyped package: `from google.cloud import` trips mypy
 import orjson
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
 
 from shared.domain.cloudevents import to_cloudevent
 from shared.ports.bus import PublishedEvent, Subscriber

@@ -6,15 +6,18 @@ them here together (shared/relay/batching.py). Each send has exactly `send_messa
 transaction, so the commit (and its WAL flush), the outbox publication and its bookkeeping are
 paid once per batch instead of once per message:
 
-- Each send runs in its own SAVEPOINT: one that fails (not a member, sanctioned, key mismatch,
-  bad reply_to_id...) is rolled back alone, with its events, and gets its own error; the others
-  commit.
+- A send that fails (not a member, sanctioned, key mismatch, bad reply_to_id...) fails alone,
+  with its own error, and is rolled back with its events; the others commit. Batches are first
+  run optimistically, without savepoints (two round trips per send); if a send fails, that
+  attempt is rolled back and the batch runs again with each send in its own SAVEPOINT.
 - Every conversation of the batch is locked up front, in id order (one query), so concurrent
   batches (other relay instances) and single sends cannot deadlock with each other.
 - Sends to one conversation take their `seq` in the order given (arrival order): sorting by
   conversation is stable.
 - A duplicate `client_random` (already stored, or earlier in the same batch) returns the
-  original: the later send sees the earlier one's row in the same transaction.
+  original and records nothing. The stored candidates are read in one query once the
+  conversations are locked; the batch's own sends are remembered as they are stored.
+- The batch's events are written to the outbox together at the end (`Unit.defer_events`).
 - Nobody is answered before the commit: the outcomes are returned once it has happened, and
   the events are published after it, as `Services.unit` does for every use case.
 """
@@ -62,29 +65,52 @@ def send_batch(svc: Services, requests: Sequence[SendRequest]) -> list[Outcome]:
     return done
 
 
+class _Abort(Exception):
+    """A send failed in an attempt without savepoints: the whole attempt is rolled back."""
+
+
 def _run(svc: Services, requests: Sequence[SendRequest], todo: list[int], outcomes: list[Outcome | None]) -> None:
-    isolate = len(todo) > 1  # a batch of one fails alone anyway: no savepoint needed
     try:
-        with svc.unit() as unit:
-            scope = SendScope(unit)
-            scope.lock(requests[i].conversation_id for i in todo)
-            for i in todo:
-                request = requests[i]
-                if not isolate:
-                    outcomes[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
-                    continue
-                try:
-                    with unit.savepoint():
-                        outcomes[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
-                except DomainError as error:
-                    outcomes[i] = error
-                except Exception as error:  # e.g. a constraint the checks missed: this send fails alone
-                    log.exception("a send of a batch failed; the others go on")
-                    outcomes[i] = error
-    except DomainError as error:  # the only send of the batch
-        for i in todo:
-            outcomes[i] = error
+        try:  # optimistic: most batches have no failing send, and savepoints cost two round trips each
+            results = _attempt(svc, requests, todo, isolate=False)
+        except _Abort as abort:
+            if len(todo) == 1:  # it failed alone anyway
+                assert isinstance(abort.__cause__, Exception)
+                results = {todo[0]: abort.__cause__}
+            else:  # rolled back: again, each send in its own savepoint
+                results = _attempt(svc, requests, todo, isolate=True)
     except Exception as error:  # nothing committed: every send of the batch fails
         log.exception("a batch of %d sends failed", len(todo))
+        results = dict.fromkeys(todo, error)
+    for i, outcome in results.items():
+        outcomes[i] = outcome
+
+
+def _attempt(svc: Services, requests: Sequence[SendRequest], todo: list[int], *, isolate: bool) -> dict[int, Outcome]:
+    """One transaction for the sends `todo` (sorted by conversation). Without `isolate`, the first
+    send that fails aborts it (`_Abort`, caused by the send's error); with it, that send alone is
+    undone."""
+    results: dict[int, Outcome] = {}
+    with svc.unit() as unit:
+        unit.defer_events()  # the batch's events in two INSERTs at the end, not one per send
+        scope = SendScope(unit, svc.settings.limits)
+        scope.lock(requests[i].conversation_id for i in todo)
+        scope.prefetch_originals(
+            (requests[i].conversation_id, requests[i].actor.user_id, requests[i].new.client_random) for i in todo)
         for i in todo:
-            outcomes[i] = error
+            request = requests[i]
+            if not isolate:
+                try:
+                    results[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+                except Exception as error:
+                    raise _Abort from error
+                continue
+            try:
+                with unit.savepoint():
+                    results[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+            except DomainError as error:
+                results[i] = error
+            except Exception as error:  # e.g. a constraint the checks missed: this send fails alone
+                log.exception("a send of a batch failed; the others go on")
+                results[i] = error
+    return results

@@ -201,7 +201,7 @@ SETTINGS_FIELDS = ("notifications_enabled", "muted_until", "show_read_receipts",
 def get_settings(svc: Services, actor: Actor, conversation_id: str) -> dict[str, Any]:
     with svc.db.transaction() as conn:
         _, me = require_member(conn, conversation_id, actor.user_id)
-        return settings_view(me)
+        return settings_view(me, svc.clock())
 
 
 def update_settings(svc: Services, actor: Actor, conversation_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def update_settings(svc: Services, actor: Actor, conversation_id: str, changes: 
             store.update_member(unit.conn, conv.id, actor.user_id, unit.now, **values)
         for key, value in values.items():
             setattr(me, key, value)
-        view = settings_view(me)
+        view = settings_view(me, unit.now)
         unit.record(
             Event(
                 "conversation_settings_updated",

@@ -13,6 +13,7 @@ from shared.app.access import require_member, require_message, topic_conversatio
 from shared.app.services import Services, Unit
 from shared.app.system_messages import store_message
 from shared.app.views import message_view
+from shared.config import Limits
 from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
@@ -76,11 +77,14 @@ class SendScope:
     (locked like `lock_conversation`, which serialises the duplicate check and the `seq`) and its
     active members, read under that lock. Every send of the transaction to the same conversation
     reuses them: nobody can change the row or (through a system message) the membership until
-    the transaction ends."""
+    the transaction ends. It also knows the messages this transaction sent, and (once
+    `prefetch_originals` has read them) the stored ones that sends may duplicate."""
 
-    def __init__(self, unit: Unit):
+    def __init__(self, unit: Unit, limits: Limits):
         self.unit = unit
+        self.since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
         self._locked: dict[str, tuple[Conversation, list[Member]] | None] = {}
+        self._originals: dict[tuple[str, str, int], Message | None] = {}
 
     def lock(self, conversation_ids: Iterable[str]) -> None:
         """Lock (in id order) and read every conversation not locked yet, in two queries."""
@@ -103,6 +107,26 @@ class SendScope:
             raise Forbidden("you are not a member of this conversation", code="not_a_member")
         return locked
 
+    def prefetch_originals(self, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Read in one query what these (conversation_id, sender_id, client_random) duplicate, if
+        anything. Only for locked conversations: the lock is what makes the answer hold."""
+        wanted = {k for k in keys if k not in self._originals and self._locked.get(k[0]) is not None}
+        found = store.find_by_client_randoms(self.unit.conn, wanted, self.since)
+        for key in wanted:
+            self._originals[key] = found.get(key)
+
+    def original(self, conversation_id: str, sender_id: str, client_random: int) -> Message | None:
+        """The message a send with this `client_random` duplicates (sent within the window, or
+        earlier in this transaction), if any."""
+        key = (conversation_id, sender_id, client_random)
+        if key in self._originals:
+            return self._originals[key]
+        return store.find_by_client_random(self.unit.conn, conversation_id, sender_id, client_random, self.since)
+
+    def sent(self, message: Message) -> None:
+        """A send of this transaction stored `message`: later sends with its `client_random` duplicate it."""
+        self._originals[(message.conversation_id, message.sender_id, message.client_random)] = message
+
 
 def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
     """One send inside a transaction the caller holds (`scope.unit`), after `check_sendable` and the
@@ -110,11 +134,9 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
     returns the original and writes nothing. Used by `send_message` and by group commit
     (`shared.app.batch_send`), so both have the same semantics."""
     unit = scope.unit
-    limits = svc.settings.limits
     conv, members = scope.require_member(conversation_id, actor.user_id)
     enforcement.check_can_send(unit.conn, conv.id, actor.user_id, unit.now)  # mute/restrict: 403 sanctioned
-    since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
-    original = store.find_by_client_random(unit.conn, conv.id, actor.user_id, new.client_random, since)
+    original = scope.original(conv.id, actor.user_id, new.client_random)
     if original is not None:
         return Sent(original, created=False)
     if new.reply_to_id is not None:
@@ -140,7 +162,9 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
         sent_at=unit.now,
         expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
     )
-    return Sent(store_message(unit, conv, message, members=members), created=True)
+    stored = store_message(unit, conv, message, members=members)
+    scope.sent(stored)  # last: a send that fails gives nothing to the ones after it
+    return Sent(stored, created=True)
 
 
 def take_send_token(svc: Services, actor: Actor) -> None:
@@ -163,7 +187,7 @@ def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMess
     check_sendable(svc, conversation_id, new)
     take_send_token(svc, actor)
     with svc.unit() as unit:
-        sent = send_in_unit(svc, SendScope(unit), actor, conversation_id, new)
+        sent = send_in_unit(svc, SendScope(unit, svc.settings.limits), actor, conversation_id, new)
     after_send(svc, sent)
     return sent
 

@@ -1,5 +1,5 @@
 """Use cases on scheduled messages (schedule, list, edit, cancel) and the firing code every
-scheduler adapter calls: the local timer, and later Cloud Tasks through `functions/tasks`.
+scheduler adapter calls: the local timer, and Cloud Tasks through `functions/tasks`.
 
 A scheduled message is sent through `send_message`, the one send path, at its due time, with
 its own `client_random`: membership, sanctions, limits and signatures are checked again then,

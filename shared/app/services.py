@@ -35,22 +35,44 @@ class Unit:
     now: datetime
     events: list[PublishedEvent] = field(default_factory=list)
     _txid: int | None = None
+    _deferred: list[Event] | None = None  # recorded, written by `flush_events` (see `defer_events`)
 
     def record(self, event: Event) -> None:
+        if self._deferred is not None:
+            self._deferred.append(event)
+            return
+        self.events.append(outbox.append(self.conn, event, self.now, self._txid_now()))
+
+    def _txid_now(self) -> int:
         if self._txid is None:
             self._txid = outbox.current_txid(self.conn)
-        self.events.append(outbox.append(self.conn, event, self.now, self._txid))
+        return self._txid
+
+    def defer_events(self) -> None:
+        """Write the events recorded from now on together, in two statements, when the unit ends
+        (or at `flush_events`), instead of each as it is recorded: for units that record many
+        (group commit). Nothing in the transaction may read them back before that."""
+        if self._deferred is None:
+            self._deferred = []
+
+    def flush_events(self) -> None:
+        if self._deferred:
+            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now, self._txid_now()))
+            self._deferred.clear()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that fails alone: on an exception its writes are rolled
         back (SAVEPOINT / ROLLBACK TO) and so are the events it recorded; the rest goes on."""
         mark = len(self.events)
+        deferred = len(self._deferred) if self._deferred is not None else 0
         try:
             with self.conn.begin_nested():
                 yield
         except BaseException:
             del self.events[mark:]
+            if self._deferred is not None:
+                del self._deferred[deferred:]
             raise
 
 
@@ -71,6 +93,7 @@ class Services:
         with self.db.transaction() as conn:
             unit = Unit(conn, self.clock())
             yield unit
+            unit.flush_events()
         if unit.events:
             self.publish(unit.events)
 

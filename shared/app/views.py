@@ -62,7 +62,11 @@ def member_view(member: Member) -> dict[str, Any]:
     }
 
 
-def settings_view(member: Member) -> dict[str, Any]:
+def is_muted(member: Member, now: datetime) -> bool:
+    return member.muted_until is not None and member.muted_until > now
+
+
+def settings_view(member: Member, now: datetime) -> dict[str, Any]:
     return {
         "conversation_id": member.conversation_id,
         "notifications_enabled": member.notifications_enabled,
@@ -72,7 +76,7 @@ def settings_view(member: Member) -> dict[str, Any]:
         "custom_name": member.custom_name,
         "is_pinned": member.is_pinned,
         "is_archived": member.is_archived,
-        "is_muted": member.muted_until is not None,
+        "is_muted": is_muted(member, now),
     }
 
 
@@ -100,7 +104,7 @@ def conversation_view(
         "last_read_seq": me.last_read_seq,
         "member_user_ids": [m.user_id for m in members],
         "is_pinned": me.is_pinned,
-        "is_muted": me.muted_until is not None and me.muted_until > now,
+        "is_muted": is_muted(me, now),
         "is_archived": me.is_archived,
     }
     if detail:

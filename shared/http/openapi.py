@@ -463,7 +463,7 @@ def _error_components(error_ref: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _outside_base(path: str) -> bool:
+def outside_base(path: str) -> bool:
     """Paths that live beside the versioned API (`/api/openapi.json` is `/messaging/api/openapi.json`)."""
     return path.startswith("/api/")
 
@@ -479,7 +479,7 @@ def build_document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route, operation_id in zip(table, _operation_ids(table), strict=True):
         item = paths.setdefault(route.path, {})
-        if _outside_base(route.path):
+        if outside_base(route.path):
             item["servers"] = [{"url": "/messaging", "description": f"also at {route.path}, without /messaging"}]
         method = route.method.lower()
         if method in item:  # the dispatcher takes the first match: a later duplicate is never served

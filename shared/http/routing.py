@@ -84,13 +84,16 @@ class Route:
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
-    """The route for (method, path), its path parameters, and the methods the path allows."""
-    allowed: list[str] = []
-    for route in routes:
-        found = route.pattern.match(path)
-        if found is None:
-            continue
+    """The route for (method, path), its path parameters, and the methods the path allows.
+
+    The most literal path wins: `/conversations/archived` is that path for every method (a PUT
+    there is a 405), never `/conversations/{conversation_id}` with a bad id."""
+    candidates = [(route, found) for route in routes if (found := route.pattern.match(path)) is not None]
+    if not candidates:
+        return None, {}, []
+    best = min(len(route.params) for route, _ in candidates)
+    same_path = [(route, found) for route, found in candidates if len(route.params) == best]
+    for route, found in same_path:
         if route.method == method:
-            return route, found.groupdict(), allowed
-        allowed.append(route.method)
-    return None, {}, allowed
+            return route, found.groupdict(), []
+    return None, {}, [route.method for route, _ in same_path]

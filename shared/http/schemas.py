@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,10 +13,15 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from shared.http.params import parse_uuid
+
+# A UUID in a body: validated by the model's own validators (a 422 naming the field); the schema
+# says `format: uuid` for the OpenAPI document.
+UuidText = Annotated[StrictStr, WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
 class Body(BaseModel):
@@ -41,8 +46,8 @@ def _uuid_list(values: list[str]) -> list[str]:
 
 class CreateConversation(Body):
     type: Literal["direct", "group"] = "direct"
-    other_user_id: StrictStr | None = None
-    user_ids: list[StrictStr] = Field(default_factory=list, max_length=2048)
+    other_user_id: UuidText | None = None
+    user_ids: list[UuidText] = Field(default_factory=list, max_length=2048)
     name: StrictStr | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -80,8 +85,8 @@ class UpdateSettings(Body):
 
 
 class AddMembers(Body):
-    user_id: StrictStr | None = None
-    user_ids: list[StrictStr] = Field(default_factory=list, max_length=2048)
+    user_id: UuidText | None = None
+    user_ids: list[UuidText] = Field(default_factory=list, max_length=2048)
 
     _ids = field_validator("user_ids")(_uuid_list)
 
@@ -98,9 +103,9 @@ class ChangeRole(Body):
 class SendMessage(Body):
     content: StrictStr
     message_type: Literal["text", "media"] = "text"
-    client_random: StrictInt
+    client_random: Annotated[StrictInt, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 2**32 - 1})]
     metadata: dict[str, Any] = Field(default_factory=dict)
-    reply_to_id: StrictStr | None = None
+    reply_to_id: UuidText | None = None
     signature: StrictStr | None = None
     sender_public_key: StrictStr | None = None
     expires_in_seconds: StrictInt | None = None
@@ -118,7 +123,7 @@ class EditMessage(Body):
 
 class MarkRead(Body):
     up_to_seq: StrictInt | None = Field(default=None, ge=0)
-    message_id: StrictStr | None = None
+    message_id: UuidText | None = None
 
     @field_validator("message_id")
     @classmethod
@@ -142,7 +147,7 @@ class AddAttachment(Body):
 
 
 class ForwardMessage(Body):
-    conversation_ids: list[StrictStr] = Field(min_length=1, max_length=1000)
+    conversation_ids: list[UuidText] = Field(min_length=1, max_length=1000)
 
     @field_validator("conversation_ids")
     @classmethod

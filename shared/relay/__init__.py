@@ -10,7 +10,9 @@ Modules, from the wire inwards:
 - `channels`: one joined topic: join authorisation and catch-up, client pushes, hub delivery.
 - `calls`: the synchronous calls into the use cases, run in worker threads.
 - `hub`: topic -> channels, fed by the event bus; each event's payload is encoded once.
-- `presence`, `typing_indicators`: in-process presence (Phoenix Presence shape) and typing.
+- `sequencer`: message events per conversation in `seq` order, once; gaps filled from the store.
+- `presence`, `typing_indicators`: in-process presence (the state store port's embedded adapter,
+  Phoenix Presence shape) and typing.
 
 Decisions worth knowing:
 
@@ -22,7 +24,12 @@ Decisions worth knowing:
   topics of the event, plus the sender): a message committed just after a removal cannot reach
   the removed member's socket even if it is dispatched before the `member_removed` event.
 - Typing travels through the bus (never stored, not in the outbox) so every relay instance hears
-  it; presence is per instance (a shared state store would make it global, same shapes).
+  it. Presence lives in the state store port (in-process, or Firestore shared by every instance):
+  `presence_state` is read from it on join, and its diffs travel through the bus too, once the
+  store has them (this instance's sockets get them at once, the bus's copy is a duplicate here).
+- The bus is at-least-once and ordered only per publisher: the hub releases `new_message` events
+  per conversation in `seq` order, drops the ones it released already, and reads from the store
+  a message whose event does not come (`sequencer`).
 - Failures of a push that are domain errors are error replies with the REST API's codes; an
   unexpected failure ends the channel with `phx_error`, as a crashed Phoenix channel does.
 """

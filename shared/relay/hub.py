@@ -98,7 +98,7 @@ class Hub:
     def __init__(self, bus: EventBus, *, dedupe_window: int = 10_000, fill: Fill | None = None,
                  gap_seconds: float = 0.5):
         self._bus = bus
-        self._sequencer = Sequencer(self._deliver, fill, gap_seconds)  # new_message in seq order, once
+        self.sequencer = Sequencer(self._deliver, fill, gap_seconds)  # new_message in seq order, once
         self._topics: dict[str, dict[Subscriber, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -157,14 +157,14 @@ class Hub:
         if self._duplicate(event.event_id):
             return
         if event.name == "new_message" and event.conversation_id is not None and event.seq is not None:
-            self._sequencer.offer(event)
+            self.sequencer.offer(event)
         else:
             self._deliver(event)
 
     def baseline(self, conversation_id: str, last_seq: int) -> None:
         """A join read `last_seq` from the store: message events of a conversation this instance
         has not seen yet are ordered from there."""
-        self._sequencer.baseline(conversation_id, last_seq)
+        self.sequencer.baseline(conversation_id, last_seq)
 
     def _deliver(self, event: PublishedEvent) -> None:
         payload_json: bytes | None = None

@@ -86,9 +86,8 @@ class Presence:
             session = _Session(str(uuid.uuid4()), user_id, device_id, self._clock(), time.monotonic())
             self._sessions[session.session_id] = session
             self._by_user.setdefault(user_id, set()).add(session.session_id)
-            snapshot = self._snapshot(session)
-            self._changed(snapshot, [], None)
-            return snapshot
+            self._changed(session, [], None)
+            return self._snapshot(session)
 
     def disconnect(self, session_id: str) -> None:
         with self._lock:
@@ -106,7 +105,7 @@ class Presence:
                 self._by_user.pop(session.user_id, None)
             previous = self._last_seen.get(session.user_id)
             self._last_seen[session.user_id] = ended if previous is None else max(previous, ended)
-            self._changed(self._snapshot(session), diffs, ended)
+            self._changed(session, diffs, ended)
 
     def track(self, session_id: str, topic: str) -> None:
         with self._lock:
@@ -120,7 +119,7 @@ class Presence:
                           "status": session.status}
             self._add(session, topic, meta)
             diff = PresenceDiff(topic, {session.user_id: {"metas": [dict(meta)]}}, leaves)
-            self._changed(self._snapshot(session), [diff], None)
+            self._changed(session, [diff], None)
 
     def untrack(self, session_id: str, topic: str) -> None:
         with self._lock:
@@ -128,7 +127,7 @@ class Presence:
             if session is None or topic not in session.metas:
                 return
             meta = self._remove(session, topic)
-            self._changed(self._snapshot(session), [PresenceDiff(topic, {}, {session.user_id: {"metas": [meta]}})],
+            self._changed(session, [PresenceDiff(topic, {}, {session.user_id: {"metas": [meta]}})],
                           None)
 
     def activity(self, session_id: str) -> None:
@@ -167,7 +166,7 @@ class Presence:
         adapter rewrites them after its store may have lost them."""
         with self._lock:
             for session in list(self._sessions.values()):
-                self._changed(self._snapshot(session), [], None)
+                self._changed(session, [], None)
 
     def local_sessions(self, user_id: str | None = None) -> list[DeviceSession]:
         with self._lock:
@@ -213,12 +212,12 @@ class Presence:
             self._add(session, topic, new)
             diffs.append(PresenceDiff(topic, {session.user_id: {"metas": [dict(new)]}},
                                       {session.user_id: {"metas": [old]}}))
-        self._changed(self._snapshot(session), diffs, None)
+        self._changed(session, diffs, None)
 
-    def _changed(self, snapshot: DeviceSession, diffs: Sequence[PresenceDiff], ended: datetime | None) -> None:
+    def _changed(self, session: _Session, diffs: Sequence[PresenceDiff], ended: datetime | None) -> None:
         """Told under the lock, so that every listener hears one session's changes in order."""
         if self._on_change is not None:
-            self._on_change(snapshot, diffs, ended)
+            self._on_change(self._snapshot(session), diffs, ended)
         elif diffs:
             for listener in list(self._listeners):
                 listener(diffs)

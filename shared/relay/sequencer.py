@@ -62,6 +62,10 @@ class Sequencer:
         self._fill = fill
         self._gap = gap_seconds
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        # what it had to do (logs and tests): held behind a gap, read from the store, dropped as seen
+        self.held_back = 0
+        self.filled = 0
+        self.duplicates = 0
 
     def offer(self, event: PublishedEvent) -> None:
         """A `new_message` with `conversation_id` and `seq` (on the event loop)."""
@@ -81,6 +85,7 @@ class Sequencer:
                 self._release(event)
             return
         if seq <= stream.delivered or seq in stream.held:
+            self.duplicates += 1
             return
         if seq == stream.delivered + 1:
             stream.delivered = seq
@@ -88,6 +93,7 @@ class Sequencer:
             self._drain(stream)
         else:
             stream.held[seq] = event
+            self.held_back += 1
             if len(stream.held) >= MAX_HELD:
                 self._start_fill(conversation_id, stream)
             elif stream.timer is None and not stream.filling:
@@ -152,12 +158,14 @@ class Sequencer:
                                                                       conversation_id)
             return
         stream.filling = False
+        log.info("gap in %s after seq %d: %d message(s) read from the store", conversation_id, after, len(found))
         for event in sorted(found, key=lambda e: e.seq or 0):
             if event.seq is not None and stream.delivered < event.seq < before:
                 if event.seq > stream.delivered + 1:
                     log.warning("messages %d..%d of %s are not in the store; skipped", stream.delivered + 1,
                                 event.seq - 1, conversation_id)
                 stream.delivered = event.seq
+                self.filled += 1
                 self._release(event)
         for seq in [s for s in stream.held if s <= stream.delivered]:  # came live and from the store
             del stream.held[seq]

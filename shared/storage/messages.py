@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,31 @@ def find_by_client_random(
         .limit(1)
     ).first()
     return _message(row) if row else None
+
+
+def find_by_client_randoms(
+    conn: Connection, keys: Collection[tuple[str, str, int]], since: datetime
+) -> dict[tuple[str, str, int], Message]:
+    """`find_by_client_random` for many (conversation_id, sender_id, client_random) at once, in
+    one query: the keys that have a message since `since`, each with its latest one."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(messages)
+        .where(
+            messages.c.conversation_id.in_({k[0] for k in keys}),
+            messages.c.sender_id.in_({k[1] for k in keys}),
+            messages.c.client_random.in_({k[2] for k in keys}),
+            messages.c.sent_at >= since,
+        )
+        .order_by(messages.c.seq)
+    )
+    found: dict[tuple[str, str, int], Message] = {}
+    for row in rows:
+        key = (row.conversation_id, row.sender_id, int(row.client_random))
+        if key in keys:
+            found[key] = _message(row)  # ascending seq: the latest wins
+    return found
 
 
 def update_message(conn: Connection, message_id: str, **values: Any) -> None:

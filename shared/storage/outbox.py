@@ -55,6 +55,46 @@ def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> Publ
     )
 
 
+def append_many(conn: Connection, recorded: Sequence[Event], now: datetime, txid: int = 0) -> list[PublishedEvent]:
+    """`append` for many events at once: one INSERT for the events (ids in the given order), one
+    for all their targets."""
+    if len(recorded) <= 1:
+        return [append(conn, event, now, txid) for event in recorded]
+    event_ids = [str(uuid.uuid4()) for _ in recorded]
+    rows: list[dict[str, Any]] = [
+        {
+            "event_id": event_id,
+            "name": event.name,
+            "conversation_id": event.conversation_id,
+            "seq": event.seq,
+            "topics": list(event.topics),
+            "payload": event.payload,
+            "scope": "conversation" if event.is_conversation_wide else "user",
+            "txid": txid,
+            "created_at": now,
+        }
+        for event, event_id in zip(recorded, event_ids, strict=True)
+    ]
+    ids = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    targets = [{"user_id": user_id, "event_id": row_id, "txid": txid}
+               for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
+    for start in range(0, len(targets), 300):  # SQLite takes at most 999 parameters a statement
+        conn.execute(insert(event_targets).values(targets[start:start + 300]))
+    return [
+        PublishedEvent(
+            position=int(row_id),
+            event_id=event_id,
+            name=event.name,
+            topics=event.topics,
+            payload=event.payload,
+            conversation_id=event.conversation_id,
+            seq=event.seq,
+            created_at=now,
+        )
+        for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)
+    ]
+
+
 def mark_published(conn: Connection, positions: Sequence[int], now: datetime) -> None:
     if positions:
         conn.execute(update(events).where(events.c.id.in_(positions)).values(published_at=now))

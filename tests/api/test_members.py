@@ -118,3 +118,20 @@ def test_conversation_list_pages_with_a_cursor(server: RunningServer) -> None:
             break
         cursor = page["meta"]["next_cursor"]
     assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+def test_a_literal_path_never_falls_through_to_an_id_route(server: RunningServer) -> None:
+    alice = server.client()
+    response = alice.put("/conversations/archived", {"name": "x"})
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_an_expired_mute_is_not_muted(server: RunningServer) -> None:
+    alice, bob = server.client(), server.client()
+    cid = alice.direct_with(bob)["id"]
+    past = alice.put(f"/conversations/{cid}/settings", {"muted_until": "2020-01-01T00:00:00Z"}).json()["data"]
+    assert past["is_muted"] is False
+    future = alice.put(f"/conversations/{cid}/settings", {"muted_until": "2999-01-01T00:00:00Z"}).json()["data"]
+    assert future["is_muted"] is True
+    assert alice.get(f"/conversations/{cid}").json()["data"]["is_muted"] is True

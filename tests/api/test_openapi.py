@@ -251,7 +251,7 @@ def test_the_views_are_what_the_schemas_describe(document: dict[str, Any]) -> No
     _assert_matches(document, "Message", last)
     _assert_matches(document, "Message", message_view(message, "read"))
     _assert_matches(document, "Member", member_view(members[0]))
-    _assert_matches(document, "Settings", settings_view(members[0]))
+    _assert_matches(document, "Settings", settings_view(members[0], now))
     listed = conversation_view(conv, members[0], members, last_message=last, unread_count=1, now=now)
     _assert_matches(document, "Conversation", listed)
     _assert_matches(document, "ConversationDetail",

@@ -1,6 +1,6 @@
 """Scheduled messages (rules.md: Scheduled; api.md: /messages/scheduled): the REST contract,
 and the local scheduler firing them for real: on time, once, across a restart and with two
-instances on one database; plus the task targets Cloud Tasks will call."""
+instances on one database; plus the task targets Cloud Tasks calls (tests/cloud/test_cloud_tasks_scheduler.py)."""
 
 from __future__ import annotations
 

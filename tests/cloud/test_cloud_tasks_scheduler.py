@@ -245,3 +245,23 @@ def test_misconfigured_cloud_tasks_fail_at_start(pg_url: str, key_path: str, clo
     for bad in ({"tasks_queue": ""}, {"tasks_queue": "messaging-scheduled"}, {"tasks_target_url": ""}):
         with pytest.raises(ValueError, match="WHISPR_TASKS_"):
             build_services(dataclasses.replace(good, **bad))
+
+
+def test_with_cloud_tasks_unreachable_scheduling_still_succeeds_and_the_sweep_sends_it(
+    pg_url: str, key_path: str, cloud_tasks_emulator: Emulator
+) -> None:
+    url = fresh_database(pg_url, "whispr_cloud_tasks_down", key_path)
+    port = free_port()
+    nowhere = dataclasses.replace(cloud_tasks_emulator, host=f"127.0.0.1:{free_port()}")  # nothing listens
+    with serve(tasks_settings(url, key_path, nowhere, port), port) as server:
+        alice, bob = server.client(), server.client()
+        cid = alice.direct_with(bob)["id"]
+        due = utcnow() + timedelta(seconds=1.5)
+        began = time.monotonic()
+        item = scheduled_ok(alice, cid, due, "despite the outage")  # committed; enqueueing failed, logged
+        assert time.monotonic() - began < 5
+        time.sleep(max(0.0, (due - utcnow()).total_seconds()) + 0.1)
+        swept = httpx.post(f"{server.url}{BASE}/tasks/sweep", headers={"X-Whispr-Tasks-Secret": SECRET})
+        assert swept.status_code == 200 and swept.json()["data"]["sent"] == 1
+        assert len(contents(bob, cid, "despite the outage")) == 1
+        assert row(server.services.db, item["id"])["status"] == "sent"

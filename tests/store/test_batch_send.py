@@ -15,9 +15,9 @@ from shared.app.messages import Sent
 from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.errors import DomainError, Forbidden, Invalid, NotFound
-from shared.domain.models import Actor, NewMessage
+from shared.domain.models import Actor, Event, NewMessage
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import events
+from shared.storage.schema import event_targets, events
 from shared.storage.schema import messages as messages_table
 from tests.support import client_random, make_settings, new_id
 
@@ -179,3 +179,30 @@ def test_concurrent_batches_over_overlapping_conversations_neither_deadlock_nor_
     for cid in ids:
         seqs = [s for s, _ in _stored(services, cid)]
         assert seqs == list(range(1, start[cid] + 24 * 2 + 1))
+
+
+def test_deferred_events_are_written_like_recorded_ones(services: Services) -> None:
+    """`Unit.defer_events`: the same outbox rows (targets included), in record order, and a
+    savepoint rolled back takes its deferred events with it."""
+    users = [new_id() for _ in range(3)]
+    recorded = [Event("draft_changed", {"n": n}, (f"user:{users[n]}", f"user:{users[(n + 1) % 3]}"))
+                for n in range(3)]
+    with services.unit() as unit:
+        unit.defer_events()
+        unit.record(recorded[0])
+        with pytest.raises(RuntimeError), unit.savepoint():
+            unit.record(Event("draft_changed", {"n": "undone"}, (f"user:{users[0]}",)))
+            raise RuntimeError("undo")
+        unit.record(recorded[1])
+        unit.record(recorded[2])
+    assert [e.payload for e in unit.events] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    positions = [e.position for e in unit.events]
+    assert positions == sorted(positions)
+    with services.db.transaction() as conn:
+        rows = conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(positions))
+                            .order_by(events.c.id)).all()
+        targets = conn.execute(select(event_targets.c.event_id, event_targets.c.user_id)
+                               .where(event_targets.c.event_id.in_(positions))).all()
+    assert [(r.id, r.payload) for r in rows] == [(p, {"n": n}) for n, p in enumerate(positions)]
+    assert sorted((t.event_id, t.user_id) for t in targets) == sorted(
+        (positions[n], u) for n in range(3) for u in (users[n], users[(n + 1) % 3]))

@@ -1,0 +1,232 @@
+"""Acceptance: killing the relay process while clients are sending loses no acknowledged
+message. After a restart, clients that rejoin with `last_seq` have every acknowledged message
+exactly once, in seq order; a send that got no reply may or may not be there, never twice.
+
+The service runs as a real process (`python -m shared.cli dev`, what `whispr-messaging dev`
+runs) on its own PostgreSQL database; it is killed with SIGKILL mid-stream (no shutdown code
+runs) and started again on the same database and port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
+
+from shared.bootstrap import build_services
+from shared.devtools.postgres import free_port
+from shared.storage.schema import messages as messages_table
+from tests.relay.conftest import FREE
+from tests.relay.phx import Phx
+from tests.support import BASE, RunningServer, client_random, fresh_database, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONVERSATIONS = 2
+SENDERS_PER_CONVERSATION = 3
+IN_FLIGHT = 4  # pushes each sender keeps outstanding
+ACKED_BEFORE_KILL = 40  # per conversation, at least
+
+
+def _env(database_url: str, key_path: str, port: int) -> dict[str, str]:
+    limits = {f"WHISPR_{name.upper()}": str(value) for name, value in FREE.items()}
+    return {
+        **os.environ,
+        **limits,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "WHISPR_DEV_KEY_PATH": key_path,
+        "WHISPR_PORT": str(port),
+        "WHISPR_SCHEDULER": "none",
+        "WHISPR_LOG_LEVEL": "warning",
+        "WHISPR_WS_CATCH_UP_MAX_MESSAGES": "100000",
+    }
+
+
+@contextmanager
+def _process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The gateway and relay in their own process, ready once /health answers."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "dev", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"the service exited:\n{log.read_text()[-4000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{BASE}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the service did not start:\n{log.read_text()[-4000:]}"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+
+
+@dataclass
+class Sender:
+    """One client: its socket's view of the conversation, and what its sends got."""
+
+    server: RunningServer
+    user_id: str
+    conversation_id: str
+    seen: list[dict[str, Any]] = field(default_factory=list)  # new_message events, in arrival order
+    pushed: dict[str, int] = field(default_factory=dict)  # ref -> client_random, awaiting a reply
+    acked: dict[str, dict[str, Any]] = field(default_factory=dict)  # message id -> message (ok replies)
+    unanswered: set[int] = field(default_factory=set)  # client_randoms pushed that got no reply
+    errors: list[Any] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def topic(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+    def run(self) -> None:
+        """Send continuously until the connection dies."""
+        try:
+            sock = Phx.open(self.server, self.user_id)
+            sock.join_ok(self.topic, {"last_seq": 0})
+        except Exception as error:  # reported by the test
+            self.errors.append(error)
+            return
+        n = 0
+        try:
+            while not self.stop.is_set():
+                while len(self.pushed) < IN_FLIGHT:
+                    random = client_random()
+                    ref = sock.push(self.topic, "new_message", {
+                        "content": f"{self.user_id[:8]} #{n}", "message_type": "text", "client_random": random})
+                    assert ref is not None
+                    self.pushed[ref] = random
+                    n += 1
+                try:
+                    msg = sock.recv(timeout=0.5)
+                except TimeoutError:
+                    continue
+                if msg.event == "new_message" and msg.topic == self.topic:
+                    self.seen.append(msg.payload["message"])
+                elif msg.event == "phx_reply" and msg.ref in self.pushed:
+                    random = self.pushed.pop(msg.ref)
+                    if msg.payload["status"] == "ok":
+                        message = msg.payload["response"]["message"]
+                        assert message["client_random"] == random
+                        self.acked[message["id"]] = message
+                    else:
+                        self.errors.append(msg.payload)
+        except (ConnectionClosed, OSError):
+            pass  # the service was killed
+        finally:
+            self.unanswered = set(self.pushed.values())
+            self.pushed.clear()
+            sock.close()
+
+    def live_prefix(self) -> list[dict[str, Any]]:
+        """What it saw live, up to its first gap (rejoining with that last_seq catches up the rest)."""
+        prefix: list[dict[str, Any]] = []
+        for message in self.seen:
+            if message["seq"] != len(prefix) + 1:
+                break
+            prefix.append(message)
+        return prefix
+
+    def rejoin(self, server: RunningServer) -> list[dict[str, Any]]:
+        """Reconnect, rejoin with last_seq and return its whole view: the live prefix, then the replay."""
+        prefix = self.live_prefix()
+        sock = Phx.open(server, self.user_id)
+        try:
+            last_seq = prefix[-1]["seq"] if prefix else 0
+            joined = sock.join_ok(self.topic, {"last_seq": last_seq})
+            assert "catch_up" not in joined, joined
+            high = joined["conversation"]["last_seq"]
+            replay = []
+            while last_seq < high:
+                message = sock.event(self.topic, "new_message")["message"]
+                replay.append(message)
+                last_seq = message["seq"]
+            return prefix + replay
+        finally:
+            sock.close()
+
+
+def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str, key_path: str,
+                                                                     tmp_path: Path) -> None:
+    database_url = fresh_database(pg_url, "whispr_crash", key_path)
+    settings = make_settings(database_url, key_path, **FREE)
+    port = free_port()
+    env = _env(database_url, key_path, port)
+    log = tmp_path / "service.log"
+    services = build_services(settings)  # tokens and reading the store; the process serves
+    try:
+        server = RunningServer(f"http://127.0.0.1:{port}", services)
+        with _process(env, port, log) as proc:
+            senders: list[Sender] = []
+            for _ in range(CONVERSATIONS):
+                users = [server.client() for _ in range(SENDERS_PER_CONVERSATION)]
+                conversation = users[0].group_with(*users[1:])["id"]
+                senders += [Sender(server, u.user_id, conversation) for u in users]
+                for user in users:
+                    user.close()
+            threads = [threading.Thread(target=s.run, daemon=True) for s in senders]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 120
+            while any(sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
+                      for c in {s.conversation_id for s in senders}):
+                assert time.monotonic() < deadline, "the senders did not get going"
+                assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)  # mid-stream: every sender has pushes in flight
+            proc.wait(30)
+            for thread in threads:
+                thread.join(30)
+                assert not thread.is_alive()
+        for sender in senders:
+            sender.stop.set()
+        assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
+        assert sum(len(s.unanswered) for s in senders) > 0  # the kill did cut sends short
+
+        with _process(env, port, log):  # same database, same port
+            for sender in senders:
+                view = sender.rejoin(server)
+                seqs = [m["seq"] for m in view]
+                assert seqs == list(range(1, len(seqs) + 1)), "in seq order, gap-free, each once"
+                by_id = {m["id"]: m for m in view}
+                assert len(by_id) == len(view), "no message twice"
+                mates = [s for s in senders if s.conversation_id == sender.conversation_id]
+                for mate in mates:
+                    for message_id, acked in mate.acked.items():
+                        assert message_id in by_id, f"acknowledged message {acked['seq']} lost"
+                        assert by_id[message_id]["seq"] == acked["seq"]
+                randoms = [(m["sender_id"], m["client_random"]) for m in view if m["message_type"] == "text"]
+                assert len(randoms) == len(set(randoms)), "a send stored twice"
+                unanswered = {(mate.user_id, r) for mate in mates for r in mate.unanswered}
+                acked_keys = {(m["sender_id"], m["client_random"]) for mate in mates for m in mate.acked.values()}
+                assert set(randoms) <= unanswered | acked_keys, "a message nobody sent"
+
+        with services.db.transaction() as conn:  # the store agrees with what the clients saw
+            for conversation_id in {s.conversation_id for s in senders}:
+                rows = conn.execute(select(messages_table.c.seq, messages_table.c.sender_id,
+                                           messages_table.c.client_random, messages_table.c.message_type)
+                                    .where(messages_table.c.conversation_id == conversation_id)
+                                    .order_by(messages_table.c.seq)).all()
+                assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+                texts = [(r.sender_id, r.client_random) for r in rows if r.message_type == "text"]
+                assert len(texts) == len(set(texts))
+    finally:
+        services.close()
+
