@@ -12,12 +12,12 @@ equals what the route table produces now, so the deployment cannot drift from th
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from shared.devtools.export import export_main
 from shared.http.routes import ROUTES, functions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,25 +68,7 @@ def render(root: Path = REPO_ROOT) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.devtools.export_routes", description=__doc__.split("\n")[0])
-    parser.add_argument("output", help="file to write, e.g. terraform/functions.auto.tfvars.json ('-' for stdout)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.output == "-":
-        sys.stdout.write(text)
-        return 0
-    target = Path(args.output)
-    if args.check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else ""
-        if current != text:
-            print(f"{target} is out of date: run python -m shared.devtools.export_routes {target}", file=sys.stderr)
-            return 1
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {len(manifest()['functions'])} functions to {target}")
-    return 0
+    return export_main("shared.devtools.export_routes", __doc__, render, argv)
 
 
 if __name__ == "__main__":
