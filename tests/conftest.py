@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from shared.app.services import utcnow
 from shared.devtools.postgres import PostgresCluster, start_cluster
 from shared.storage.migrate import upgrade
 from tests.support import RunningServer, make_settings, serve
@@ -79,3 +81,14 @@ def store_url(
         url = _fresh_database(pg_cluster, f"whispr_store_{os.getpid()}")
     upgrade(make_settings(url, key_path))
     return url
+
+
+@pytest.fixture
+def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
+    """Shift the service's clock: append a timedelta (from real now) to move to that time."""
+    offset = [timedelta(0)]
+    server.services.clock = lambda: utcnow() + offset[-1]
+    try:
+        yield offset
+    finally:
+        server.services.clock = utcnow

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
@@ -66,17 +65,6 @@ def signed_send(client: UserClient, conversation_id: str, content: str, **fields
     response = client.post(f"/conversations/{conversation_id}/messages", body)
     assert response.status_code == 201, response.text
     return dict(response.json()["data"])
-
-
-@pytest.fixture
-def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
-    """Shift the shared server's clock: append a timedelta (from real now) to move to that time."""
-    offset = [timedelta(0)]
-    server.services.clock = lambda: utcnow() + offset[-1]
-    try:
-        yield offset
-    finally:
-        server.services.clock = utcnow
 
 
 def test_only_the_allowed_durations(server: RunningServer) -> None:

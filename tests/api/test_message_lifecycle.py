@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
-from shared.app.services import utcnow
 from tests.support import RunningServer, assert_error
-
-
-@pytest.fixture
-def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
-    """Shift the service's clock: append a timedelta (from real now) to move to that time."""
-    offset = [timedelta(0)]
-    server.services.clock = lambda: utcnow() + offset[-1]
-    try:
-        yield offset
-    finally:
-        server.services.clock = utcnow
 
 
 def test_edit_only_by_sender_within_fifteen_minutes(server: RunningServer, time_travel: list[timedelta]) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from shared.app.services import utcnow
@@ -25,17 +23,6 @@ from tests.support import (
     new_id,
     serve,
 )
-
-
-@pytest.fixture
-def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
-    """Shift the service's clock: append a timedelta (from real now) to move to that time."""
-    offset = [timedelta(0)]
-    server.services.clock = lambda: utcnow() + offset[-1]
-    try:
-        yield offset
-    finally:
-        server.services.clock = utcnow
 
 
 def report(client: UserClient, **body: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -13,34 +14,31 @@ from shared.devtools.emulators import Emulator, start_cloud_tasks, start_firesto
 TASKS_QUEUE = "projects/whispr-test/locations/europe-west1/queues/messaging-scheduled"
 
 
-@pytest.fixture(scope="session")
-def pubsub_emulator() -> Iterator[Emulator]:
-    emulator = start_pubsub()
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+@contextmanager
+def _running(emulator: Emulator, variable: str) -> Iterator[Emulator]:
+    """The emulator with the client libraries' environment variable pointing at it."""
+    previous = os.environ.get(variable)
+    os.environ[variable] = emulator.host
     try:
         yield emulator
     finally:
         emulator.stop()
         if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+            os.environ.pop(variable, None)
         else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+            os.environ[variable] = previous
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[Emulator]:
+    with _running(start_pubsub(), "PUBSUB_EMULATOR_HOST") as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[Emulator]:
-    emulator = start_firestore()
-    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-    try:
+    with _running(start_firestore(), "FIRESTORE_EMULATOR_HOST") as emulator:
         yield emulator
-    finally:
-        emulator.stop()
-        if previous is None:
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        else:
-            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
 
 
 @pytest.fixture(scope="session")
