@@ -1,5 +1,6 @@
 """Micro-benchmark of the socket send path (group commit): N sends through the relay over real
-sockets, against PostgreSQL, printing messages/s and send->reply p50/p99 per variant.
+sockets, against PostgreSQL, printing messages/s, send->reply p50/p99 and the service's CPU per
+send for each variant, and the SQL statements / network round trips one send costs.
 
     .venv/bin/python bench/micro_send.py                      # group commit on vs off
     .venv/bin/python bench/micro_send.py --baseline /tmp/src  # also a tree without group commit
@@ -10,7 +11,9 @@ on, synchronous_commit on) unless `--database-url` points at one. Every variant 
 database; variants are interleaved and repeated, and each figure is the median of the repeats.
 The load generator is one asyncio process: `--senders` sockets, each in its own conversation
 (a direct conversation with a receiver that is not connected), each keeping `--inflight` pushes
-outstanding until `--messages` sends are acknowledged.
+outstanding until `--messages` sends are acknowledged. Statements and round trips are counted
+in-process (pg8000 instrumented) for `send_message` and for `send_batch` at a few batch sizes.
+The machine is shared and noisy: compare variants of the same run, not runs.
 """
 
 from __future__ import annotations
@@ -219,12 +222,18 @@ def run_once(variant: Variant, admin_url: str, key_path: str, args: argparse.Nam
 ROUND_TRIPS = """
 import json, sys, uuid
 import pg8000.core as core
-count = [0]
+count = [0]  # statements (BEGIN, COMMIT and pings included)
+flushes = [0]  # network round trips: pg8000 waits for an answer after each flush
 for name in ("execute_simple", "execute_unnamed", "execute_named"):
     def wrap(self, *args, _orig=getattr(core.CoreConnection, name), **kwargs):
         count[0] += 1
         return _orig(self, *args, **kwargs)
     setattr(core.CoreConnection, name, wrap)
+_flush = core._flush
+def counted_flush(sock):
+    flushes[0] += 1
+    return _flush(sock)
+core._flush = counted_flush
 from shared.app import conversations, messages
 from shared.bootstrap import build_services
 from shared.config import Limits, Settings
@@ -241,33 +250,34 @@ convs = [conversations.create_direct(svc, a, str(uuid.uuid4())).view["id"] for a
 def new(i):
     return NewMessage(content=f"m{i}", message_type="text", client_random=i)
 out = {}
-start = count[0]
+start, trips = count[0], flushes[0]
 for i, (a, c) in enumerate(zip(actors, convs)):
     messages.send_message(svc, a, c, new(i))
-out["send_message (REST, one transaction per send)"] = (count[0] - start) / n
+out["send_message (REST, one transaction per send)"] = ((count[0] - start) / n, (flushes[0] - trips) / n)
 try:
     from shared.app.batch_send import SendRequest, send_batch
 except ImportError:
     send_batch = None
 if send_batch is not None:
     for size in (1, 8, 64):
-        start, done = count[0], 0
+        start, trips, done = count[0], flushes[0], 0
         while done < n:
             chunk = range(done, min(n, done + size))
             send_batch(svc, [SendRequest(actors[i], convs[i], new(1000 * size + i)) for i in chunk])
             done += len(chunk)
-        out[f"send_batch, batches of {size}"] = (count[0] - start) / n
+        out[f"send_batch, batches of {size}"] = ((count[0] - start) / n, (flushes[0] - trips) / n)
 print(json.dumps(out))
 """
 
 
-def round_trips(variant: Variant, admin_url: str, key_path: str, index: int) -> dict[str, float]:
-    """Database round trips per send (statements, BEGIN/COMMIT, pings), counted in pg8000."""
+def round_trips(variant: Variant, admin_url: str, key_path: str, index: int) -> dict[str, list[float]]:
+    """Per send: [SQL statements (BEGIN, COMMIT and pings included), network round trips], both
+    counted inside pg8000 (which waits for the server up to three times per statement)."""
     database_url = fresh_database(admin_url, f"micro_send_rt_{index}")
     done = subprocess.run([sys.executable, "-c", ROUND_TRIPS, database_url, key_path], cwd=variant.source,
                           env={**os.environ, "PYTHONPATH": str(variant.source)}, capture_output=True, text=True,
                           check=True)
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -294,7 +304,7 @@ def main() -> int:
     cluster = None if args.database_url else start_cluster(durable=True)
     admin_url = args.database_url or (cluster.url if cluster else "")
     results: list[Result] = []
-    trips: dict[str, dict[str, float]] = {}
+    trips: dict[str, dict[str, list[float]]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             key_path = os.path.join(tmp, "dev-key.pem")
@@ -302,8 +312,9 @@ def main() -> int:
             sources = {v.source: v for v in variants}
             for i, variant in enumerate(sources.values()):
                 trips[str(variant.source)] = round_trips(variant, admin_url, key_path, i)
-                for what, n in trips[str(variant.source)].items():
-                    print(f"  round trips per send, {variant.source.name or variant.source}: {what}: {n:.1f}")
+                for what, (statements, network) in trips[str(variant.source)].items():
+                    print(f"  per send, {variant.source.name}: {what}: {statements:.1f} statements, "
+                          f"{network:.1f} round trips", flush=True)
             for repeat in range(args.repeats):
                 for i, variant in enumerate(variants):
                     result = run_once(variant, admin_url, key_path, args, repeat * len(variants) + i)

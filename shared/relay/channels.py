@@ -288,7 +288,11 @@ class Channel:
                 parsed.append(calls.send_request(self.socket.actor, self.subject, frame.payload))
             except Invalid as error:
                 parsed.append(error)
-        outcomes = iter(await self.ctx.sends.submit([p for p in parsed if isinstance(p, SendRequest)]))
+        requests = [p for p in parsed if isinstance(p, SendRequest)]
+        try:
+            outcomes = iter(await self.ctx.sends.submit(requests))
+        except Exception as error:  # the batch itself failed (not one send): every push of the group did
+            outcomes = iter([error] * len(requests))
         crashed = False
         for frame, item in zip(frames, parsed, strict=True):
             result = item if isinstance(item, Invalid) else calls.send_result(next(outcomes))

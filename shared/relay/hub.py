@@ -98,7 +98,8 @@ class Hub:
     def __init__(self, bus: EventBus, *, dedupe_window: int = 10_000, fill: Fill | None = None,
                  gap_seconds: float = 0.5):
         self._bus = bus
-        self.sequencer = Sequencer(self._deliver, fill, gap_seconds)  # new_message in seq order, once
+        # new_message in seq order, once
+        self.sequencer = Sequencer(self._deliver, fill, gap_seconds, wanted=self._listened)
         self._topics: dict[str, dict[Subscriber, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -138,6 +139,9 @@ class Hub:
 
     def subscribers(self, topic: str) -> list[Subscriber]:
         return list(self._topics.get(topic, ()))
+
+    def _listened(self, event: PublishedEvent) -> bool:
+        return any(topic in self._topics for topic in event.topics)
 
     def topic_count(self) -> int:
         return len(self._topics)

@@ -10,7 +10,8 @@ conversation keeps the highest `seq` released (`delivered`) and:
 - holds a `seq` past a gap, and if the gap is still open `gap_seconds` later reads the missing
   messages from the store (they committed before the held one: `seq` is taken under the
   conversation's row lock) and releases them in order. A `seq` the store does not have (an
-  expired message) is skipped.
+  expired message) is skipped. A gap in a conversation no socket here listens to is not held
+  (every instance hears every conversation; only those with listeners pay for a store read).
 
 A conversation's stream starts at the first event seen, or at the `last_seq` a join read from the
 store (`baseline`). An event older than the start that was never released here (in flight while
@@ -43,6 +44,7 @@ Fill = Callable[[str, int, int], list[PublishedEvent]]
 MAX_STREAMS = 100_000  # conversations remembered; the least recently used idle ones go first
 MAX_HELD = 10_000  # events held behind a gap before the store is asked at once
 MAX_LATE = 256  # late seqs (older than a stream's start) remembered as released
+MAX_FILL = 1_000  # messages read from the store for one gap; past that clients catch up by REST
 NOBODY = "00000000-0000-0000-0000-000000000000"  # hides nothing: fills read every message
 
 
@@ -57,9 +59,11 @@ class _Stream:
 
 
 class Sequencer:
-    def __init__(self, release: Callable[[PublishedEvent], None], fill: Fill | None, gap_seconds: float = 0.5):
+    def __init__(self, release: Callable[[PublishedEvent], None], fill: Fill | None, gap_seconds: float = 0.5,
+                 wanted: Callable[[PublishedEvent], bool] | None = None):
         self._release = release
         self._fill = fill
+        self._wanted = wanted  # does any socket here listen? (else a gap is not worth a store read)
         self._gap = gap_seconds
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         # what it had to do (logs and tests): held behind a gap, read from the store, dropped as seen
@@ -91,6 +95,9 @@ class Sequencer:
             stream.delivered = seq
             self._release(event)
             self._drain(stream)
+        elif self._wanted is not None and not self._wanted(event) and not stream.held:
+            stream.delivered = seq  # nobody here hears this conversation: no gap worth filling
+            self._release(event)
         else:
             stream.held[seq] = event
             self.held_back += 1
@@ -187,8 +194,8 @@ def missing_messages(svc: Services, conversation_id: str, after_seq: int, before
         return []
     with svc.db.transaction() as conn:
         now = svc.clock()
-        page = msg_store.history(conn, conversation_id, NOBODY, now, limit=before_seq - after_seq - 1,
-                                 after_seq=after_seq)
+        page = msg_store.history(conn, conversation_id, NOBODY, now,
+                                 limit=min(before_seq - after_seq - 1, MAX_FILL), after_seq=after_seq)
         members = [m.user_id for m in conv_store.list_members(conn, conversation_id)]
     events = []
     for message in sorted(page.messages, key=lambda m: m.seq):
