@@ -329,6 +329,7 @@ class PairsJob:
         self.ack_wait: dict[str, tuple[str, int]] = {}  # phx: ref -> (step, t_send)
         self.delivered: dict[int, asyncio.Event] = {}  # closed loop on bare/matrix: pair -> event
         self._closed_events: dict[str, asyncio.Event] = {}  # closed loop on phx: ref -> event
+        self.outstanding: set[str] = set()  # "step:sent_ns" of every message sent and not yet received
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
 
@@ -339,8 +340,10 @@ class PairsJob:
             return
         step, sent_at = parsed
         stats = self.stats.get(step)
-        if stats is None:
-            return
+        key = f"{step}:{sent_at}"
+        if stats is None or key not in self.outstanding:
+            return  # not sent by this process, or a second copy: Synapse's /sync can replay older events
+        self.outstanding.discard(key)
         stats.received += 1
         stats.lat_us.append((now_ns() - sent_at) // 1000)
         if pair is not None and pair in self.delivered:
@@ -443,6 +446,7 @@ class PairsJob:
         stats = self.stats[step]
         body = content(step, self.size)
         sent_at = int(body.split(":", 2)[1])
+        self.outstanding.add(f"{step}:{sent_at}")
         if stats.first_send == 0:
             stats.first_send = sent_at
         stats.last_send = sent_at
@@ -700,10 +704,22 @@ class IdleJob:
         ips: list[str] = self.job.get("source_ips") or ["127.0.0.1"]
         per_ip = int(self.job.get("sockets_per_source_ip", 20_000))
 
+        every = float(self.job.get("heartbeat", 30))
+
+        async def beat(sock: Phx) -> None:
+            """This socket's heartbeat from the moment it is joined (connecting thousands takes
+            longer than the relay's idle timeout), at a random phase so the beats spread out."""
+            await asyncio.sleep(random.uniform(0, every))
+            while not self.stop.is_set() and not sock.closed_by_server:
+                with contextlib.suppress(Exception):
+                    await sock.heartbeat()
+                await asyncio.sleep(every)
+
         async def one(i: int, member: dict[str, Any]) -> Phx:
             sock = await Phx.open(url, member["token"], source_ip=ips[(i // per_ip) % len(ips)])
             await sock.join(f"user:{member['user_id']}")
             await sock.join(f"conversation:{member['conversation']}")
+            self.tasks.append(asyncio.create_task(beat(sock)))
             return sock
 
         start = time.monotonic()
@@ -718,9 +734,8 @@ class IdleJob:
                 self.errors[key] = self.errors.get(key, 0) + 1
             else:
                 self.socks.append(result)
-        self.tasks.append(asyncio.create_task(heartbeats(self.socks, float(self.job.get("heartbeat", 30)),
-                                                         self.stop)))
-        return {"connected": len(self.socks), "failed": self.failed, "connect_s": self.connect_s,
+        alive = sum(1 for sock in self.socks if not sock.closed_by_server)
+        return {"connected": len(self.socks), "alive": alive, "failed": self.failed, "connect_s": self.connect_s,
                 "errors": dict(list(self.errors.items())[:5])}
 
     async def run(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def ratios(data: dict[str, Any]) -> dict[str, Any]:
     r = data.get("results", {})
     b1, ceilings, synapse = r.get("B1", {}), r.get("ceilings", {}), r.get("synapse", {})
     ours16, ours64 = _closed(b1, "16"), _closed(b1, "64")
-    syn = _closed(_get(synapse, "b1"), "16")
+    syn = _get(synapse, "b1", "closed")
     bare64 = _closed(_get(ceilings, "bare_pairs"), "64")
     durable = [v for v in (_get(ours16, "throughput"), _get(ours64, "throughput"), _get(b1, "sustained"),
                            _get(r, "B5", "requests_per_s")) if isinstance(v, int | float)]

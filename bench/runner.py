@@ -435,7 +435,7 @@ def run(options: Options) -> dict[str, Any]:
 
     options.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = options.out / stamp
+    run_dir = (options.out / stamp).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="whispr-bench-", dir=run_dir))
     fds = raise_fd_limit()

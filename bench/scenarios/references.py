@@ -106,7 +106,7 @@ def ceilings(bench: Bench) -> dict[str, Any]:
 
 
 def synapse(bench: Bench) -> dict[str, Any]:
-    cache = bench.options.out / "cache"
+    cache = bench.options.out.resolve() / "cache"
     try:
         python = synapse_tools.ensure_installed(cache, cache / "synapse-install.log")
     except synapse_tools.SynapseUnavailable as error:

@@ -9,6 +9,8 @@ Modules, from the wire inwards:
   timeout, routing to channels, and the bounded send queue (a slow consumer is closed).
 - `channels`: one joined topic: join authorisation and catch-up, client pushes, hub delivery.
 - `calls`: the synchronous calls into the use cases, run in worker threads.
+- `batching`: group commit: `new_message` pushes of every channel, collected for a millisecond
+  or two, sent in one transaction (`shared.app.batch_send`), each answered after the commit.
 - `hub`: topic -> channels, fed by the event bus; each event's payload is encoded once.
 - `sequencer`: message events per conversation in `seq` order, once; gaps filled from the store.
 - `presence`, `typing_indicators`: in-process presence (the state store port's embedded adapter,
@@ -30,6 +32,8 @@ Decisions worth knowing:
 - The bus is at-least-once and ordered only per publisher: the hub releases `new_message` events
   per conversation in `seq` order, drops the ones it released already, and reads from the store
   a message whose event does not come (`sequencer`).
+- Group commit keeps each send's own semantics and its own reply: a bad send in a batch fails
+  alone; a channel's queued `new_message` pushes go in one batch, so their `seq` follow push order.
 - Failures of a push that are domain errors are error replies with the REST API's codes; an
   unexpected failure ends the channel with `phx_error`, as a crashed Phoenix channel does.
 """
