@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,29 +28,15 @@ def test_every_function_in_the_route_table_has_an_entry_point() -> None:
         assert f"{name} = functions_framework.aio.http(" in main.read_text()
 
 
-@pytest.fixture
-def messages_function(server: RunningServer) -> str:
+@contextmanager
+def running_function(name: str, env: dict[str, str]) -> Iterator[str]:
+    """`functions-framework --asgi --target <name>` as its own process, as Cloud Functions runs
+    it; yields its base URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": server.services.settings.database_url,
-        "WHISPR_DEV_KEY_PATH": server.services.settings.dev_key_path,
-        "PYTHONPATH": str(ROOT),
-    }
     proc = subprocess.Popen(
-        [
-            str(CLI),
-            "--asgi",
-            "--source",
-            str(ROOT / "functions/messages/main.py"),
-            "--target",
-            "messages",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
+        [str(CLI), "--asgi", "--source", str(ROOT / f"functions/{name}/main.py"), "--target", name,
+         "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -69,6 +57,14 @@ def messages_function(server: RunningServer) -> str:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def messages_function(server: RunningServer) -> Iterator[str]:
+    settings = server.services.settings
+    env = {"DATABASE_URL": settings.database_url, "WHISPR_DEV_KEY_PATH": settings.dev_key_path}
+    with running_function("messages", env) as url:
+        yield url
 
 
 def test_messages_function_alone_serves_send_and_history(server: RunningServer, messages_function: str) -> None:
