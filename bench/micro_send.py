@@ -291,6 +291,8 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="a source tree to compare with (e.g. before group commit)")
     parser.add_argument("--database-url", help="an existing PostgreSQL server (admin URL); default: start one")
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,...",
+                        help="another variant of this tree with these environment variables")
     args = parser.parse_args()
 
     variants = []
@@ -302,6 +304,10 @@ def main() -> int:
                 {"WHISPR_SEND_BATCH_MAX": "1", "WHISPR_SEND_BATCH_WINDOW_MS": "0", "WHISPR_SEND_BATCH_PARALLEL": "40"}),
         Variant("group commit (default)", ROOT),
     ]
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        variants.append(Variant(name, ROOT, env))
     cluster = None if args.database_url else start_cluster(durable=True)
     admin_url = args.database_url or (cluster.url if cluster else "")
     results: list[Result] = []

@@ -74,7 +74,11 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _x(value: Any) -> str:
-    return "-" if value is None else (f"{value:.2f}x" if value < 10 else f"{value:.0f}x")
+    if value is None:
+        return "-"
+    if value >= 10:
+        return f"{value:.0f}x"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x ({value * 100:.1f} %)"
 
 
 def _step(step: dict[str, Any]) -> str:
@@ -183,6 +187,18 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rebuild(results_json: Path, folder: Path) -> str:
+    """The table and the chart again from a results.json (e.g. the published run)."""
+    import json
+
+    data = json.loads(results_json.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    text = table(data)
+    (folder / "table.md").write_text(text + "\n")
+    chart(data, folder / "chart.png")
+    return text
+
+
 def chart(data: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -204,11 +220,20 @@ def chart(data: dict[str, Any], path: Path) -> None:
             if points:
                 ax.plot(*zip(*points, strict=True), style, marker="o", color=color, label=f"{name} {key[:3]}")
                 plotted = True
+    closed_series = [("relay", _get(r, "B1", "closed")), ("bare WS", _get(r, "ceilings", "bare_pairs", "closed")),
+                     ("Synapse", {"16": _get(r, "synapse", "b1", "closed")})]
+    for (name, closed), color in zip(closed_series, ("tab:blue", "tab:gray", "tab:red"), strict=True):
+        for key, c in (closed or {}).items():
+            if isinstance(c, dict) and c.get("throughput") and c.get("p99_ms"):
+                ax.plot([c["throughput"]], [c["p99_ms"]], marker="*", markersize=12, color=color, linestyle="none")
+                ax.annotate(f"{name} closed x{key} p99", (c["throughput"], c["p99_ms"]), fontsize=6,
+                            textcoords="offset points", xytext=(4, 4))
+                plotted = True
     ax.axhline(50, color="black", linewidth=0.8, linestyle="-.")
     if plotted:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel("offered rate (msgs/s)")
+    ax.set_xlabel("offered rate (msgs/s); stars: closed loop at its achieved rate")
     ax.set_ylabel("send -> receive latency (ms)")
     ax.set_title("B1: latency percentiles vs offered rate")
     if ax.get_legend_handles_labels()[0]:

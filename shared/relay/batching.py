@@ -5,6 +5,9 @@ until `send_batch_max` are waiting, then run together by one worker-thread call 
 
 At most `send_batch_parallel` batches are in flight; sends arriving meanwhile wait and make the
 next batch bigger, which is what keeps the commit rate, not the message rate, the bottleneck.
+When more than one slot is free, what is waiting is split between them (never below
+`MIN_SPLIT` sends a batch): a batch spends most of its time waiting for PostgreSQL, so two
+overlap well (on different conversations; shared ones serialise on their row locks).
 A group submitted together (consecutive pushes of one channel) is never split across batches,
 so its sends take their `seq` in push order. Callers get the outcomes only once the batch has
 committed (persist before acknowledge).
@@ -24,6 +27,8 @@ from shared.app.batch_send import Outcome, SendRequest, send_batch
 from shared.app.services import Services
 
 log = logging.getLogger(__name__)
+
+MIN_SPLIT = 8
 
 
 @dataclass
@@ -49,6 +54,7 @@ class SendBatcher:
         self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
 
     def submit(self, requests: list[SendRequest]) -> asyncio.Future[list[Outcome]]:
         """Queue sends to run together in one batch; the future has one outcome per request."""
@@ -81,7 +87,10 @@ class SendBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), left)
             await self._slots.acquire()
-            groups = self._take()
+            free = self.parallel - self._in_flight  # this one included
+            share = max(min(MIN_SPLIT, self._count), -(-self._count // free))
+            groups = self._take(min(self.max_items, share))
+            self._in_flight += 1
             if not self._pending:
                 self._wake.clear()
             if self._count < self.max_items:
@@ -90,11 +99,11 @@ class SendBatcher:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
 
-    def _take(self) -> list[_Group]:
-        """Whole groups, oldest first, up to `max_items` sends (at least one group)."""
+    def _take(self, limit: int) -> list[_Group]:
+        """Whole groups, oldest first, up to `limit` sends (at least one group)."""
         groups = [self._pending.popleft()]
         taken = len(groups[0].requests)
-        while self._pending and taken + len(self._pending[0].requests) <= self.max_items:
+        while self._pending and taken + len(self._pending[0].requests) <= limit:
             group = self._pending.popleft()
             groups.append(group)
             taken += len(group.requests)
@@ -116,6 +125,7 @@ class SendBatcher:
             log.exception("a batch of %d sends failed", len(requests))
             return
         finally:
+            self._in_flight -= 1
             self._slots.release()
         self.batches += 1
         self.sends += len(requests)

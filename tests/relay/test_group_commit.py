@@ -2,8 +2,9 @@
 one transaction, each still answered on its own (shared/relay/batching.py).
 
 To put known pushes in one batch without relying on timing, these servers wait (practically)
-forever for the window and flush when exactly `send_batch_max` sends are waiting; the commit is
-observed in the outbox: the events of one batch carry one transaction id.
+forever for the window and flush when exactly `send_batch_max` sends are waiting, one batch at a
+time (no splitting between parallel batches); the commit is observed in the outbox: the events
+of one batch carry one transaction id.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def batched(pg_url: str, key_path: str) -> Iterator[Batched]:
     with contextlib.ExitStack() as stack:
 
         def start(n: int) -> RunningServer:
-            settings = dataclasses.replace(make_settings(pg_url, key_path, **FREE),
-                                           send_batch_max=n, send_batch_window_ms=FOREVER_MS)
+            settings = dataclasses.replace(make_settings(pg_url, key_path, **FREE), send_batch_max=n,
+                                           send_batch_window_ms=FOREVER_MS, send_batch_parallel=1)
             return stack.enter_context(serve(settings))
 
         yield start
