@@ -12,6 +12,7 @@ from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, NotFound
 from shared.domain.models import Actor, Conversation, Event, Member
 from shared.storage import conversations as conv_store
+from shared.storage import unread as unread_store
 from shared.storage.schema import messages
 
 Kind = Literal["read", "delivered"]
@@ -32,28 +33,10 @@ def _resolve_seq(conn: Connection, conv: Conversation, up_to_seq: int | None, me
     return min(up_to_seq, conv.last_seq)
 
 
-def _latest_per_sender(
-    conn: Connection, conv_id: str, after: int, upto: int, reader: str
-) -> dict[str, tuple[str, int]]:
-    """For each sender with messages in (after, upto]: their newest message id and seq there."""
-    rows = conn.execute(
-        select(messages.c.sender_id, messages.c.id, messages.c.seq)
-        .where(
-            messages.c.conversation_id == conv_id,
-            messages.c.seq > after,
-            messages.c.seq <= upto,
-            messages.c.sender_id != reader,
-            messages.c.message_type != "system",
-        )
-        .order_by(messages.c.seq)
-    )
-    return {sender: (mid, seq) for sender, mid, seq in rows}
-
-
 def _announce_receipts(unit: Unit, conv: Conversation, me: Member, kind: Kind, before: int, seq: int) -> None:
     if kind == "read" and not me.show_read_receipts:
         return  # the reader turned read receipts off: senders learn nothing
-    for sender, (message_id, _) in _latest_per_sender(unit.conn, conv.id, before, seq, me.user_id).items():
+    for sender, (message_id, _) in unread_store.latest_per_sender(unit.conn, conv.id, before, seq, me.user_id).items():
         unit.record(
             Event(
                 "delivery_status",

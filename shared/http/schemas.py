@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.domain.models import NewMessage
 from shared.http.params import parse_uuid
 
 # A UUID in a body: validated by the model's own validators (a 422 naming the field); the schema
@@ -114,6 +115,20 @@ class SendMessage(Body):
     @classmethod
     def _reply(cls, value: str | None) -> str | None:
         return None if value is None else parse_uuid(value, "reply_to_id", invalid=ValueError)
+
+
+    def to_new_message(self) -> NewMessage:
+        """The core's request object (REST and socket sends both build it here)."""
+        return NewMessage(
+            content=self.content,
+            message_type=self.message_type,
+            client_random=self.client_random,
+            metadata=self.metadata,
+            reply_to_id=self.reply_to_id,
+            signature=self.signature,
+            sender_public_key=self.sender_public_key,
+            expires_in_seconds=self.expires_in_seconds,
+        )
 
 
 class EditMessage(Body):

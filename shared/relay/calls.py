@@ -127,17 +127,7 @@ def _in_conversation(svc: Services, message_id: str, conversation_id: str) -> No
 
 
 def parse_new_message(payload: dict[str, Any]) -> NewMessage:
-    body = parse(SendMessage, payload)
-    return NewMessage(
-        content=body.content,
-        message_type=body.message_type,
-        client_random=body.client_random,
-        metadata=body.metadata,
-        reply_to_id=body.reply_to_id,
-        signature=body.signature,
-        sender_public_key=body.sender_public_key,
-        expires_in_seconds=body.expires_in_seconds,
-    )
+    return parse(SendMessage, payload).to_new_message()
 
 
 def sent_response(sent: messages.Sent) -> dict[str, Any]:

@@ -21,28 +21,21 @@ def current_txid(conn: Connection) -> int:
     return int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
 
 
-def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> PublishedEvent:
-    event_id = str(uuid.uuid4())
-    row_id = conn.execute(
-        insert(events)
-        .values(
-            event_id=event_id,
-            name=event.name,
-            conversation_id=event.conversation_id,
-            seq=event.seq,
-            topics=list(event.topics),
-            payload=event.payload,
-            scope="conversation" if event.is_conversation_wide else "user",
-            txid=txid,
-            created_at=now,
-        )
-        .returning(events.c.id)
-    ).scalar_one()
-    targets = event.targets()
-    if targets:
-        conn.execute(
-            insert(event_targets), [{"user_id": user_id, "event_id": row_id, "txid": txid} for user_id in targets]
-        )
+def _row(event: Event, event_id: str, now: datetime, txid: int) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "name": event.name,
+        "conversation_id": event.conversation_id,
+        "seq": event.seq,
+        "topics": list(event.topics),
+        "payload": event.payload,
+        "scope": "conversation" if event.is_conversation_wide else "user",
+        "txid": txid,
+        "created_at": now,
+    }
+
+
+def _published(event: Event, event_id: str, row_id: int, now: datetime) -> PublishedEvent:
     return PublishedEvent(
         position=int(row_id),
         event_id=event_id,
@@ -55,42 +48,31 @@ def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> Publ
     )
 
 
+def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> PublishedEvent:
+    event_id = str(uuid.uuid4())
+    row_id = conn.execute(insert(events).values(**_row(event, event_id, now, txid)).returning(events.c.id)).scalar_one()
+    targets = event.targets()
+    if targets:
+        conn.execute(
+            insert(event_targets), [{"user_id": user_id, "event_id": row_id, "txid": txid} for user_id in targets]
+        )
+    return _published(event, event_id, row_id, now)
+
+
 def append_many(conn: Connection, recorded: Sequence[Event], now: datetime, txid: int = 0) -> list[PublishedEvent]:
     """`append` for many events at once: one INSERT for the events (ids in the given order), one
     for all their targets."""
     if len(recorded) <= 1:
         return [append(conn, event, now, txid) for event in recorded]
     event_ids = [str(uuid.uuid4()) for _ in recorded]
-    rows: list[dict[str, Any]] = [
-        {
-            "event_id": event_id,
-            "name": event.name,
-            "conversation_id": event.conversation_id,
-            "seq": event.seq,
-            "topics": list(event.topics),
-            "payload": event.payload,
-            "scope": "conversation" if event.is_conversation_wide else "user",
-            "txid": txid,
-            "created_at": now,
-        }
-        for event, event_id in zip(recorded, event_ids, strict=True)
-    ]
+    rows = [_row(event, event_id, now, txid) for event, event_id in zip(recorded, event_ids, strict=True)]
     ids = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows).scalars().all()
     targets = [{"user_id": user_id, "event_id": row_id, "txid": txid}
                for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
     for start in range(0, len(targets), 300):  # SQLite takes at most 999 parameters a statement
         conn.execute(insert(event_targets).values(targets[start:start + 300]))
     return [
-        PublishedEvent(
-            position=int(row_id),
-            event_id=event_id,
-            name=event.name,
-            topics=event.topics,
-            payload=event.payload,
-            conversation_id=event.conversation_id,
-            seq=event.seq,
-            created_at=now,
-        )
+        _published(event, event_id, row_id, now)
         for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)
     ]
 

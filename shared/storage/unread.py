@@ -31,10 +31,13 @@ def rewind_read(conn: Connection, conversation_id: str, user_id: str, seq: int, 
     return bool(result.rowcount)
 
 
-def senders_between(conn: Connection, conversation_id: str, after_seq: int, upto_seq: int, reader: str) -> list[str]:
-    """Who sent the messages in (after_seq, upto_seq], other than the reader and the service."""
+def latest_per_sender(
+    conn: Connection, conversation_id: str, after_seq: int, upto_seq: int, reader: str
+) -> dict[str, tuple[str, int]]:
+    """For each sender of messages in (after_seq, upto_seq], other than the reader and the
+    service: their newest message id and seq there."""
     rows = conn.execute(
-        select(messages.c.sender_id)
+        select(messages.c.sender_id, messages.c.id, messages.c.seq)
         .where(
             messages.c.conversation_id == conversation_id,
             messages.c.seq > after_seq,
@@ -42,7 +45,11 @@ def senders_between(conn: Connection, conversation_id: str, after_seq: int, upto
             messages.c.sender_id != reader,
             messages.c.message_type != "system",
         )
-        .distinct()
-        .order_by(messages.c.sender_id)
+        .order_by(messages.c.seq)
     )
-    return [str(s) for s in rows.scalars()]
+    return {sender: (message_id, seq) for sender, message_id, seq in rows}
+
+
+def senders_between(conn: Connection, conversation_id: str, after_seq: int, upto_seq: int, reader: str) -> list[str]:
+    """Who sent the messages in (after_seq, upto_seq], other than the reader and the service."""
+    return sorted(latest_per_sender(conn, conversation_id, after_seq, upto_seq, reader))

@@ -6,7 +6,6 @@ from shared.app import messages as uc
 from shared.app import receipts
 from shared.app.views import message_view
 from shared.domain.errors import Invalid
-from shared.domain.models import NewMessage
 from shared.http.params import parse_bool, parse_int, parse_time
 from shared.http.routing import Call, Reply
 from shared.http.schemas import EditMessage, MarkRead, SendMessage
@@ -14,17 +13,7 @@ from shared.http.schemas import EditMessage, MarkRead, SendMessage
 
 def send_message(call: Call) -> Reply:
     body: SendMessage = call.body
-    new = NewMessage(
-        content=body.content,
-        message_type=body.message_type,
-        client_random=body.client_random,
-        metadata=body.metadata,
-        reply_to_id=body.reply_to_id,
-        signature=body.signature,
-        sender_public_key=body.sender_public_key,
-        expires_in_seconds=body.expires_in_seconds,
-    )
-    sent = uc.send_message(call.services, call.actor, call.path["conversation_id"], new)
+    sent = uc.send_message(call.services, call.actor, call.path["conversation_id"], body.to_new_message())
     return Reply(message_view(sent.message, "sent"), status=201 if sent.created else 200,
                  meta={"duplicate": not sent.created})
 
