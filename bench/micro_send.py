@@ -12,7 +12,7 @@ database; variants are interleaved and repeated, and each figure is the median o
 The load generator is one asyncio process: `--senders` sockets, each in its own conversation
 (a direct conversation with a receiver that is not connected), each keeping `--inflight` pushes
 outstanding until `--messages` sends are acknowledged. Statements and round trips are counted
-in-process (pg8000 instrumented) for `send_message` and for `send_batch` at a few batch sizes.
+in-process (the driver instrumented) for `send_message` and for `send_batch` at a few batch sizes.
 The machine is shared and noisy: compare variants of the same run, not runs.
 """
 
@@ -221,19 +221,40 @@ def run_once(variant: Variant, admin_url: str, key_path: str, args: argparse.Nam
 
 ROUND_TRIPS = """
 import json, sys, uuid
-import pg8000.core as core
-count = [0]  # statements (BEGIN, COMMIT and pings included)
-flushes = [0]  # network round trips: pg8000 waits for an answer after each flush
-for name in ("execute_simple", "execute_unnamed", "execute_named"):
-    def wrap(self, *args, _orig=getattr(core.CoreConnection, name), **kwargs):
+count = [0]  # statements (BEGIN, COMMIT and pings included; an executemany counts its rows)
+flushes = [0]  # network round trips: the driver waits for the server's answer
+if "+pg8000" in sys.argv[1]:
+    import pg8000.core as core
+    for name in ("execute_simple", "execute_unnamed", "execute_named"):
+        def wrap(self, *args, _orig=getattr(core.CoreConnection, name), **kwargs):
+            count[0] += 1
+            return _orig(self, *args, **kwargs)
+        setattr(core.CoreConnection, name, wrap)
+    _flush = core._flush
+    def counted_flush(sock):
+        flushes[0] += 1
+        return _flush(sock)
+    core._flush = counted_flush
+else:  # psycopg 3: every exchange with the server goes through Connection.wait
+    import psycopg
+    _wait = psycopg.Connection.wait
+    def wait(self, gen, *args, **kwargs):
+        flushes[0] += 1
+        return _wait(self, gen, *args, **kwargs)
+    psycopg.Connection.wait = wait
+    _execute, _executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+    _command = psycopg.Connection._exec_command
+    def execute(self, *args, **kwargs):
         count[0] += 1
-        return _orig(self, *args, **kwargs)
-    setattr(core.CoreConnection, name, wrap)
-_flush = core._flush
-def counted_flush(sock):
-    flushes[0] += 1
-    return _flush(sock)
-core._flush = counted_flush
+        return _execute(self, *args, **kwargs)
+    def executemany(self, query, params, *args, **kwargs):
+        params = list(params)
+        count[0] += len(params)
+        return _executemany(self, query, params, *args, **kwargs)
+    def command(self, *args, **kwargs):  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT
+        count[0] += 1
+        return _command(self, *args, **kwargs)
+    psycopg.Cursor.execute, psycopg.Cursor.executemany, psycopg.Connection._exec_command = execute, executemany, command
 from shared.app import conversations, messages
 from shared.bootstrap import build_services
 from shared.config import Limits, Settings

@@ -6,17 +6,21 @@ them here together (shared/relay/batching.py). Each send has exactly `send_messa
 transaction, so the commit (and its WAL flush), the outbox publication and its bookkeeping are
 paid once per batch instead of once per message:
 
-- A send that fails (not a member, sanctioned, key mismatch, bad reply_to_id...) fails alone,
-  with its own error, and is rolled back with its events; the others commit. Batches are first
-  run optimistically, without savepoints (two round trips per send); if a send fails, that
-  attempt is rolled back and the batch runs again with each send in its own SAVEPOINT.
+- A send that is refused (not a member, sanctioned, key mismatch, bad reply_to_id...) fails
+  alone, with its own error; the others commit. Every send is checked before anything of the
+  batch is written (`prepare_send` writes nothing), then the accepted ones are stored together,
+  set-based (`store_messages`: one UPDATE for the `seq`s, one INSERT for the messages, at most
+  two for the search index), so a batch costs a fixed handful of statements whatever its size.
+  If storing fails anyway (a constraint the checks missed), the attempt is rolled back and the
+  batch runs again with each send in its own SAVEPOINT.
 - Every conversation of the batch is locked up front, in id order (one query), so concurrent
   batches (other relay instances) and single sends cannot deadlock with each other.
 - Sends to one conversation take their `seq` in the order given (arrival order): sorting by
   conversation is stable.
 - A duplicate `client_random` (already stored, or earlier in the same batch) returns the
-  original and records nothing. The stored candidates are read in one query once the
-  conversations are locked; the batch's own sends are remembered as they are stored.
+  original and records nothing. What the checks need (stored candidates, sanctions, replied-to
+  messages) is read in one query each once the conversations are locked (`SendScope.prefetch`);
+  the batch's own sends are remembered as they are accepted.
 - The batch's events are written to the outbox together at the end (`Unit.defer_events`).
 - Nobody is answered before the commit: the outcomes are returned once it has happened, and
   the events are published after it, as `Services.unit` does for every use case.
@@ -28,8 +32,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.app.messages import SendScope, Sent, after_send, check_sendable, send_in_unit, take_send_token
+from shared.app.messages import (
+    Prepared,
+    SendScope,
+    Sent,
+    after_send,
+    check_sendable,
+    prepare_send,
+    send_in_unit,
+    take_send_token,
+)
 from shared.app.services import Services
+from shared.app.system_messages import store_messages
 from shared.domain.errors import DomainError
 from shared.domain.models import Actor, NewMessage
 
@@ -87,30 +101,50 @@ def _run(svc: Services, requests: Sequence[SendRequest], todo: list[int], outcom
 
 
 def _attempt(svc: Services, requests: Sequence[SendRequest], todo: list[int], *, isolate: bool) -> dict[int, Outcome]:
-    """One transaction for the sends `todo` (sorted by conversation). Without `isolate`, the first
-    send that fails aborts it (`_Abort`, caused by the send's error); with it, that send alone is
-    undone."""
+    """One transaction for the sends `todo` (sorted by conversation). Without `isolate`, every
+    send is checked (`prepare_send`; a refused send fails alone, having written nothing), then
+    the accepted ones are stored together (`store_messages`: a fixed handful of statements
+    whatever the batch's size); a failure there aborts the attempt (`_Abort`). With `isolate`,
+    each send runs alone in its own savepoint."""
     results: dict[int, Outcome] = {}
     with svc.unit() as unit:
         unit.defer_events()  # the batch's events in two INSERTs at the end, not one per send
         scope = SendScope(unit, svc.settings.limits)
-        scope.lock(requests[i].conversation_id for i in todo)
-        scope.prefetch_originals(
-            (requests[i].conversation_id, requests[i].actor.user_id, requests[i].new.client_random) for i in todo)
+        scope.prefetch((requests[i].conversation_id, requests[i].actor.user_id, requests[i].new) for i in todo)
+        if isolate:
+            for i in todo:
+                results[i] = _isolated(svc, scope, requests[i])
+            return results
+        accepted: list[tuple[int, Prepared]] = []
         for i in todo:
             request = requests[i]
-            if not isolate:
-                try:
-                    results[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
-                except Exception as error:
-                    raise _Abort from error
-                continue
             try:
-                with unit.savepoint():
-                    results[i] = send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+                prepared = prepare_send(svc, scope, request.actor, request.conversation_id, request.new)
             except DomainError as error:
                 results[i] = error
-            except Exception as error:  # e.g. a constraint the checks missed: this send fails alone
-                log.exception("a send of a batch failed; the others go on")
-                results[i] = error
+                continue
+            except Exception as error:
+                raise _Abort from error
+            if isinstance(prepared, Sent):
+                results[i] = prepared
+            else:
+                scope.sent(prepared.message)  # a later send of the batch with its client_random duplicates it
+                accepted.append((i, prepared))
+        try:
+            store_messages(unit, [(p.conv, p.message, p.members) for _, p in accepted])
+        except Exception as error:
+            raise _Abort from error
+        for i, prepared in accepted:
+            results[i] = Sent(prepared.message, created=True)
     return results
+
+
+def _isolated(svc: Services, scope: SendScope, request: SendRequest) -> Outcome:
+    try:
+        with scope.unit.savepoint():
+            return send_in_unit(svc, scope, request.actor, request.conversation_id, request.new)
+    except DomainError as error:
+        return error
+    except Exception as error:  # e.g. a constraint the checks missed: this send fails alone
+        log.exception("a send of a batch failed; the others go on")
+        return error

@@ -4,7 +4,7 @@ paths can import it without an import cycle."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -29,7 +29,18 @@ def _refuse(sanction: Sanction, what: str) -> Forbidden:
 
 def check_can_send(conn: Connection, conversation_id: str, user_id: str, now: datetime) -> None:
     """A muted or restricted member cannot send (403 `sanctioned`)."""
-    found = store.sanctions_in_force(conn, conversation_id, [user_id], now, BLOCKS_SENDING)
+    refuse_sending(store.sanctions_in_force(conn, conversation_id, [user_id], now, BLOCKS_SENDING))
+
+
+def sending_sanctions(
+    conn: Connection, pairs: Collection[tuple[str, str]], now: datetime
+) -> dict[tuple[str, str], list[Sanction]]:
+    """The sanctions in force that block sending, for many (conversation_id, user_id) at once."""
+    return store.sanctions_in_force_among(conn, pairs, now, BLOCKS_SENDING)
+
+
+def refuse_sending(found: Sequence[Sanction]) -> None:
+    """403 `sanctioned` if a member has these sanctions blocking sending (longest-lasting first)."""
     if found:
         raise _refuse(found[0], "send messages")
 

@@ -9,16 +9,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.app import enforcement
-from shared.app.access import require_member, require_message, topic_conversation, topic_user
+from shared.app.access import (
+    require_message,
+    require_reader,
+    require_visible_message,
+    topic_conversation,
+    topic_user,
+)
 from shared.app.services import Services, Unit
-from shared.app.system_messages import store_message
+from shared.app.system_messages import store_messages
 from shared.app.views import message_view
 from shared.config import Limits
 from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
+from shared.domain.moderation import Sanction
 from shared.domain.signatures import verify_signature
 from shared.storage import conversations as conv_store
+from shared.storage import history as reads
 from shared.storage import messages as store
 from shared.storage import outbox
 from shared.storage import search as search_index
@@ -77,14 +85,17 @@ class SendScope:
     (locked like `lock_conversation`, which serialises the duplicate check and the `seq`) and its
     active members, read under that lock. Every send of the transaction to the same conversation
     reuses them: nobody can change the row or (through a system message) the membership until
-    the transaction ends. It also knows the messages this transaction sent, and (once
-    `prefetch_originals` has read them) the stored ones that sends may duplicate."""
+    the transaction ends. It also knows the messages this transaction sent, and (once `prefetch`
+    has read them for a batch) the stored ones that sends may duplicate, the sanctions on their
+    senders and the messages they reply to."""
 
     def __init__(self, unit: Unit, limits: Limits):
         self.unit = unit
         self.since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
         self._locked: dict[str, tuple[Conversation, list[Member]] | None] = {}
         self._originals: dict[tuple[str, str, int], Message | None] = {}
+        self._sanctions: dict[tuple[str, str], list[Sanction]] = {}
+        self._replied: dict[str, Message | None] = {}
 
     def lock(self, conversation_ids: Iterable[str]) -> None:
         """Lock (in id order) and read every conversation not locked yet, in two queries."""
@@ -107,13 +118,39 @@ class SendScope:
             raise Forbidden("you are not a member of this conversation", code="not_a_member")
         return locked
 
-    def prefetch_originals(self, keys: Iterable[tuple[str, str, int]]) -> None:
-        """Read in one query what these (conversation_id, sender_id, client_random) duplicate, if
-        anything. Only for locked conversations: the lock is what makes the answer hold."""
-        wanted = {k for k in keys if k not in self._originals and self._locked.get(k[0]) is not None}
+    def prefetch(self, sends: Iterable[tuple[str, str, NewMessage]]) -> None:
+        """Lock the conversations of these (conversation_id, sender_id, message) sends, then read
+        in one query each what all of them need: the messages they may duplicate, the sanctions
+        on their senders, the messages they reply to. Group commit calls it once per batch."""
+        sends = list(sends)
+        self.lock(c for c, _, _ in sends)
+        locked = [(c, u, new) for c, u, new in sends if self._locked.get(c) is not None]
+        # only for locked conversations: the lock is what makes the answers hold
+        wanted = {(c, u, new.client_random) for c, u, new in locked} - self._originals.keys()
         found = store.find_by_client_randoms(self.unit.conn, wanted, self.since)
         for key in wanted:
             self._originals[key] = found.get(key)
+        pairs = {(c, u) for c, u, _ in locked} - self._sanctions.keys()
+        blocking = enforcement.sending_sanctions(self.unit.conn, pairs, self.unit.now)
+        for pair in pairs:
+            self._sanctions[pair] = blocking.get(pair, [])
+        replied = {new.reply_to_id for _, _, new in locked if new.reply_to_id is not None} - self._replied.keys()
+        messages = store.get_messages(self.unit.conn, replied)
+        for message_id in replied:
+            self._replied[message_id] = messages.get(message_id)
+
+    def check_can_send(self, conversation_id: str, user_id: str) -> None:
+        """403 `sanctioned` if the sender is muted or restricted there (mute/restrict)."""
+        found = self._sanctions.get((conversation_id, user_id))
+        if found is None:
+            enforcement.check_can_send(self.unit.conn, conversation_id, user_id, self.unit.now)
+        else:
+            enforcement.refuse_sending(found)
+
+    def replied(self, message_id: str) -> Message | None:
+        if message_id in self._replied:
+            return self._replied[message_id]
+        return store.get_message(self.unit.conn, message_id)
 
     def original(self, conversation_id: str, sender_id: str, client_random: int) -> Message | None:
         """The message a send with this `client_random` duplicates (sent within the window, or
@@ -124,27 +161,37 @@ class SendScope:
         return store.find_by_client_random(self.unit.conn, conversation_id, sender_id, client_random, self.since)
 
     def sent(self, message: Message) -> None:
-        """A send of this transaction stored `message`: later sends with its `client_random` duplicate it."""
+        """A send of this transaction is storing `message`: later sends with its `client_random`
+        duplicate it."""
         self._originals[(message.conversation_id, message.sender_id, message.client_random)] = message
 
 
-def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
-    """One send inside a transaction the caller holds (`scope.unit`), after `check_sendable` and the
-    rate limit: everything `send_message` does in its transaction. A duplicate `client_random`
-    returns the original and writes nothing. Used by `send_message` and by group commit
-    (`shared.app.batch_send`), so both have the same semantics."""
+@dataclass(frozen=True)
+class Prepared:
+    """A send that passed every check and is ready to store (`store_messages`)."""
+
+    conv: Conversation
+    members: list[Member]
+    message: Message
+
+
+def prepare_send(
+    svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage
+) -> Sent | Prepared:
+    """Every check of one send inside a transaction the caller holds (`scope.unit`), after
+    `check_sendable` and the rate limit, and the message it will store: a `Prepared`, or the
+    `Sent` original when its `client_random` duplicates one. Writes nothing, except a first or
+    new sender key (`_check_sender_key`), which is the last step and cannot fail after writing."""
     unit = scope.unit
     conv, members = scope.require_member(conversation_id, actor.user_id)
-    enforcement.check_can_send(unit.conn, conv.id, actor.user_id, unit.now)  # mute/restrict: 403 sanctioned
+    scope.check_can_send(conv.id, actor.user_id)
     original = scope.original(conv.id, actor.user_id, new.client_random)
     if original is not None:
         return Sent(original, created=False)
     if new.reply_to_id is not None:
-        replied = store.get_message(unit.conn, new.reply_to_id)
+        replied = scope.replied(new.reply_to_id)
         if replied is None or replied.conversation_id != conv.id:
             raise Invalid.field("reply_to_id", "must be a message of the same conversation")
-    if new.sender_public_key is not None:
-        _check_sender_key(unit, conv, actor, new.sender_public_key)
     message = Message(
         id=str(uuid.uuid4()),
         conversation_id=conv.id,
@@ -162,9 +209,24 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
         sent_at=unit.now,
         expires_at=unit.now + timedelta(seconds=new.expires_in_seconds) if new.expires_in_seconds else None,
     )
-    stored = store_message(unit, conv, message, members=members)
-    scope.sent(stored)  # last: a send that fails gives nothing to the ones after it
-    return Sent(stored, created=True)
+    if conv.e2ee_enabled:
+        search_index.search_tokens(message)  # 422 now if malformed, not when indexing
+    if new.sender_public_key is not None:
+        _check_sender_key(unit, conv, actor, new.sender_public_key)
+    return Prepared(conv, members, message)
+
+
+def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+    """One send inside a transaction the caller holds (`scope.unit`), after `check_sendable` and the
+    rate limit: everything `send_message` does in its transaction. A duplicate `client_random`
+    returns the original and writes nothing. Group commit (`shared.app.batch_send`) runs the same
+    `prepare_send` and `store_messages`, for many sends at once, so both have the same semantics."""
+    prepared = prepare_send(svc, scope, actor, conversation_id, new)
+    if isinstance(prepared, Sent):
+        return prepared
+    store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.members)])
+    scope.sent(prepared.message)  # last: a send that fails gives nothing to the ones after it
+    return Sent(prepared.message, created=True)
 
 
 def take_send_token(svc: Services, actor: Actor) -> None:
@@ -216,14 +278,15 @@ def history(
     before: datetime | None = None,
     after: datetime | None = None,
 ) -> Page:
-    with svc.db.transaction() as conn:
+    # two prebuilt statements (shared.storage.history): the membership check with the member list, then the page
+    with reads.reading(svc.db) as conn:
         now = svc.clock()
-        require_member(conn, conversation_id, actor.user_id)
-        page = store.history(
+        members = require_reader(conn, conversation_id, actor.user_id)
+        page = reads.history(
             conn, conversation_id, actor.user_id, now, limit=limit,
             before_seq=before_seq, after_seq=after_seq, before=before, after=after,
         )
-        others = [m for m in conv_store.list_members(conn, conversation_id) if m.user_id != actor.user_id]
+    others = [m for m in members if m.user_id != actor.user_id]
     seqs = [m.seq for m in page.messages]
     return Page(
         messages=[_render_for(m, actor.user_id, others) for m in page.messages],
@@ -234,13 +297,9 @@ def history(
 
 
 def get_message(svc: Services, actor: Actor, message_id: str) -> dict[str, Any]:
-    with svc.db.transaction() as conn:
-        now = svc.clock()
-        message, conv, _ = require_message(conn, message_id, actor.user_id)
-        if not store.is_visible(conn, message_id, actor.user_id, now):
-            raise NotFound("message not found", code="message_not_found")
-        others = [m for m in conv_store.list_members(conn, conv.id) if m.user_id != actor.user_id]
-        return _render_for(message, actor.user_id, others)
+    with reads.reading(svc.db) as conn:
+        message, members = require_visible_message(conn, message_id, actor.user_id, svc.clock())
+    return _render_for(message, actor.user_id, [m for m in members if m.user_id != actor.user_id])
 
 
 def edit_message(svc: Services, actor: Actor, message_id: str, content: str, signature: str | None) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class Services:
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
             return False
         with self.db.transaction() as conn:
-            outbox.mark_published(conn, [e.position for e in events], self.clock())
+            outbox.mark_published(conn, [e.position for e in events], self.clock(), durable=False)
         return True
 
     def close(self) -> None:

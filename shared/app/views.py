@@ -18,13 +18,14 @@ from shared.domain.models import (
 
 
 def timestamp(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC, with microseconds and Z. Converts aware times from other offsets, and
-    writes four-digit years (strftime's %Y does not pad years before 1000)."""
+    """RFC 3339 in UTC, with microseconds and Z. Converts aware times from other offsets (naive
+    ones are taken as UTC), and writes four-digit years (isoformat pads them, unlike strftime's
+    %Y). isoformat, not strftime: this runs for every timestamp of every message rendered."""
     if value is None:
         return None
     if value.utcoffset():
         value = value.astimezone(timezone.utc)
-    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def message_view(message: Message, status: MessageStatus | None = None) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -13,15 +15,69 @@ from shared.config import Settings
 from shared.domain.errors import Unauthorized
 from shared.domain.models import Actor
 
+LEEWAY_SECONDS = 5  # clock skew allowed on `exp` (and `nbf`, `iat`)
+
+
+class VerifiedTokens:
+    """A bounded memo of tokens that verified, keyed by the token string (and the audiences
+    accepted), so that a client's every request does not pay an ES256 verification (~0.3 ms of
+    CPU, held under the GIL). An entry is used only while the token is unexpired, as PyJWT
+    judges it (`exp` plus the leeway), and for at most `max_age` seconds, so that a key
+    withdrawn from the JWKS stops being honoured soon after. Only successes are remembered:
+    a refused token is checked again every time. When full, the oldest entry goes."""
+
+    def __init__(self, *, max_entries: int = 10_000, max_age: float = 300.0,
+                 clock: Callable[[], float] = time.time):
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._clock = clock
+        self._entries: dict[tuple[str, tuple[str, ...]], tuple[Actor, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, audiences: tuple[str, ...]) -> Actor | None:
+        key = (token, audiences)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        actor, valid_until = entry
+        if self._clock() < valid_until:
+            return actor
+        with self._lock:
+            self._entries.pop(key, None)
+        return None
+
+    def put(self, token: str, audiences: tuple[str, ...], actor: Actor) -> None:
+        now = self._clock()
+        expires = actor.claims.get("exp")
+        if not isinstance(expires, (int, float)) or self._max_entries <= 0:
+            return
+        valid_until = min(float(expires) + LEEWAY_SECONDS, now + self._max_age)
+        with self._lock:
+            while len(self._entries) >= self._max_entries:
+                del self._entries[next(iter(self._entries))]  # dicts keep insertion order: the oldest
+            self._entries[(token, audiences)] = (actor, valid_until)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, algorithms: list[str], issuer: str = "", audience: str = ""):
+    def __init__(self, keys: KeySource, *, algorithms: list[str], issuer: str = "", audience: str = "",
+                 cache: VerifiedTokens | None = None):
         self._keys = keys
         self._algorithms = algorithms
         self._issuer = issuer
         self._audience = audience
+        self._cache = cache if cache is not None else VerifiedTokens()
 
     def verify(self, token: str, *, extra_audiences: tuple[str, ...] = ()) -> Actor:
+        actor = self._cache.get(token, extra_audiences)
+        if actor is None:
+            actor = self._verify(token, extra_audiences)
+            self._cache.put(token, extra_audiences, actor)
+        return actor
+
+    def _verify(self, token: str, extra_audiences: tuple[str, ...]) -> Actor:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -40,7 +96,7 @@ class TokenVerifier:
                 audience=audiences or None,
                 issuer=self._issuer or None,
                 options={"require": ["exp", "sub"], "verify_aud": bool(audiences)},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired", code="token_expired") from exc

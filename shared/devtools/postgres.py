@@ -65,7 +65,7 @@ class PostgresCluster:
 
     @property
     def url(self) -> str:
-        return f"postgresql+pg8000://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         cmd = [os.path.join(self.bin_dir, args[0]), *args[1:]]

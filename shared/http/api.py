@@ -27,7 +27,7 @@ from shared.domain.errors import (
 )
 from shared.domain.models import Actor
 from shared.http.params import parse_uuid
-from shared.http.routing import Call, Reply, Route, match
+from shared.http.routing import Call, Reply, Route, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Api:
         self.services = services
         self.verifier = verifier
         self.routes = list(routes)
+        self._table = RouteTable(self.routes)
         self._origins = {o.strip() for o in cors_origins.split(",") if o.strip()}
 
     async def __call__(self, request: Request) -> Response:
@@ -118,7 +119,7 @@ class Api:
                 "Access-Control-Max-Age": "600",
             })
         method = "GET" if request.method == "HEAD" else request.method
-        route, params, allowed = match(self.routes, method, path)
+        route, params, allowed = self._table.match(method, path)
         if route is None:
             if allowed:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", details={"allowed": allowed})

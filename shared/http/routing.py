@@ -97,3 +97,43 @@ def match(routes: list[Route], method: str, path: str) -> tuple[Route | None, di
         if route.method == method:
             return route, found.groupdict(), []
     return None, {}, [route.method for route, _ in same_path]
+
+
+_SIMPLE_PATH = re.compile(r"(/([\w-]+|\{\w+\}))+")  # literal or whole-parameter segments only
+_ANY = "{}"  # the bucket key of a route whose last segment is a parameter
+
+
+def _shape(path: str) -> tuple[int, str]:
+    """A request path's bucket: its number of segments and its last segment (one trailing
+    slash is allowed, as the routes' patterns allow it)."""
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return path.count("/"), path[path.rfind("/") + 1:]
+
+
+class RouteTable:
+    """`match` over the routes, without trying every route's pattern on every request: routes
+    are bucketed by segment count and last segment, and only the buckets a path can fall in
+    are tried (in table order, so the answer is exactly `match(routes, ...)`'s). A route whose
+    path is not made of plain segments is tried on every path."""
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes
+        self._always: list[tuple[int, Route]] = []
+        self._buckets: dict[tuple[int, str], list[tuple[int, Route]]] = {}
+        for index, route in enumerate(routes):
+            if not _SIMPLE_PATH.fullmatch(route.path):
+                self._always.append((index, route))
+                continue
+            count, last = _shape(route.path)
+            key = (count, _ANY if last.startswith("{") else last)
+            self._buckets.setdefault(key, []).append((index, route))
+
+    def candidates(self, path: str) -> list[Route]:
+        count, last = _shape(path)
+        found = [*self._buckets.get((count, last), ()), *self._buckets.get((count, _ANY), ()), *self._always]
+        found.sort(key=lambda entry: entry[0])
+        return [route for _, route in found]
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        return match(self.candidates(path), method, path)

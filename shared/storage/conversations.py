@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from shared.domain.models import Conversation, Member
 from shared.storage.schema import conversations, members, messages
+from shared.storage.sql import one_of
 
 _MEMBER_FIELDS = [c.name for c in members.columns if c.name != "updated_at"]
 
@@ -69,14 +70,30 @@ def update_conversation(conn: Connection, conversation_id: str, **values: Any) -
 def next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
     """Take the next `seq`. The row lock this UPDATE holds until commit serialises the
     conversation's writers, which is what makes `seq` gap-free and check-then-insert safe."""
-    return int(
-        conn.execute(
+    return take_seqs(conn, {conversation_id: 1}, now)[conversation_id]
+
+
+def take_seqs(conn: Connection, counts: Mapping[str, int], now: datetime) -> dict[str, int]:
+    """Take `counts[id]` consecutive `seq`s in each conversation: the new `last_seq` of each (its
+    range is `last_seq - count + 1 .. last_seq`), in one statement per distinct count (a batch of
+    single messages to many conversations: one). Like `next_seq`, the row locks hold until commit."""
+    if not counts:
+        return {}
+    by_count: dict[int, list[str]] = {}
+    for conversation_id, count in sorted(counts.items()):
+        by_count.setdefault(count, []).append(conversation_id)
+    taken: dict[str, int] = {}
+    for count, ids in sorted(by_count.items()):  # one statement per distinct count: usually one
+        rows = conn.execute(
             update(conversations)
-            .where(conversations.c.id == conversation_id)
-            .values(last_seq=conversations.c.last_seq + 1, last_message_at=now, updated_at=now)
-            .returning(conversations.c.last_seq)
-        ).scalar_one()
-    )
+            .where(one_of(conn, conversations.c.id, ids))
+            .values(last_seq=conversations.c.last_seq + count, last_message_at=now, updated_at=now)
+            .returning(conversations.c.id, conversations.c.last_seq)
+        )
+        taken.update((row.id, int(row.last_seq)) for row in rows)
+    if len(taken) != len(counts):
+        raise LookupError(f"conversations not found: {sorted(set(counts) - set(taken))}")
+    return taken
 
 
 def lock_conversation(conn: Connection, conversation_id: str) -> None:
@@ -94,7 +111,7 @@ def lock_conversations(conn: Connection, conversation_ids: Collection[str]) -> d
         return {}
     rows = conn.execute(
         select(conversations)
-        .where(conversations.c.id.in_(sorted(conversation_ids)))
+        .where(one_of(conn, conversations.c.id, sorted(conversation_ids)))
         .order_by(conversations.c.id)
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what an UPDATE of the row takes
     )
@@ -127,7 +144,7 @@ def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, l
         return result
     rows = conn.execute(
         select(members)
-        .where(members.c.conversation_id.in_(conversation_ids), members.c.is_active.is_(True))
+        .where(one_of(conn, members.c.conversation_id, conversation_ids), members.c.is_active.is_(True))
         .order_by(members.c.joined_at, members.c.user_id)
     )
     for row in rows:

@@ -1,37 +1,37 @@
-"""Engines for PostgreSQL (pg8000, Cloud SQL socket or TCP) and SQLite (embedded default).
+"""Engines for PostgreSQL (psycopg 3, Cloud SQL socket or TCP) and SQLite (embedded default).
 
 `DATABASE_URL` forms (docs/configuration.md):
 
 - Cloud SQL over TCP (private IP, what terraform/sql.tf writes into Secret Manager):
-  `postgresql+pg8000://USER:PASSWORD@10.1.2.3:5432/DBNAME`
+  `postgresql+psycopg://USER:PASSWORD@10.1.2.3:5432/DBNAME`
 - Cloud SQL over its Unix socket (Cloud Run / functions with the instance attached, or the
-  Cloud SQL Auth Proxy with `--unix-socket /cloudsql`): no host, the socket file in `unix_sock`:
-  `postgresql+pg8000://USER:PASSWORD@/DBNAME?unix_sock=/cloudsql/PROJECT:REGION:INSTANCE/.s.PGSQL.5432`
+  Cloud SQL Auth Proxy with `--unix-socket /cloudsql`): no host, the socket's directory in `host`:
+  `postgresql+psycopg://USER:PASSWORD@/DBNAME?host=/cloudsql/PROJECT:REGION:INSTANCE`
 - SQLite (one machine): `sqlite:///var/whispr.db`
+
+psycopg 3 replaced pg8000 on the measured numbers (docs/performance.md, "The database driver");
+`postgresql+pg8000://` URLs still work.
 
 The pool is sized per component (`Settings.db_pool`: small in functions, larger in the relay).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from shared.config import Settings
 
 
 def create_db_engine(settings: Settings) -> Engine:
-    url = make_url(settings.database_url)
+    url = postgres_driver(make_url(settings.database_url))
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings.database_url)
-    if url.get_driver_name() == "pg8000":
-        _memoize_pg8000_paramstyle()
     pool_size, max_overflow = settings.db_pool
     return create_engine(
         url,
@@ -42,29 +42,13 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
-def _memoize_pg8000_paramstyle() -> None:
-    """pg8000 rewrites every statement's `%s` placeholders to `$n` with a character-by-character
-    scanner in pure Python, on every execute: about 0.1-0.8 ms of CPU per statement, the largest
-    single cost of a send (docs/performance.md, "Group commit"). For the `format` style that
-    SQLAlchemy uses, the rewritten text depends on the statement text alone (the parameters pass
-    through unchanged), so it is remembered per statement text (bounded: IN lists make variants).
-    Other styles go to pg8000 as they are."""
-    try:
-        from pg8000 import legacy
-    except ImportError:
-        return
-    original = legacy.convert_paramstyle
-    if getattr(original, "_whispr_memo", False):
-        return
-    convert = functools.lru_cache(maxsize=4096)(lambda query: original("format", query, ()))
-
-    def convert_paramstyle(style: str, query: str, args: Any) -> tuple[str, Any]:
-        if style != "format":
-            return original(style, query, args)  # type: ignore[no-any-return]
-        return convert(query)[0], args
-
-    convert_paramstyle._whispr_memo = True  # type: ignore[attr-defined]
-    legacy.convert_paramstyle = convert_paramstyle
+def postgres_driver(url: URL) -> URL:
+    """A PostgreSQL URL without a driver (`postgresql://`, `postgres://`) means psycopg 3, the
+    driver the service is measured with (docs/performance.md, "The database driver"); an explicit
+    one (`postgresql+pg8000://`) is used as given."""
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def _sqlite_engine(database_url: str) -> Engine:

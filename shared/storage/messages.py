@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 from shared.domain.models import Message
 from shared.storage.schema import hidden_messages, messages, sender_keys
+from shared.storage.sql import one_of
 
 _FIELDS = [f for f in Message.__dataclass_fields__]
 
@@ -32,7 +33,22 @@ def _message(row: Row[Any]) -> Message:
 
 
 def insert_message(conn: Connection, message: Message) -> None:
-    conn.execute(insert(messages).values(**asdict(message), is_expired=False))
+    insert_messages(conn, [message])
+
+
+def insert_messages(conn: Connection, stored: Sequence[Message]) -> None:
+    """Store messages in one statement (an executemany: one round trip with psycopg's pipeline)."""
+    if stored:
+        rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False} for m in stored]
+        conn.execute(insert(messages), rows)
+
+
+def get_messages(conn: Connection, message_ids: Collection[str]) -> dict[str, Message]:
+    """The messages with these ids that exist, by id, in one query."""
+    if not message_ids:
+        return {}
+    rows = conn.execute(select(messages).where(one_of(conn, messages.c.id, message_ids)))
+    return {row.id: _message(row) for row in rows}
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
@@ -67,9 +83,9 @@ def find_by_client_randoms(
     rows = conn.execute(
         select(messages)
         .where(
-            messages.c.conversation_id.in_({k[0] for k in keys}),
-            messages.c.sender_id.in_({k[1] for k in keys}),
-            messages.c.client_random.in_({k[2] for k in keys}),
+            one_of(conn, messages.c.conversation_id, {k[0] for k in keys}),
+            one_of(conn, messages.c.sender_id, {k[1] for k in keys}),
+            one_of(conn, messages.c.client_random, {k[2] for k in keys}),
             messages.c.sent_at >= since,
         )
         .order_by(messages.c.seq)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, func, insert, or_, select, update
 
 from shared.domain.moderation import Report, Sanction
 from shared.storage.schema import reports, sanctions
+from shared.storage.sql import one_of
 
 _REPORT_FIELDS = [f for f in Report.__dataclass_fields__]
 _SANCTION_FIELDS = [f for f in Sanction.__dataclass_fields__]
@@ -140,6 +141,30 @@ def sanctions_in_force(
         .order_by(sanctions.c.expires_at.desc())
     )
     return [_sanction(r) for r in rows]
+
+
+def sanctions_in_force_among(
+    conn: Connection, pairs: Collection[tuple[str, str]], now: datetime, kinds: Sequence[str]
+) -> dict[tuple[str, str], list[Sanction]]:
+    """`sanctions_in_force` for many (conversation_id, user_id) pairs in one query: the pairs
+    that have some, each with its sanctions, the longest-lasting first."""
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        select(sanctions)
+        .where(
+            one_of(conn, sanctions.c.conversation_id, {c for c, _ in pairs}),
+            one_of(conn, sanctions.c.user_id, {u for _, u in pairs}),
+            sanctions.c.kind.in_(kinds),
+            *_in_force(now),
+        )
+        .order_by(sanctions.c.expires_at.desc())
+    )
+    found: dict[tuple[str, str], list[Sanction]] = {}
+    for row in rows:
+        if (row.conversation_id, row.user_id) in pairs:
+            found.setdefault((row.conversation_id, row.user_id), []).append(_sanction(row))
+    return found
 
 
 def list_sanctions(

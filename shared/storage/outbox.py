@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
 from shared.storage.schema import event_targets, events
+from shared.storage.sql import next_ids, one_of
 
 
 def current_txid(conn: Connection) -> int:
@@ -66,20 +67,33 @@ def append_many(conn: Connection, recorded: Sequence[Event], now: datetime, txid
         return [append(conn, event, now, txid) for event in recorded]
     event_ids = [str(uuid.uuid4()) for _ in recorded]
     rows = [_row(event, event_id, now, txid) for event, event_id in zip(recorded, event_ids, strict=True)]
-    ids = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    drawn = next_ids(conn, events, len(rows))
+    ids: Sequence[int]
+    if drawn is None:  # no sequence to draw from (SQLite): one multi-row INSERT ... RETURNING
+        ids = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    else:  # ids drawn up front: an executemany, one round trip in psycopg's pipeline
+        ids = drawn
+        conn.execute(insert(events), [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)])
     targets = [{"user_id": user_id, "event_id": row_id, "txid": txid}
                for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
-    for start in range(0, len(targets), 300):  # SQLite takes at most 999 parameters a statement
-        conn.execute(insert(event_targets).values(targets[start:start + 300]))
+    if targets:
+        conn.execute(insert(event_targets), targets)
     return [
         _published(event, event_id, row_id, now)
         for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)
     ]
 
 
-def mark_published(conn: Connection, positions: Sequence[int], now: datetime) -> None:
-    if positions:
-        conn.execute(update(events).where(events.c.id.in_(positions)).values(published_at=now))
+def mark_published(conn: Connection, positions: Sequence[int], now: datetime, *, durable: bool = True) -> None:
+    """Mark events published. Not `durable`: on PostgreSQL the transaction's commit does not wait
+    for the WAL flush (`synchronous_commit = off` for it alone). A mark lost in a crash only
+    means the sweeper publishes the event again, which consumers dedupe by event id; a send's
+    own commit is what must wait for the disk, not this one."""
+    if not positions:
+        return
+    if not durable and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    conn.execute(update(events).where(one_of(conn, events.c.id, positions)).values(published_at=now))
 
 
 def unpublished(conn: Connection, older_than: datetime, limit: int = 500) -> list[PublishedEvent]:

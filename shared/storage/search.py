@@ -24,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     column,
     delete,
     func,
@@ -77,30 +78,33 @@ def search_tokens(message: Message) -> list[str]:
 
 
 def index_message(conn: Connection, conv: Conversation, message: Message) -> None:
-    """Index a message just stored (same transaction). System and deleted messages are not
-    searchable; E2E conversations index the client's blind tokens only, never the content."""
-    if message.message_type == "system" or message.is_deleted:
-        return
-    if conv.e2ee_enabled:
-        tokens = search_tokens(message)
-        if tokens:
-            conn.execute(
-                insert(message_search_tokens),
-                [
-                    {"message_id": message.id, "token": t, "conversation_id": conv.id, "seq": message.seq}
-                    for t in tokens
-                ],
-            )
-        return
-    text = document_text(message.content)
-    if not text.strip():
-        return
-    document: Any = func.to_tsvector(_PG_CONFIG, text) if _postgres(conn) else text
-    conn.execute(
-        insert(message_search).values(
-            message_id=message.id, conversation_id=conv.id, seq=message.seq, document=document
-        )
-    )
+    """Index a message just stored (same transaction)."""
+    index_messages(conn, [(conv, message)])
+
+
+def index_messages(conn: Connection, stored: Sequence[tuple[Conversation, Message]]) -> None:
+    """Index messages just stored (same transaction), in at most two statements. System and
+    deleted messages are not searchable; E2E conversations index the client's blind tokens only,
+    never the content."""
+    documents: list[dict[str, Any]] = []
+    tokens: list[dict[str, Any]] = []
+    for conv, message in stored:
+        if message.message_type == "system" or message.is_deleted:
+            continue
+        if conv.e2ee_enabled:
+            tokens += [
+                {"message_id": message.id, "token": t, "conversation_id": conv.id, "seq": message.seq}
+                for t in search_tokens(message)
+            ]
+            continue
+        text = document_text(message.content)
+        if text.strip():
+            documents.append({"message_id": message.id, "conversation_id": conv.id, "seq": message.seq, "text": text})
+    if tokens:
+        conn.execute(insert(message_search_tokens), tokens)
+    if documents:
+        document: Any = func.to_tsvector(_PG_CONFIG, bindparam("text")) if _postgres(conn) else bindparam("text")
+        conn.execute(insert(message_search).values(document=document), documents)
 
 
 def remove_messages(conn: Connection, message_ids: Sequence[str]) -> None:

@@ -27,19 +27,30 @@ def _count_conversations(url: str) -> int:
         db.dispose()
 
 
-def test_pg8000_over_the_unix_socket_and_over_tcp(pg_cluster: PostgresCluster | None, pg_url: str) -> None:
+def test_over_the_unix_socket_and_over_tcp(pg_cluster: PostgresCluster | None, pg_url: str) -> None:
     if pg_cluster is None:
         pytest.skip("WHISPR_TEST_DATABASE_URL is set: no cluster of our own to reach by its socket")
     socket_file = os.path.join(pg_cluster.root, f".s.PGSQL.{pg_cluster.port}")
     assert os.path.exists(socket_file)
     database = pg_url.rsplit("/", 1)[1]
-    over_socket = f"postgresql+pg8000://{pg_cluster.user}@/{database}?unix_sock={socket_file}"
-    over_tcp = f"postgresql+pg8000://{pg_cluster.user}@127.0.0.1:{pg_cluster.port}/{database}"
-    assert _count_conversations(over_socket) == _count_conversations(over_tcp)
+    user = pg_cluster.user
+    over_socket = f"postgresql+psycopg://{user}@/{database}?host={pg_cluster.root}&port={pg_cluster.port}"
+    over_tcp = f"postgresql+psycopg://{user}@127.0.0.1:{pg_cluster.port}/{database}"
+    no_driver = f"postgresql://{user}@127.0.0.1:{pg_cluster.port}/{database}"  # means psycopg
+    pg8000_socket = f"postgresql+pg8000://{user}@/{database}?unix_sock={socket_file}"  # still accepted
+    counts = {url: _count_conversations(url) for url in (over_socket, over_tcp, no_driver, pg8000_socket)}
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_a_url_without_driver_means_psycopg() -> None:
+    settings = load_settings({"DATABASE_URL": "postgres://whispr@127.0.0.1:5432/whispr"})
+    engine = create_db_engine(settings)  # no connection is opened
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
 
 
 def test_pools_are_small_in_functions_and_larger_in_the_relay() -> None:
-    url = "postgresql+pg8000://whispr@127.0.0.1:5432/whispr"  # no connection is opened
+    url = "postgresql+psycopg://whispr@127.0.0.1:5432/whispr"  # no connection is opened
     for component, (size, overflow) in {"function": (2, 2), "relay": (10, 20), "": (10, 10)}.items():
         settings = load_settings({"DATABASE_URL": url, "WHISPR_COMPONENT": component})
         assert settings.db_pool == (size, overflow)
