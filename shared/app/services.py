@@ -34,19 +34,13 @@ class Unit:
     conn: Connection
     now: datetime
     events: list[PublishedEvent] = field(default_factory=list)
-    _txid: int | None = None
     _deferred: list[Event] | None = None  # recorded, written by `flush_events` (see `defer_events`)
 
     def record(self, event: Event) -> None:
         if self._deferred is not None:
             self._deferred.append(event)
             return
-        self.events.append(outbox.append(self.conn, event, self.now, self._txid_now()))
-
-    def _txid_now(self) -> int:
-        if self._txid is None:
-            self._txid = outbox.current_txid(self.conn)
-        return self._txid
+        self.events.append(outbox.append(self.conn, event, self.now))
 
     def defer_events(self) -> None:
         """Write the events recorded from now on together, in two statements, when the unit ends
@@ -57,7 +51,7 @@ class Unit:
 
     def flush_events(self) -> None:
         if self._deferred:
-            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now, self._txid_now()))
+            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now))
             self._deferred.clear()
 
     @contextmanager

@@ -3,7 +3,8 @@ and the events the hub delivers to it.
 
 A channel handles its frames one at a time, in order (its own task), like a Phoenix channel
 process: two sends from one client get their `seq` in the order they were pushed, while other
-channels and heartbeats on the same socket go on meanwhile.
+channels and heartbeats on the same socket go on meanwhile. The task runs only while frames are
+waiting: a joined, quiet channel is a plain object (an idle socket's channels cost no task).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -96,6 +98,9 @@ def canonical_uuid(value: str) -> str | None:
 
 
 class Channel:
+    __slots__ = ("_buffer", "_high_seq", "_mailbox", "_revoked", "_show_typing", "_task", "_tracked", "ctx",
+                 "join_ref", "kind", "socket", "state", "subject", "topic", "user_id")
+
     def __init__(self, ctx: RelayContext, socket: Socket, topic: str, join_ref: Ref):
         self.ctx = ctx
         self.socket = socket
@@ -110,28 +115,35 @@ class Channel:
         self._revoked = False
         self._show_typing = True
         self._tracked = False  # present on this topic in the state store
-        self._mailbox: asyncio.Queue[Frame | None] = asyncio.Queue(MAILBOX_SIZE)
-        self._held: list[Frame | None] = []  # taken from the mailbox but not handled yet (see _send)
-        self._task = asyncio.create_task(self._run(), name=f"channel {topic}")
+        # Frames waiting, in push order; None: the channel ended, stop after what is before it.
+        self._mailbox: deque[Frame | None] = deque()
+        self._task: asyncio.Task[None] | None = None  # handles the mailbox while it has frames
 
     # -- frames from the client -------------------------------------------------------------
 
     def enqueue(self, frame: Frame) -> bool:
-        try:
-            self._mailbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._mailbox) >= MAILBOX_SIZE:
             return False
+        self._mailbox.append(frame)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"channel {self.topic}")
         return True
 
     async def _run(self) -> None:
-        while True:
-            frame = self._held.pop() if self._held else await self._mailbox.get()
-            if frame is None:
-                return
-            try:
-                await self._handle(frame)
-            except Exception:
-                await self._crash(frame)
+        """Handle the mailbox until it is empty (the next frame starts the task again)."""
+        mailbox = self._mailbox
+        try:
+            while mailbox:
+                frame = mailbox.popleft()
+                if frame is None:
+                    mailbox.clear()
+                    return
+                try:
+                    await self._handle(frame)
+                except Exception:
+                    await self._crash(frame)
+        finally:
+            self._task = None
 
     async def _crash(self, frame: Frame) -> None:
         """An unexpected failure (not a domain error): the push gets an error reply, and the
@@ -276,11 +288,12 @@ class Channel:
         along (one group, never split across batches, so their `seq` follow push order); each
         gets its own reply, in push order, once the batch has committed."""
         frames = [first]
-        while len(frames) < self.ctx.sends.max_items and not self._mailbox.empty():
-            queued = self._mailbox.get_nowait()
+        mailbox = self._mailbox
+        while len(frames) < self.ctx.sends.max_items and mailbox:
+            queued = mailbox[0]
             if queued is None or queued.event != calls.NEW_MESSAGE:
-                self._held.append(queued)  # handled next, after these
-                break
+                break  # handled next, after these
+            mailbox.popleft()
             frames.append(queued)
         parsed: list[SendRequest | Invalid] = []
         for frame in frames:
@@ -377,12 +390,12 @@ class Channel:
         if self.kind == "conversation":
             self.ctx.typing.stop(self.topic, self.subject, self.user_id)
         self.socket.channel_ended(self)
-        try:
-            self._mailbox.put_nowait(None)
-        except asyncio.QueueFull:
-            self._task.cancel()
+        if self._task is not None:
+            self._mailbox.append(None)  # the frames already waiting are still answered
 
     def disconnect(self) -> None:
         """The socket is gone: clean up and stop at once."""
         self._end()
-        self._task.cancel()
+        self._mailbox.clear()
+        if self._task is not None:
+            self._task.cancel()

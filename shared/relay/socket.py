@@ -1,5 +1,10 @@
 """One WebSocket connection: reads frames (size limit, rate limit, heartbeats, idle timeout),
-routes them to its channels, and writes frames through a bounded queue."""
+routes them to its channels, and writes frames through a bounded queue.
+
+An idle socket costs one task: the ASGI task that serves it reads its frames itself. The writer
+is a task only while frames are waiting, and the send queue's buffers exist only while it holds
+frames, so that tens of thousands of quiet sockets stay small (docs/performance.md, B3).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ CLOSE_SLOW = 1013  # "try again later": the client did not read its frames fast 
 
 
 class TokenBucket:
+    __slots__ = ("burst", "per_second", "stamp", "tokens")
+
     def __init__(self, per_second: float, burst: int):
         self.per_second = per_second
         self.burst = float(max(1, burst))
@@ -45,17 +52,20 @@ class TokenBucket:
 
 class Outbound:
     """The socket's send queue, bounded in characters. Live events never wait: past the bound the
-    socket is a slow consumer and is closed. Replies and catch-up wait for room instead."""
+    socket is a slow consumer and is closed. Replies and catch-up wait for room instead.
+
+    The frame deque and the waiters' list are made when first needed and dropped once empty (an
+    empty deque alone is 600 bytes, and most sockets have nothing to send most of the time)."""
+
+    __slots__ = ("_frames", "_roomy", "_size", "closed", "max_chars", "overflowed")
 
     def __init__(self, max_chars: int):
         self.max_chars = max_chars
         self.overflowed = False
         self.closed = False
-        self._frames: deque[str] = deque()
+        self._frames: deque[str] | None = None
         self._size = 0
-        self._ready = asyncio.Event()
-        self._roomy = asyncio.Event()
-        self._roomy.set()
+        self._roomy: list[asyncio.Future[None]] | None = None  # `put`s waiting for room
 
     def offer(self, frame: str) -> bool:
         if self.closed:
@@ -68,34 +78,58 @@ class Outbound:
 
     async def put(self, frame: str) -> None:
         while not self.closed and self._size > self.max_chars // 2:
-            self._roomy.clear()
-            await self._roomy.wait()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._roomy is None:
+                self._roomy = []
+            self._roomy.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self._roomy is not None and waiter in self._roomy:
+                    self._roomy.remove(waiter)
         if not self.closed:
             self._append(frame)
 
     def _append(self, frame: str) -> None:
+        if self._frames is None:
+            self._frames = deque()
         self._frames.append(frame)
         self._size += len(frame)
-        self._ready.set()
 
-    async def get(self) -> str:
-        while not self._frames:
-            self._ready.clear()
-            await self._ready.wait()
-        frame = self._frames.popleft()
+    def __bool__(self) -> bool:
+        """Whether frames are waiting."""
+        return bool(self._frames)
+
+    def pop(self) -> str | None:
+        """The next frame, or None when there is none."""
+        frames = self._frames
+        if not frames:
+            return None
+        frame = frames.popleft()
+        if not frames:
+            self._frames = None
         self._size -= len(frame)
         if self._size <= self.max_chars // 2:
-            self._roomy.set()
+            self._make_room()
         return frame
+
+    def _make_room(self) -> None:
+        waiters, self._roomy = self._roomy, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
     def close(self) -> None:
         self.closed = True
-        self._frames.clear()
+        self._frames = None
         self._size = 0
-        self._roomy.set()
+        self._make_room()
 
 
 class Connection:
+    __slots__ = ("_close", "_interrupted", "_reader", "_writer", "actor", "bucket", "channels", "ctx",
+                 "outbound", "session_id", "subprotocol", "version", "ws")
+
     def __init__(self, ctx: RelayContext, websocket: WebSocket, actor: Actor, version: Version,
                  subprotocol: str | None = None):
         self.ctx = ctx
@@ -108,17 +142,22 @@ class Connection:
         self.bucket = TokenBucket(limits.ws_pushes_per_minute / 60.0, limits.ws_push_burst)
         self.channels: dict[str, Channel] = {}
         self.session_id = ""  # the device session in the state store, once accepted
-        self._done = asyncio.Event()
         self._close: tuple[int, str] | None = None
+        self._reader: asyncio.Task[None] | None = None  # the serving task, while it reads frames
+        self._interrupted = False  # the read loop was told to stop
+        self._writer: asyncio.Task[None] | None = None  # only while frames are waiting
 
     # -- the Socket interface channels use ------------------------------------------------
 
     def offer(self, frame: str) -> None:
         if not self.outbound.offer(frame):
             self.kill(CLOSE_SLOW, "slow consumer")
+            return
+        self._wake_writer()
 
     async def send(self, frame: str) -> None:
         await self.outbound.put(frame)
+        self._wake_writer()
 
     def channel_ended(self, channel: Channel) -> None:
         if self.channels.get(channel.topic) is channel:
@@ -129,23 +168,28 @@ class Connection:
             self._close = (code, reason)
             log.info("closing socket of %s: %s", self.actor.user_id, reason)
         self.outbound.close()
-        self._done.set()
+        self._interrupt()
 
     # -- the connection's life ------------------------------------------------------------
 
     async def serve(self) -> None:
         await self.ws.accept(subprotocol=self.subprotocol)
         self.session_id = self.ctx.presence.connect(self.actor.user_id, self.actor.device_id).session_id
-        tasks = [asyncio.create_task(self._read(), name="relay read"),
-                 asyncio.create_task(self._write(), name="relay write")]
-        for task in tasks:
-            task.add_done_callback(lambda _: self._done.set())
+        task = asyncio.current_task()
+        assert task is not None
+        self._reader = task
         try:
-            await self._done.wait()
+            await self._read()
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                raise  # not ours (the server is stopping): clean up and go on cancelling
+            task.uncancel()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self._reader = None
+            writer = self._writer
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
             # The session ends before its channels do: its topics' leaves carry last_seen.
             self.ctx.presence.disconnect(self.session_id)
             for channel in list(self.channels.values()):
@@ -157,16 +201,37 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(*self._close), timeout=1.0)
 
+    def _interrupt(self) -> None:
+        """Stop the read loop: at once when it waits for a frame (the serving task is cancelled
+        and `serve` takes the cancellation back), after the current frame when it is the caller."""
+        reader = self._reader
+        if reader is None or self._interrupted:
+            return
+        self._interrupted = True
+        if reader is not asyncio.current_task():
+            reader.cancel()
+
+    def _wake_writer(self) -> None:
+        if self._writer is None and self.outbound and self._reader is not None:
+            self._writer = asyncio.get_running_loop().create_task(self._write(), name="relay write")
+
     async def _write(self) -> None:
-        while True:
-            frame = await self.outbound.get()
-            await self.ws.send_text(frame)
+        """Send what is queued, then end (the next frame starts a new writer)."""
+        try:
+            while (frame := self.outbound.pop()) is not None:
+                await self.ws.send_text(frame)
+        except Exception:  # the client went away: the connection ends
+            self._interrupt()
+        finally:
+            self._writer = None
 
     async def _read(self) -> None:
         idle = self.ctx.limits.ws_idle_timeout_seconds
-        while True:
+        receive = self.ws.receive
+        while not self._interrupted:
             try:
-                message = await asyncio.wait_for(self.ws.receive(), timeout=idle)
+                async with asyncio.timeout(idle):  # no task per read, unlike wait_for in 3.11
+                    message = await receive()
             except TimeoutError:
                 self.kill(CLOSE_IDLE, "idle timeout")
                 return

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import BigInteger, Connection, insert, literal_column, select, update
 
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
@@ -15,14 +15,15 @@ from shared.storage.schema import event_targets, events
 from shared.storage.sql import next_ids, one_of
 
 
-def current_txid(conn: Connection) -> int:
-    """The writing transaction's id on PostgreSQL (0 on SQLite, whose writers are serial)."""
+def _writer_txid(conn: Connection) -> Any:
+    """The writing transaction's id, as the SQL that reads it where the row is written (no round
+    trip of its own): PostgreSQL's `pg_current_xact_id()`, 0 on SQLite (whose writers are serial)."""
     if conn.dialect.name != "postgresql":
         return 0
-    return int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
+    return literal_column("pg_current_xact_id()::text::bigint", BigInteger)
 
 
-def _row(event: Event, event_id: str, now: datetime, txid: int) -> dict[str, Any]:
+def _row(event: Event, event_id: str, now: datetime) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "name": event.name,
@@ -31,7 +32,6 @@ def _row(event: Event, event_id: str, now: datetime, txid: int) -> dict[str, Any
         "topics": list(event.topics),
         "payload": event.payload,
         "scope": "conversation" if event.is_conversation_wide else "user",
-        "txid": txid,
         "created_at": now,
     }
 
@@ -49,35 +49,39 @@ def _published(event: Event, event_id: str, row_id: int, now: datetime) -> Publi
     )
 
 
-def append(conn: Connection, event: Event, now: datetime, txid: int = 0) -> PublishedEvent:
+def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
     event_id = str(uuid.uuid4())
-    row_id = conn.execute(insert(events).values(**_row(event, event_id, now, txid)).returning(events.c.id)).scalar_one()
+    txid = _writer_txid(conn)
+    row_id = conn.execute(
+        insert(events).values(**_row(event, event_id, now), txid=txid).returning(events.c.id)
+    ).scalar_one()
     targets = event.targets()
     if targets:
-        conn.execute(
-            insert(event_targets), [{"user_id": user_id, "event_id": row_id, "txid": txid} for user_id in targets]
-        )
+        conn.execute(insert(event_targets).values(txid=txid), [{"user_id": u, "event_id": row_id} for u in targets])
     return _published(event, event_id, row_id, now)
 
 
-def append_many(conn: Connection, recorded: Sequence[Event], now: datetime, txid: int = 0) -> list[PublishedEvent]:
+def append_many(conn: Connection, recorded: Sequence[Event], now: datetime) -> list[PublishedEvent]:
     """`append` for many events at once: one INSERT for the events (ids in the given order), one
     for all their targets."""
     if len(recorded) <= 1:
-        return [append(conn, event, now, txid) for event in recorded]
+        return [append(conn, event, now) for event in recorded]
     event_ids = [str(uuid.uuid4()) for _ in recorded]
-    rows = [_row(event, event_id, now, txid) for event, event_id in zip(recorded, event_ids, strict=True)]
+    txid = _writer_txid(conn)
+    rows = [_row(event, event_id, now) for event, event_id in zip(recorded, event_ids, strict=True)]
     drawn = next_ids(conn, events, len(rows))
     ids: Sequence[int]
     if drawn is None:  # no sequence to draw from (SQLite): one multi-row INSERT ... RETURNING
-        ids = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids = conn.execute(
+            insert(events).values(txid=txid).returning(events.c.id, sort_by_parameter_order=True), rows
+        ).scalars().all()
     else:  # ids drawn up front: an executemany, one round trip in psycopg's pipeline
         ids = drawn
-        conn.execute(insert(events), [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)])
-    targets = [{"user_id": user_id, "event_id": row_id, "txid": txid}
+        conn.execute(insert(events).values(txid=txid), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    targets = [{"user_id": user_id, "event_id": row_id}
                for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
     if targets:
-        conn.execute(insert(event_targets), targets)
+        conn.execute(insert(event_targets).values(txid=txid), targets)
     return [
         _published(event, event_id, row_id, now)
         for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)

@@ -67,7 +67,6 @@ def test_access_reads_the_conversation_and_its_active_members(services: Services
     assert found.exists and found.is_active
     assert found.members == listed and {m.user_id for m in listed} == {alice.user_id, bob.user_id}
     assert found.member(carol.user_id) is None and found.member(bob.user_id) is not None
-    assert [m.user_id for m in found.others(alice.user_id)] == [bob.user_id]
     assert not missing.exists and missing.members == []
 
 
