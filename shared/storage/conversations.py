@@ -6,11 +6,12 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, Row, and_, bindparam, func, insert, select, update
 
 from shared.domain.models import Conversation, Member
 from shared.storage.schema import conversations, members, messages
-from shared.storage.sql import one_of
+from shared.storage.sql import Prebuilt, any_of
+from shared.storage.types import UTCDateTime
 
 _MEMBER_FIELDS = [c.name for c in members.columns if c.name != "updated_at"]
 
@@ -67,6 +68,29 @@ def update_conversation(conn: Connection, conversation_id: str, **values: Any) -
     conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(**values))
 
 
+_TAKE_SEQS = Prebuilt(
+    lambda postgres: update(conversations)
+    .where(any_of(postgres, conversations.c.id, "ids"))
+    .values(
+        last_seq=conversations.c.last_seq + bindparam("count", type_=BigInteger),
+        last_message_at=bindparam("now", type_=UTCDateTime),
+        updated_at=bindparam("now", type_=UTCDateTime),
+    )
+    .returning(conversations.c.id, conversations.c.last_seq)
+)
+_LOCK_CONVERSATIONS = Prebuilt(
+    lambda postgres: select(conversations)
+    .where(any_of(postgres, conversations.c.id, "ids"))
+    .order_by(conversations.c.id)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what an UPDATE of the row takes
+)
+_ACTIVE_MEMBERS_OF = Prebuilt(
+    lambda postgres: select(members)
+    .where(any_of(postgres, members.c.conversation_id, "ids"), members.c.is_active.is_(True))
+    .order_by(members.c.joined_at, members.c.user_id)
+)
+
+
 def next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
     """Take the next `seq`. The row lock this UPDATE holds until commit serialises the
     conversation's writers, which is what makes `seq` gap-free and check-then-insert safe."""
@@ -84,12 +108,7 @@ def take_seqs(conn: Connection, counts: Mapping[str, int], now: datetime) -> dic
         by_count.setdefault(count, []).append(conversation_id)
     taken: dict[str, int] = {}
     for count, ids in sorted(by_count.items()):  # one statement per distinct count: usually one
-        rows = conn.execute(
-            update(conversations)
-            .where(one_of(conn, conversations.c.id, ids))
-            .values(last_seq=conversations.c.last_seq + count, last_message_at=now, updated_at=now)
-            .returning(conversations.c.id, conversations.c.last_seq)
-        )
+        rows = conn.execute(_TAKE_SEQS(conn), {"ids": ids, "count": count, "now": now})
         taken.update((row.id, int(row.last_seq)) for row in rows)
     if len(taken) != len(counts):
         raise LookupError(f"conversations not found: {sorted(set(counts) - set(taken))}")
@@ -109,12 +128,7 @@ def lock_conversations(conn: Connection, conversation_ids: Collection[str]) -> d
     overlapping sets this way cannot deadlock. Unknown ids are left out."""
     if not conversation_ids:
         return {}
-    rows = conn.execute(
-        select(conversations)
-        .where(one_of(conn, conversations.c.id, sorted(conversation_ids)))
-        .order_by(conversations.c.id)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what an UPDATE of the row takes
-    )
+    rows = conn.execute(_LOCK_CONVERSATIONS(conn), {"ids": sorted(conversation_ids)})
     return {row.id: _conversation(row) for row in rows}
 
 
@@ -142,12 +156,7 @@ def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, l
     result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
     if not conversation_ids:
         return result
-    rows = conn.execute(
-        select(members)
-        .where(one_of(conn, members.c.conversation_id, conversation_ids), members.c.is_active.is_(True))
-        .order_by(members.c.joined_at, members.c.user_id)
-    )
-    for row in rows:
+    for row in conn.execute(_ACTIVE_MEMBERS_OF(conn), {"ids": list(conversation_ids)}):
         member = _member(row)
         result[member.conversation_id].append(member)
     return result

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    bindparam,
     exists,
     func,
     insert,
@@ -22,7 +23,8 @@ from sqlalchemy import (
 
 from shared.domain.models import Message
 from shared.storage.schema import hidden_messages, messages, sender_keys
-from shared.storage.sql import one_of
+from shared.storage.sql import Prebuilt, any_of
+from shared.storage.types import UTCDateTime
 
 _FIELDS = [f for f in Message.__dataclass_fields__]
 
@@ -36,18 +38,24 @@ def insert_message(conn: Connection, message: Message) -> None:
     insert_messages(conn, [message])
 
 
+_INSERT_MESSAGE = insert(messages)
+
+
 def insert_messages(conn: Connection, stored: Sequence[Message]) -> None:
     """Store messages in one statement (an executemany: one round trip with psycopg's pipeline)."""
     if stored:
         rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False} for m in stored]
-        conn.execute(insert(messages), rows)
+        conn.execute(_INSERT_MESSAGE, rows)
+
+
+_BY_IDS = Prebuilt(lambda postgres: select(messages).where(any_of(postgres, messages.c.id, "ids")))
 
 
 def get_messages(conn: Connection, message_ids: Collection[str]) -> dict[str, Message]:
     """The messages with these ids that exist, by id, in one query."""
     if not message_ids:
         return {}
-    rows = conn.execute(select(messages).where(one_of(conn, messages.c.id, message_ids)))
+    rows = conn.execute(_BY_IDS(conn), {"ids": list(message_ids)})
     return {row.id: _message(row) for row in rows}
 
 
@@ -73,6 +81,18 @@ def find_by_client_random(
     return _message(row) if row else None
 
 
+_CLIENT_RANDOMS = Prebuilt(
+    lambda postgres: select(messages)
+    .where(
+        any_of(postgres, messages.c.conversation_id, "conversation_ids"),
+        any_of(postgres, messages.c.sender_id, "sender_ids"),
+        any_of(postgres, messages.c.client_random, "client_randoms"),
+        messages.c.sent_at >= bindparam("since", type_=UTCDateTime),
+    )
+    .order_by(messages.c.seq)
+)
+
+
 def find_by_client_randoms(
     conn: Connection, keys: Collection[tuple[str, str, int]], since: datetime
 ) -> dict[tuple[str, str, int], Message]:
@@ -80,16 +100,12 @@ def find_by_client_randoms(
     one query: the keys that have a message since `since`, each with its latest one."""
     if not keys:
         return {}
-    rows = conn.execute(
-        select(messages)
-        .where(
-            one_of(conn, messages.c.conversation_id, {k[0] for k in keys}),
-            one_of(conn, messages.c.sender_id, {k[1] for k in keys}),
-            one_of(conn, messages.c.client_random, {k[2] for k in keys}),
-            messages.c.sent_at >= since,
-        )
-        .order_by(messages.c.seq)
-    )
+    rows = conn.execute(_CLIENT_RANDOMS(conn), {
+        "conversation_ids": list({k[0] for k in keys}),
+        "sender_ids": list({k[1] for k in keys}),
+        "client_randoms": list({k[2] for k in keys}),
+        "since": since,
+    })
     found: dict[tuple[str, str, int], Message] = {}
     for row in rows:
         key = (row.conversation_id, row.sender_id, int(row.client_random))

@@ -6,11 +6,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 
 from shared.domain.moderation import Report, Sanction
 from shared.storage.schema import reports, sanctions
-from shared.storage.sql import one_of
+from shared.storage.sql import Prebuilt, any_of
+from shared.storage.types import UTCDateTime
 
 _REPORT_FIELDS = [f for f in Report.__dataclass_fields__]
 _SANCTION_FIELDS = [f for f in Sanction.__dataclass_fields__]
@@ -120,7 +121,7 @@ def get_sanction(conn: Connection, sanction_id: str) -> Sanction | None:
     return _sanction(row) if row else None
 
 
-def _in_force(now: datetime) -> Any:
+def _in_force(now: Any) -> Any:  # a datetime, or a bound parameter for one
     return (sanctions.c.revoked_at.is_(None), or_(sanctions.c.expires_at.is_(None), sanctions.c.expires_at > now))
 
 
@@ -143,6 +144,18 @@ def sanctions_in_force(
     return [_sanction(r) for r in rows]
 
 
+_SANCTIONS_AMONG = Prebuilt(
+    lambda postgres: select(sanctions)
+    .where(
+        any_of(postgres, sanctions.c.conversation_id, "conversation_ids"),
+        any_of(postgres, sanctions.c.user_id, "user_ids"),
+        any_of(postgres, sanctions.c.kind, "kinds"),
+        *_in_force(bindparam("now", type_=UTCDateTime)),
+    )
+    .order_by(sanctions.c.expires_at.desc())
+)
+
+
 def sanctions_in_force_among(
     conn: Connection, pairs: Collection[tuple[str, str]], now: datetime, kinds: Sequence[str]
 ) -> dict[tuple[str, str], list[Sanction]]:
@@ -150,16 +163,12 @@ def sanctions_in_force_among(
     that have some, each with its sanctions, the longest-lasting first."""
     if not pairs:
         return {}
-    rows = conn.execute(
-        select(sanctions)
-        .where(
-            one_of(conn, sanctions.c.conversation_id, {c for c, _ in pairs}),
-            one_of(conn, sanctions.c.user_id, {u for _, u in pairs}),
-            sanctions.c.kind.in_(kinds),
-            *_in_force(now),
-        )
-        .order_by(sanctions.c.expires_at.desc())
-    )
+    rows = conn.execute(_SANCTIONS_AMONG(conn), {
+        "conversation_ids": list({c for c, _ in pairs}),
+        "user_ids": list({u for _, u in pairs}),
+        "kinds": list(kinds),
+        "now": now,
+    })
     found: dict[tuple[str, str], list[Sanction]] = {}
     for row in rows:
         if (row.conversation_id, row.user_id) in pairs:

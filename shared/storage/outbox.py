@@ -7,20 +7,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, insert, literal_column, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, insert, literal_column, select, update
 
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
 from shared.storage.schema import event_targets, events
-from shared.storage.sql import next_ids, one_of
+from shared.storage.sql import Prebuilt, any_of, next_ids
+from shared.storage.types import UTCDateTime
 
 
 def _writer_txid(conn: Connection) -> Any:
+    return _txid(conn.dialect.name == "postgresql")
+
+
+def _txid(postgres: bool) -> Any:
     """The writing transaction's id, as the SQL that reads it where the row is written (no round
     trip of its own): PostgreSQL's `pg_current_xact_id()`, 0 on SQLite (whose writers are serial)."""
-    if conn.dialect.name != "postgresql":
-        return 0
-    return literal_column("pg_current_xact_id()::text::bigint", BigInteger)
+    return literal_column("pg_current_xact_id()::text::bigint", BigInteger) if postgres else 0
 
 
 def _row(event: Event, event_id: str, now: datetime) -> dict[str, Any]:
@@ -61,6 +64,10 @@ def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
     return _published(event, event_id, row_id, now)
 
 
+_INSERT_EVENT = Prebuilt(lambda postgres: insert(events).values(txid=_txid(postgres)))
+_INSERT_TARGET = Prebuilt(lambda postgres: insert(event_targets).values(txid=_txid(postgres)))
+
+
 def append_many(conn: Connection, recorded: Sequence[Event], now: datetime) -> list[PublishedEvent]:
     """`append` for many events at once: one INSERT for the events (ids in the given order), one
     for all their targets."""
@@ -77,15 +84,22 @@ def append_many(conn: Connection, recorded: Sequence[Event], now: datetime) -> l
         ).scalars().all()
     else:  # ids drawn up front: an executemany, one round trip in psycopg's pipeline
         ids = drawn
-        conn.execute(insert(events).values(txid=txid), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        conn.execute(_INSERT_EVENT(conn), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
     targets = [{"user_id": user_id, "event_id": row_id}
                for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
     if targets:
-        conn.execute(insert(event_targets).values(txid=txid), targets)
+        conn.execute(_INSERT_TARGET(conn), targets)
     return [
         _published(event, event_id, row_id, now)
         for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)
     ]
+
+
+_MARK_PUBLISHED = Prebuilt(
+    lambda postgres: update(events)
+    .where(any_of(postgres, events.c.id, "ids"))
+    .values(published_at=bindparam("now", type_=UTCDateTime))
+)
 
 
 def mark_published(conn: Connection, positions: Sequence[int], now: datetime, *, durable: bool = True) -> None:
@@ -97,7 +111,7 @@ def mark_published(conn: Connection, positions: Sequence[int], now: datetime, *,
         return
     if not durable and conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    conn.execute(update(events).where(one_of(conn, events.c.id, positions)).values(published_at=now))
+    conn.execute(_MARK_PUBLISHED(conn), {"ids": list(positions), "now": now})
 
 
 def unpublished(conn: Connection, older_than: datetime, limit: int = 500) -> list[PublishedEvent]:

@@ -39,6 +39,7 @@ from shared.domain.errors import Invalid
 from shared.domain.models import Conversation, Message
 from shared.storage.messages import _message, _visible_to
 from shared.storage.schema import conversations, members, message_search, message_search_tokens, messages
+from shared.storage.sql import Prebuilt
 
 # Blind tokens: each one is a column value, so its width is the schema's (256); the count per
 # message bounds the rows one send writes (the 16 KiB metadata limit bounds it anyway).
@@ -77,6 +78,14 @@ def search_tokens(message: Message) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
+_INSERT_TOKEN = insert(message_search_tokens)
+_INSERT_DOCUMENT = Prebuilt(  # PostgreSQL: a tsvector; SQLite: the text, that FTS5's triggers index
+    lambda postgres: insert(message_search).values(
+        document=func.to_tsvector(_PG_CONFIG, bindparam("text")) if postgres else bindparam("text")
+    )
+)
+
+
 def index_message(conn: Connection, conv: Conversation, message: Message) -> None:
     """Index a message just stored (same transaction)."""
     index_messages(conn, [(conv, message)])
@@ -101,10 +110,9 @@ def index_messages(conn: Connection, stored: Sequence[tuple[Conversation, Messag
         if text.strip():
             documents.append({"message_id": message.id, "conversation_id": conv.id, "seq": message.seq, "text": text})
     if tokens:
-        conn.execute(insert(message_search_tokens), tokens)
+        conn.execute(_INSERT_TOKEN, tokens)
     if documents:
-        document: Any = func.to_tsvector(_PG_CONFIG, bindparam("text")) if _postgres(conn) else bindparam("text")
-        conn.execute(insert(message_search).values(document=document), documents)
+        conn.execute(_INSERT_DOCUMENT(conn), documents)
 
 
 def remove_messages(conn: Connection, message_ids: Sequence[str]) -> None:
