@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 IDLE = ("Condition.wait", "EpollSelector.select", "Queue.get", "Event.wait", "_wait_for_tstate_lock")
-DB_WAIT = ("SocketIO.readinto", "SocketIO.write")  # inside pg8000: waiting for PostgreSQL (GIL released)
+# waiting for PostgreSQL (GIL released): psycopg's C wait, seen as its Python caller; pg8000's socket I/O
+DB_WAIT = {"Connection.wait": "psycopg", "SocketIO.readinto": "pg8000", "SocketIO.write": "pg8000"}
 
 
 def py_spy() -> str:
@@ -55,7 +56,7 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
             continue
         kind = _kind(frames)
         leaf = frames[-1].split(" (")[0]
-        if leaf in DB_WAIT and any("pg8000" in f for f in frames):
+        if leaf in DB_WAIT and DB_WAIT[leaf] in frames[-1] + " ".join(frames[-3:]):
             db_wait[kind] += count
         if leaf in IDLE:
             idle[kind] += count

@@ -115,14 +115,17 @@ class Channel:
         self._revoked = False
         self._show_typing = True
         self._tracked = False  # present on this topic in the state store
-        # Frames waiting, in push order; None: the channel ended, stop after what is before it.
-        self._mailbox: deque[Frame | None] = deque()
+        # Frames waiting, in push order (made on a push, dropped once handled: a quiet channel
+        # holds no deque); None in it: the channel ended, stop after what is before it.
+        self._mailbox: deque[Frame | None] | None = None
         self._task: asyncio.Task[None] | None = None  # handles the mailbox while it has frames
 
     # -- frames from the client -------------------------------------------------------------
 
     def enqueue(self, frame: Frame) -> bool:
-        if len(self._mailbox) >= MAILBOX_SIZE:
+        if self._mailbox is None:
+            self._mailbox = deque()
+        elif len(self._mailbox) >= MAILBOX_SIZE:
             return False
         self._mailbox.append(frame)
         if self._task is None:
@@ -131,12 +134,10 @@ class Channel:
 
     async def _run(self) -> None:
         """Handle the mailbox until it is empty (the next frame starts the task again)."""
-        mailbox = self._mailbox
         try:
-            while mailbox:
-                frame = mailbox.popleft()
+            while self._mailbox:
+                frame = self._mailbox.popleft()
                 if frame is None:
-                    mailbox.clear()
                     return
                 try:
                     await self._handle(frame)
@@ -144,6 +145,7 @@ class Channel:
                     await self._crash(frame)
         finally:
             self._task = None
+            self._mailbox = None
 
     async def _crash(self, frame: Frame) -> None:
         """An unexpected failure (not a domain error): the push gets an error reply, and the
@@ -289,7 +291,7 @@ class Channel:
         gets its own reply, in push order, once the batch has committed."""
         frames = [first]
         mailbox = self._mailbox
-        while len(frames) < self.ctx.sends.max_items and mailbox:
+        while mailbox and len(frames) < self.ctx.sends.max_items:
             queued = mailbox[0]
             if queued is None or queued.event != calls.NEW_MESSAGE:
                 break  # handled next, after these
@@ -390,12 +392,12 @@ class Channel:
         if self.kind == "conversation":
             self.ctx.typing.stop(self.topic, self.subject, self.user_id)
         self.socket.channel_ended(self)
-        if self._task is not None:
+        if self._task is not None and self._mailbox is not None:
             self._mailbox.append(None)  # the frames already waiting are still answered
 
     def disconnect(self) -> None:
         """The socket is gone: clean up and stop at once."""
         self._end()
-        self._mailbox.clear()
+        self._mailbox = None
         if self._task is not None:
             self._task.cancel()

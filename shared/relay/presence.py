@@ -42,7 +42,7 @@ def _ref() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     session_id: str
     user_id: str
