@@ -83,23 +83,31 @@ class Services:
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
-        """A transaction whose recorded events are published once it has committed."""
-        with self.db.transaction() as conn:
-            unit = Unit(conn, self.clock())
-            yield unit
-            unit.flush_events()
-        if unit.events:
-            self.publish(unit.events)
+        """A transaction whose recorded events are published once it has committed. The events
+        are marked published on the same connection (no second checkout from the pool)."""
+        with self.db.connect() as conn:
+            with conn.begin():
+                unit = Unit(conn, self.clock())
+                yield unit
+                unit.flush_events()
+            if unit.events:
+                self.publish(unit.events, conn)
 
-    def publish(self, events: list[PublishedEvent]) -> bool:
-        """Publish committed events and mark them; False (and left for the sweeper) on failure."""
+    def publish(self, events: list[PublishedEvent], conn: Connection | None = None) -> bool:
+        """Publish committed events and mark them (in a transaction of its own, on `conn` if
+        given); False (and left for the sweeper) on failure."""
         try:
             self.bus.publish(events)
         except Exception:  # the sweeper republishes what is left unpublished
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
             return False
-        with self.db.transaction() as conn:
-            outbox.mark_published(conn, [e.position for e in events], self.clock(), durable=False)
+        positions = [e.position for e in events]
+        if conn is None:
+            with self.db.transaction() as fresh:
+                outbox.mark_published(fresh, positions, self.clock(), durable=False)
+        else:
+            with conn.begin():
+                outbox.mark_published(conn, positions, self.clock(), durable=False)
         return True
 
     def close(self) -> None:

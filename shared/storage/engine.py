@@ -91,6 +91,12 @@ class Database:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for several transactions in a row (`conn.begin()` each)."""
+        with self.engine.connect() as conn:
+            yield conn
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")

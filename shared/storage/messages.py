@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     and_,
     bindparam,
     exists,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.domain.models import Message
 from shared.storage.schema import hidden_messages, messages, sender_keys
@@ -81,16 +83,34 @@ def find_by_client_random(
     return _message(row) if row else None
 
 
-_CLIENT_RANDOMS = Prebuilt(
-    lambda postgres: select(messages)
-    .where(
-        any_of(postgres, messages.c.conversation_id, "conversation_ids"),
-        any_of(postgres, messages.c.sender_id, "sender_ids"),
-        any_of(postgres, messages.c.client_random, "client_randoms"),
-        messages.c.sent_at >= bindparam("since", type_=UTCDateTime),
+def _by_client_randoms(postgres: bool) -> Select[Any]:
+    """The messages matching any of the keys given as three parallel lists. PostgreSQL joins the
+    keys (`unnest`) to the `(conversation_id, sender_id, client_random)` index: one exact lookup
+    per key. (Three `= ANY` conditions would read every message of the batch's conversations
+    in the window, more with every message sent, or probe the index once per combination of
+    the three lists.) SQLite gets the three IN lists and keeps the exact keys afterwards."""
+    since = messages.c.sent_at >= bindparam("since", type_=UTCDateTime)
+    if not postgres:
+        return select(messages).where(
+            messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
+            messages.c.sender_id.in_(bindparam("sender_ids", expanding=True)),
+            messages.c.client_random.in_(bindparam("client_randoms", expanding=True)),
+            since,
+        ).order_by(messages.c.seq)
+    keys = func.unnest(
+        bindparam("conversation_ids", type_=ARRAY(messages.c.conversation_id.type)),
+        bindparam("sender_ids", type_=ARRAY(messages.c.sender_id.type)),
+        bindparam("client_randoms", type_=ARRAY(messages.c.client_random.type)),
+    ).table_valued("conversation_id", "sender_id", "client_random").render_derived(name="k")
+    matching = and_(
+        messages.c.conversation_id == keys.c.conversation_id,
+        messages.c.sender_id == keys.c.sender_id,
+        messages.c.client_random == keys.c.client_random,
     )
-    .order_by(messages.c.seq)
-)
+    return select(messages).join(keys, matching).where(since).order_by(messages.c.seq)
+
+
+_CLIENT_RANDOMS = Prebuilt(_by_client_randoms)
 
 
 def find_by_client_randoms(
@@ -100,10 +120,11 @@ def find_by_client_randoms(
     one query: the keys that have a message since `since`, each with its latest one."""
     if not keys:
         return {}
+    ordered = list(keys)
     rows = conn.execute(_CLIENT_RANDOMS(conn), {
-        "conversation_ids": list({k[0] for k in keys}),
-        "sender_ids": list({k[1] for k in keys}),
-        "client_randoms": list({k[2] for k in keys}),
+        "conversation_ids": [k[0] for k in ordered],
+        "sender_ids": [k[1] for k in ordered],
+        "client_randoms": [k[2] for k in ordered],
         "since": since,
     })
     found: dict[tuple[str, str, int], Message] = {}
