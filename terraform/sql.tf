@@ -86,7 +86,7 @@ resource "google_secret_manager_secret_version" "db_password" {
   secret_data = random_password.db.result
 }
 
-# What the components read: the SQLAlchemy URL (pg8000 over the private IP).
+# What the components read: the SQLAlchemy URL (psycopg 3 over the private IP).
 resource "google_secret_manager_secret" "database_url" {
   secret_id = "messaging-database-url"
   labels    = local.labels
@@ -100,7 +100,7 @@ resource "google_secret_manager_secret" "database_url" {
 
 resource "google_secret_manager_secret_version" "database_url" {
   secret      = google_secret_manager_secret.database_url.id
-  secret_data = "postgresql+pg8000://${google_sql_user.app.name}:${random_password.db.result}@${google_sql_database_instance.main.private_ip_address}:5432/${google_sql_database.whispr.name}"
+  secret_data = "postgresql+psycopg://${google_sql_user.app.name}:${random_password.db.result}@${google_sql_database_instance.main.private_ip_address}:5432/${google_sql_database.whispr.name}"
 }
 
 # Shared secret sibling services may send in gRPC metadata (the alternative to ID tokens).
