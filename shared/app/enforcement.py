@@ -27,11 +27,6 @@ def _refuse(sanction: Sanction, what: str) -> Forbidden:
     )
 
 
-def check_can_send(conn: Connection, conversation_id: str, user_id: str, now: datetime) -> None:
-    """A muted or restricted member cannot send (403 `sanctioned`)."""
-    refuse_sending(store.sanctions_in_force(conn, conversation_id, [user_id], now, BLOCKS_SENDING))
-
-
 def sending_sanctions(
     conn: Connection, pairs: Collection[tuple[str, str]], now: datetime
 ) -> dict[tuple[str, str], list[Sanction]]:

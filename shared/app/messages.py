@@ -139,26 +139,19 @@ class SendScope:
         for message_id in replied:
             self._replied[message_id] = messages.get(message_id)
 
+    # What a prefetched send asks (`prepare_send`, after `require_member`: its conversation is locked)
+
     def check_can_send(self, conversation_id: str, user_id: str) -> None:
         """403 `sanctioned` if the sender is muted or restricted there (mute/restrict)."""
-        found = self._sanctions.get((conversation_id, user_id))
-        if found is None:
-            enforcement.check_can_send(self.unit.conn, conversation_id, user_id, self.unit.now)
-        else:
-            enforcement.refuse_sending(found)
+        enforcement.refuse_sending(self._sanctions[(conversation_id, user_id)])
 
     def replied(self, message_id: str) -> Message | None:
-        if message_id in self._replied:
-            return self._replied[message_id]
-        return store.get_message(self.unit.conn, message_id)
+        return self._replied[message_id]
 
     def original(self, conversation_id: str, sender_id: str, client_random: int) -> Message | None:
         """The message a send with this `client_random` duplicates (sent within the window, or
         earlier in this transaction), if any."""
-        key = (conversation_id, sender_id, client_random)
-        if key in self._originals:
-            return self._originals[key]
-        return store.find_by_client_random(self.unit.conn, conversation_id, sender_id, client_random, self.since)
+        return self._originals[(conversation_id, sender_id, client_random)]
 
     def sent(self, message: Message) -> None:
         """A send of this transaction is storing `message`: later sends with its `client_random`
@@ -217,8 +210,8 @@ def prepare_send(
 
 
 def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
-    """One send inside a transaction the caller holds (`scope.unit`), after `check_sendable` and the
-    rate limit: everything `send_message` does in its transaction. A duplicate `client_random`
+    """One send inside a transaction the caller holds (`scope.unit`, which has prefetched it), after
+    `check_sendable` and the rate limit: everything `send_message` does in its transaction. A duplicate `client_random`
     returns the original and writes nothing. Group commit (`shared.app.batch_send`) runs the same
     `prepare_send` and `store_messages`, for many sends at once, so both have the same semantics."""
     prepared = prepare_send(svc, scope, actor, conversation_id, new)
@@ -249,7 +242,9 @@ def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMess
     check_sendable(svc, conversation_id, new)
     take_send_token(svc, actor)
     with svc.unit() as unit:
-        sent = send_in_unit(svc, SendScope(unit, svc.settings.limits), actor, conversation_id, new)
+        scope = SendScope(unit, svc.settings.limits)
+        scope.prefetch([(conversation_id, actor.user_id, new)])
+        sent = send_in_unit(svc, scope, actor, conversation_id, new)
     after_send(svc, sent)
     return sent
 

@@ -18,6 +18,7 @@ from shared.domain.errors import DomainError, Invalid, NotFound
 from shared.domain.models import Actor, NewMessage
 from shared.http.params import parse_uuid
 from shared.http.schemas import EditMessage, MarkRead, SendMessage
+from shared.storage import history as reads
 from shared.storage import messages as msg_store
 
 M = TypeVar("M", bound=BaseModel)
@@ -101,7 +102,7 @@ def join_conversation(svc: Services, actor: Actor, conversation_id: str, after_s
         replay: list[dict[str, Any]] = []
         use_rest = False
         if after_seq is not None and after_seq < high:
-            page = msg_store.history(conn, conv.id, actor.user_id, now, limit=max(1, bound), after_seq=after_seq)
+            page = reads.history(conn, conv.id, actor.user_id, now, limit=max(1, bound), after_seq=after_seq)
             found = sorted(page.messages, key=lambda m: m.seq)
             kept = [m for m in found if m.seq <= high]
             if page.has_more and len(kept) == len(found) and (not kept or kept[-1].seq < high):

@@ -34,7 +34,7 @@ from shared.app.services import Services
 from shared.app.views import message_view
 from shared.ports.bus import PublishedEvent
 from shared.storage import conversations as conv_store
-from shared.storage import messages as msg_store
+from shared.storage import history as reads
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def missing_messages(svc: Services, conversation_id: str, after_seq: int, before
         return []
     with svc.db.transaction() as conn:
         now = svc.clock()
-        page = msg_store.history(conn, conversation_id, NOBODY, now,
+        page = reads.history(conn, conversation_id, NOBODY, now,
                                  limit=min(before_seq - after_seq - 1, MAX_FILL), after_seq=after_seq)
         members = [m.user_id for m in conv_store.list_members(conn, conversation_id)]
     events = []

@@ -173,9 +173,9 @@ def history(
     before: datetime | None = None,
     after: datetime | None = None,
 ) -> HistoryPage:
-    """A page of history, newest first, as `shared.storage.messages.history` gives it. Going
-    forward (`after_*`) takes the `limit` messages right after the cursor; `has_more` is true
-    exactly when more exist in that direction."""
+    """A page of the messages `user_id` may see now, newest first. Going forward (`after_*`)
+    takes the `limit` messages right after the cursor; `has_more` is true exactly when more
+    exist in that direction."""
     statement = _page_statement(before_seq is not None, after_seq is not None, before is not None, after is not None)
     params: dict[str, Any] = {"conversation_id": conversation_id, "user_id": user_id, "now": now, "limit": limit + 1}
     cursors = {"before_seq": before_seq, "after_seq": after_seq, "before": before, "after": after}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -66,23 +65,6 @@ def get_message(conn: Connection, message_id: str) -> Message | None:
     return _message(row) if row else None
 
 
-def find_by_client_random(
-    conn: Connection, conversation_id: str, sender_id: str, client_random: int, since: datetime
-) -> Message | None:
-    row = conn.execute(
-        select(messages)
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.sender_id == sender_id,
-            messages.c.client_random == client_random,
-            messages.c.sent_at >= since,
-        )
-        .order_by(messages.c.seq.desc())
-        .limit(1)
-    ).first()
-    return _message(row) if row else None
-
-
 def _by_client_randoms(postgres: bool) -> Select[Any]:
     """The messages matching any of the keys given as three parallel lists. PostgreSQL joins the
     keys (`unnest`) to the `(conversation_id, sender_id, client_random)` index: one exact lookup
@@ -116,8 +98,8 @@ _CLIENT_RANDOMS = Prebuilt(_by_client_randoms)
 def find_by_client_randoms(
     conn: Connection, keys: Collection[tuple[str, str, int]], since: datetime
 ) -> dict[tuple[str, str, int], Message]:
-    """`find_by_client_random` for many (conversation_id, sender_id, client_random) at once, in
-    one query: the keys that have a message since `since`, each with its latest one."""
+    """What these (conversation_id, sender_id, client_random) duplicate, in one query: the keys
+    that have a message sent since `since`, each with its latest one."""
     if not keys:
         return {}
     ordered = list(keys)
@@ -151,45 +133,6 @@ def is_visible(conn: Connection, message_id: str, user_id: str, now: datetime) -
     return bool(
         conn.execute(select(messages.c.id).where(messages.c.id == message_id, _visible_to(user_id, now))).first()
     )
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    messages: list[Message]  # newest first
-    has_more: bool
-
-
-def history(
-    conn: Connection,
-    conversation_id: str,
-    user_id: str,
-    now: datetime,
-    *,
-    limit: int,
-    before_seq: int | None = None,
-    after_seq: int | None = None,
-    before: datetime | None = None,
-    after: datetime | None = None,
-) -> HistoryPage:
-    """A page of history, newest first. Going forward (`after_*`) takes the `limit` messages
-    right after the cursor; `has_more` is true exactly when more exist in that direction."""
-    query = select(messages).where(messages.c.conversation_id == conversation_id, _visible_to(user_id, now))
-    forward = after_seq is not None or (after is not None and before_seq is None and before is None)
-    if before_seq is not None:
-        query = query.where(messages.c.seq < before_seq)
-    if after_seq is not None:
-        query = query.where(messages.c.seq > after_seq)
-    if before is not None:
-        query = query.where(messages.c.sent_at < before)
-    if after is not None:
-        query = query.where(messages.c.sent_at > after)
-    order = messages.c.seq.asc() if forward else messages.c.seq.desc()
-    rows = [_message(r) for r in conn.execute(query.order_by(order).limit(limit + 1))]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if forward:
-        rows.reverse()
-    return HistoryPage(rows, has_more)
 
 
 def last_messages(conn: Connection, conversation_ids: Sequence[str], user_id: str, now: datetime) -> dict[str, Message]:
