@@ -6,7 +6,7 @@ import threading
 
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.adapters.local_scheduler import LocalScheduler
-from shared.adapters.local_siblings import PermissiveUserDirectory
+from shared.adapters.local_siblings import DiscardingNotifier, PermissiveMediaLibrary, PermissiveUserDirectory
 from shared.adapters.memory_limiter import MemoryRateLimiter
 from shared.app.services import Services
 from shared.config import Settings, get_settings
@@ -36,8 +36,9 @@ def build_state_store(settings: Settings) -> StateStore:
     if settings.state_store == "memory":
         from shared.relay.presence import Presence
 
-        return Presence(instance_id=settings.instance_id or "local",
-                        away_after_seconds=settings.limits.presence_away_seconds)
+        return Presence(
+            instance_id=settings.instance_id or "local", away_after_seconds=settings.limits.presence_away_seconds
+        )
     if settings.state_store == "firestore":
         from shared.adapters.firestore_state import FirestoreStateStore  # the Google client loads only when chosen
 
@@ -60,6 +61,8 @@ def build_services(settings: Settings) -> Services:
         users=PermissiveUserDirectory(),
         limiter=MemoryRateLimiter(),
         state=build_state_store(settings),
+        media=PermissiveMediaLibrary(),
+        notifier=DiscardingNotifier(),
     )
     # the scheduler fires through the services it belongs to; long-running entry points start it
     if settings.scheduler == "local":

@@ -15,7 +15,7 @@ from shared.domain.models import Event
 from shared.ports.bus import EventBus, PublishedEvent
 from shared.ports.limiter import RateLimiter
 from shared.ports.scheduler import NullScheduler, Scheduler
-from shared.ports.siblings import UserDirectory
+from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
 from shared.ports.state import StateStore
 from shared.storage import outbox
 from shared.storage.engine import Database
@@ -80,6 +80,8 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     scheduler: Scheduler = field(default_factory=NullScheduler)  # bootstrap sets the configured one
     state: StateStore | None = None  # presence and device sessions; bootstrap sets the configured one
+    media: MediaLibrary | None = None  # media-service; bootstrap sets the configured one (None: no check)
+    notifier: Notifier | None = None  # notification-service; bootstrap sets the configured one (None: no pushes)
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
