@@ -74,21 +74,55 @@ class PgbenchResult:
         return self.tps * self.rows_per_commit
 
 
-def pgbench(bin_dir: str, port: int, database: str, *, rows: int, clients: int, seconds: float,
-            size: int = 128, user: str = "whispr") -> PgbenchResult:
+def pgbench(
+    bin_dir: str,
+    port: int,
+    database: str,
+    *,
+    rows: int,
+    clients: int,
+    seconds: float,
+    size: int = 128,
+    user: str = "whispr",
+) -> PgbenchResult:
     """One pgbench run of the single-row (`rows=1`) or batched insert script."""
     psql = shutil.which("psql") or os.path.join(bin_dir, "psql")
-    subprocess.run([psql, "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", database, "-c", SCHEMA],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [psql, "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", database, "-c", SCHEMA],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     script = SINGLE_SCRIPT.format(size=size) if rows == 1 else BATCH_SCRIPT.format(size=size, rows=rows)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
         handle.write(script)
         path = handle.name
     try:
         done = subprocess.run(
-            [os.path.join(bin_dir, "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(port), "-U", user,
-             "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(max(1, round(seconds))), "-f", path, database],
-            check=True, capture_output=True, text=True, timeout=seconds + 120)
+            [
+                os.path.join(bin_dir, "pgbench"),
+                "-n",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 2)),
+                "-T",
+                str(max(1, round(seconds))),
+                "-f",
+                path,
+                database,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+        )
     finally:
         os.unlink(path)
     tps = re.search(r"tps = ([0-9.]+)", done.stdout)
@@ -100,9 +134,27 @@ def pgbench(bin_dir: str, port: int, database: str, *, rows: int, clients: int, 
 
 def create_database(bin_dir: str, port: int, database: str, user: str = "whispr") -> None:
     psql = shutil.which("psql") or os.path.join(bin_dir, "psql")
-    subprocess.run([psql, "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
-                    "-c", f'DROP DATABASE IF EXISTS "{database}"', "-c", f'CREATE DATABASE "{database}"'],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            psql,
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+            "-c",
+            f'DROP DATABASE IF EXISTS "{database}"',
+            "-c",
+            f'CREATE DATABASE "{database}"',
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 # -- the bare WebSocket server ----------------------------------------------------------------

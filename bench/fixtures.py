@@ -49,14 +49,20 @@ class Rest:
         return self.tokens[user_id]
 
     def direct(self, a: str, b: str) -> str:
-        response = self.http.post("/conversations", json={"type": "direct", "other_user_id": b},
-                                  headers={"Authorization": f"Bearer {self.token(a)}"})
+        response = self.http.post(
+            "/conversations",
+            json={"type": "direct", "other_user_id": b},
+            headers={"Authorization": f"Bearer {self.token(a)}"},
+        )
         response.raise_for_status()
         return str(response.json()["data"]["id"])
 
     def group(self, owner: str, members: list[str], name: str = "bench") -> str:
-        response = self.http.post("/conversations", json={"type": "group", "name": name, "user_ids": members},
-                                  headers={"Authorization": f"Bearer {self.token(owner)}"})
+        response = self.http.post(
+            "/conversations",
+            json={"type": "group", "name": name, "user_ids": members},
+            headers={"Authorization": f"Bearer {self.token(owner)}"},
+        )
         response.raise_for_status()
         return str(response.json()["data"]["id"])
 
@@ -121,14 +127,19 @@ def _ts(seconds: int) -> str:
     return (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S+00")
 
 
-CONVERSATION_COLUMNS = "id, type, name, metadata, created_by, direct_key, created_at, updated_at, last_message_at, " \
-                       "is_active, last_seq"
-MEMBER_COLUMNS = "conversation_id, user_id, role, joined_at, left_at, is_active, last_read_seq, last_delivered_seq, " \
-                 "notifications_enabled, muted_until, show_read_receipts, show_typing, custom_name, is_pinned, " \
-                 "pinned_at, is_archived, updated_at"
-MESSAGE_COLUMNS = "id, conversation_id, seq, sender_id, sender_device_id, client_random, message_type, content, " \
-                  "metadata, reply_to_id, forwarded_from_id, signature, sender_public_key, sent_at, edited_at, " \
-                  "is_deleted, deleted_at, expires_at, is_expired"
+CONVERSATION_COLUMNS = (
+    "id, type, name, metadata, created_by, direct_key, created_at, updated_at, last_message_at, is_active, last_seq"
+)
+MEMBER_COLUMNS = (
+    "conversation_id, user_id, role, joined_at, left_at, is_active, last_read_seq, last_delivered_seq, "
+    "notifications_enabled, muted_until, show_read_receipts, show_typing, custom_name, is_pinned, "
+    "pinned_at, is_archived, updated_at"
+)
+MESSAGE_COLUMNS = (
+    "id, conversation_id, seq, sender_id, sender_device_id, client_random, message_type, content, "
+    "metadata, reply_to_id, forwarded_from_id, signature, sender_public_key, sent_at, edited_at, "
+    "is_deleted, deleted_at, expires_at, is_expired"
+)
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ def bulk_directs(conn: pg8000.native.Connection, count: int, *, prefix: int) -> 
     """`count` direct conversations between fresh users (ids derived from `prefix` and the index)."""
     made: list[BulkConversation] = []
     for i in range(count):
-        cid = f"{prefix:08x}-{(i >> 12) & 0xffff:04x}-4{i & 0xfff:03x}-8000-{i:012x}"
+        cid = f"{prefix:08x}-{(i >> 12) & 0xFFFF:04x}-4{i & 0xFFF:03x}-8000-{i:012x}"
         a = f"{prefix:08x}-0000-4000-a000-{2 * i:012x}"
         b = f"{prefix:08x}-0000-4000-a000-{2 * i + 1:012x}"
         made.append(BulkConversation(cid, a, b))
@@ -162,8 +173,15 @@ def bulk_directs(conn: pg8000.native.Connection, count: int, *, prefix: int) -> 
     return made
 
 
-def bulk_messages(conn: pg8000.native.Connection, conversations: list[BulkConversation], *, have: int, want: int,
-                  content_bytes: int = 128, on_rows: Callable[[int], None] | None = None) -> int:
+def bulk_messages(
+    conn: pg8000.native.Connection,
+    conversations: list[BulkConversation],
+    *,
+    have: int,
+    want: int,
+    content_bytes: int = 128,
+    on_rows: Callable[[int], None] | None = None,
+) -> int:
     """Grow every conversation from `have` to `want` messages (alternating senders), then set
     `last_seq`. Returns the number of rows written."""
     body = "\\x" + (b"b" * content_bytes).hex()
@@ -174,14 +192,17 @@ def bulk_messages(conn: pg8000.native.Connection, conversations: list[BulkConver
             head = c.id[:8]
             for seq in range(have + 1, want + 1):
                 sender = c.a if seq % 2 else c.b
-                mid = f"{head}-{(n >> 12) & 0xffff:04x}-4{n & 0xfff:03x}-9000-{seq:012x}"
+                mid = f"{head}-{(n >> 12) & 0xFFFF:04x}-4{n & 0xFFF:03x}-9000-{seq:012x}"
                 yield f"{mid},{c.id},{seq},{sender},,{n * 1_000_000 + seq},text,{body},{{}},,,,,{stamps[seq]},,f,,,f\n"
 
     total = len(conversations) * max(0, want - have)
-    conn.run(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN WITH (FORMAT csv)",
-             stream=Lines(rows(), on_rows))
-    conn.run("UPDATE conversations SET last_seq = :seq, last_message_at = :at WHERE id = ANY(:ids)",
-             seq=want, at=EPOCH + timedelta(seconds=want), ids=[c.id for c in conversations])
+    conn.run(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN WITH (FORMAT csv)", stream=Lines(rows(), on_rows))
+    conn.run(
+        "UPDATE conversations SET last_seq = :seq, last_message_at = :at WHERE id = ANY(:ids)",
+        seq=want,
+        at=EPOCH + timedelta(seconds=want),
+        ids=[c.id for c in conversations],
+    )
     conn.run("ANALYZE messages")
     conn.run("ANALYZE conversations")
     conn.run("ANALYZE conversation_members")

@@ -105,8 +105,14 @@ class Phx:
         extra: dict[str, Any] = {}
         if source_ip and source_ip != "127.0.0.1":
             extra["local_addr"] = (source_ip, 0)
-        ws = await connect(f"{url}?token={token}&vsn=2.0.0", compression=None, ping_interval=None,
-                           open_timeout=60, max_size=8 * 1024 * 1024, **extra)
+        ws = await connect(
+            f"{url}?token={token}&vsn=2.0.0",
+            compression=None,
+            ping_interval=None,
+            open_timeout=60,
+            max_size=8 * 1024 * 1024,
+            **extra,
+        )
         return cls(ws)
 
     async def _read(self) -> None:
@@ -205,8 +211,9 @@ class Http:
     async def _connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=16 * 1024 * 1024)
 
-    async def request(self, method: str, path: str, token: str | None = None, body: bytes | None = None,
-                      timeout: float = 120.0) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, token: str | None = None, body: bytes | None = None, timeout: float = 120.0
+    ) -> tuple[int, bytes]:
         for attempt in (1, 2):
             if self.writer is None:
                 await self._connect()
@@ -313,8 +320,15 @@ class StepStats:
         self.last_send = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "acked": self.acked, "errors": self.errors, "received": self.received,
-                "lat_us": self.lat_us, "ack_us": self.ack_us, "send_span_s": (self.last_send - self.first_send) / 1e9}
+        return {
+            "sent": self.sent,
+            "acked": self.acked,
+            "errors": self.errors,
+            "received": self.received,
+            "lat_us": self.lat_us,
+            "ack_us": self.ack_us,
+            "send_span_s": (self.last_send - self.first_send) / 1e9,
+        }
 
 
 class PairsJob:
@@ -375,6 +389,7 @@ class PairsJob:
         url = self.job["ws_url"]
         pairs = self.job["pairs"]
         if self.proto == "phx":
+
             async def one(pair: dict[str, Any]) -> tuple[Phx, Phx]:
                 receiver = await Phx.open(url, pair["receiver"])
                 receiver.on_event = functools.partial(self._phx_event, pair=pair["pair"])
@@ -409,14 +424,21 @@ class PairsJob:
         return {"senders": len(self.senders)}
 
     # Synapse: /sync long-poll per receiver
-    SYNC_FILTER = urllib.parse.quote(json.dumps({
-        "room": {"timeline": {"limit": 200}, "state": {"lazy_load_members": True}, "ephemeral": {"types": []}},
-        "presence": {"types": []}, "account_data": {"types": []},
-    }, separators=(",", ":")))
+    SYNC_FILTER = urllib.parse.quote(
+        json.dumps(
+            {
+                "room": {"timeline": {"limit": 200}, "state": {"lazy_load_members": True}, "ephemeral": {"types": []}},
+                "presence": {"types": []},
+                "account_data": {"types": []},
+            },
+            separators=(",", ":"),
+        )
+    )
 
     async def _initial_sync(self, pair: dict[str, Any]) -> str:
         status, body = await Http(*self.job["http"]).request(
-            "GET", f"/_matrix/client/v3/sync?filter={self.SYNC_FILTER}&timeout=0", pair["receiver"])
+            "GET", f"/_matrix/client/v3/sync?filter={self.SYNC_FILTER}&timeout=0", pair["receiver"]
+        )
         if status != 200:
             raise RuntimeError(f"initial /sync: {status} {body[:200]!r}")
         return str(orjson.loads(body)["next_batch"])
@@ -426,8 +448,11 @@ class PairsJob:
         while not self.stop.is_set():
             try:
                 status, body = await conn.request(
-                    "GET", f"/_matrix/client/v3/sync?filter={self.SYNC_FILTER}&timeout=5000&since={since}",
-                    pair["receiver"], timeout=30)
+                    "GET",
+                    f"/_matrix/client/v3/sync?filter={self.SYNC_FILTER}&timeout=5000&since={since}",
+                    pair["receiver"],
+                    timeout=30,
+                )
             except (OSError, TimeoutError, asyncio.IncompleteReadError):
                 await asyncio.sleep(0.05)
                 continue
@@ -461,9 +486,12 @@ class PairsJob:
                 event = asyncio.Event()
                 self._closed_events[ref] = event
                 self.delivered[pair["pair"]] = asyncio.Event()
-            await sender.push(f"conversation:{pair['conversation']}", "new_message",
-                              {"content": body, "message_type": "text", "client_random": client_random()},
-                              ref=ref)
+            await sender.push(
+                f"conversation:{pair['conversation']}",
+                "new_message",
+                {"content": body, "message_type": "text", "client_random": client_random()},
+                ref=ref,
+            )
             if event is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), 30)
@@ -532,14 +560,15 @@ class PairsJob:
             while time.monotonic() < end:
                 await self._send(index, name, closed=True)
 
-        await asyncio.wait([asyncio.create_task(sender(i)) for i in range(len(self.senders))],
-                           timeout=duration + 60)
+        await asyncio.wait([asyncio.create_task(sender(i)) for i in range(len(self.senders))], timeout=duration + 60)
 
     async def settle(self, name: str, grace: float) -> None:
         stats = self.stats[name]
         end = time.monotonic() + grace
-        while time.monotonic() < end and (stats.received < stats.sent - stats.errors or
-                                          (self.proto != "bare" and stats.acked + stats.errors < stats.sent)):
+        while time.monotonic() < end and (
+            stats.received < stats.sent - stats.errors
+            or (self.proto != "bare" and stats.acked + stats.errors < stats.sent)
+        ):
             await asyncio.sleep(0.02)
 
     async def run(self) -> dict[str, Any]:
@@ -608,6 +637,7 @@ class FanoutJob:
     async def connect(self) -> dict[str, Any]:
         url = self.job["ws_url"]
         if self.proto == "phx":
+
             async def one(member: dict[str, Any]) -> Phx:
                 sock = await Phx.open(url, member["token"])
                 sock.on_event = self._phx_event
@@ -640,9 +670,11 @@ class FanoutJob:
         if self.proto == "phx":
             if self.in_flight is not None:
                 await self.in_flight.acquire()
-            await self.sender.push(f"conversation:{self.job['conversation']}", "new_message",
-                                   {"content": body, "message_type": "text",
-                                    "client_random": client_random()})
+            await self.sender.push(
+                f"conversation:{self.job['conversation']}",
+                "new_message",
+                {"content": body, "message_type": "text", "client_random": client_random()},
+            )
         else:
             await self.sender.ws.send(bare_frame("room:0", body))
 
@@ -724,8 +756,9 @@ class IdleJob:
 
         start = time.monotonic()
         members = self.job["members"]
-        results = await bounded_gather([functools.partial(one, i, m) for i, m in enumerate(members)],
-                                       int(self.job.get("connect_concurrency", 64)))
+        results = await bounded_gather(
+            [functools.partial(one, i, m) for i, m in enumerate(members)], int(self.job.get("connect_concurrency", 64))
+        )
         self.connect_s = time.monotonic() - start
         for result in results:
             if isinstance(result, BaseException):
@@ -735,14 +768,23 @@ class IdleJob:
             else:
                 self.socks.append(result)
         alive = sum(1 for sock in self.socks if not sock.closed_by_server)
-        return {"connected": len(self.socks), "alive": alive, "failed": self.failed, "connect_s": self.connect_s,
-                "errors": dict(list(self.errors.items())[:5])}
+        return {
+            "connected": len(self.socks),
+            "alive": alive,
+            "failed": self.failed,
+            "connect_s": self.connect_s,
+            "errors": dict(list(self.errors.items())[:5]),
+        }
 
     async def run(self) -> dict[str, Any]:
         await wait_line("stop", float(self.job.get("hold_max", 600)))
         closed = sum(1 for s in self.socks if s.closed_by_server)
-        return {"connected": len(self.socks), "failed": self.failed, "closed_by_server": closed,
-                "connect_s": self.connect_s}
+        return {
+            "connected": len(self.socks),
+            "failed": self.failed,
+            "closed_by_server": closed,
+            "connect_s": self.connect_s,
+        }
 
     async def close(self) -> None:
         self.stop.set()
@@ -822,9 +864,11 @@ class CatchupJob:
 
         async def one(i: int) -> None:
             async with window:
-                reply = await self.sender.call(topic, "new_message",  # type: ignore[union-attr]
-                                               {"content": content(f"c{i}", 128), "message_type": "text",
-                                                "client_random": client_random()})
+                reply = await self.sender.call(
+                    topic,
+                    "new_message",  # type: ignore[union-attr]
+                    {"content": content(f"c{i}", 128), "message_type": "text", "client_random": client_random()},
+                )
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"send refused: {reply}")
 
@@ -846,8 +890,9 @@ class CatchupJob:
             got: list[int] = []
             done = asyncio.Event()
 
-            def on_event(topic: str, event: str, payload: Any, got: list[int] = got,
-                         done: asyncio.Event = done) -> None:
+            def on_event(
+                topic: str, event: str, payload: Any, got: list[int] = got, done: asyncio.Event = done
+            ) -> None:
                 if event == "new_message":
                     got.append(int(payload["message"]["seq"]))
                     if len(got) >= count:
@@ -866,8 +911,10 @@ class CatchupJob:
                 after = last_seq
                 for _page in range(count):  # bounded: at least one message a page
                     status, body = await http.request(
-                        "GET", f"/messaging/api/v1/conversations/{cid}/messages?limit=100&after_seq={after}",
-                        self.job["receiver"])
+                        "GET",
+                        f"/messaging/api/v1/conversations/{cid}/messages?limit=100&after_seq={after}",
+                        self.job["receiver"],
+                    )
                     if status != 200:
                         raise RuntimeError(f"history: {status} {body[:200]!r}")
                     data = orjson.loads(body)
@@ -883,8 +930,7 @@ class CatchupJob:
             seconds = (now_ns() - start) / 1e9
             await receiver.close()
             expected = list(range(last_seq + 1, last_seq + count + 1))
-            runs.append({"seconds": seconds, "received": len(got), "in_order": got[:count] == expected,
-                         "path": path})
+            runs.append({"seconds": seconds, "received": len(got), "in_order": got[:count] == expected, "path": path})
         return {"runs": runs}
 
     async def close(self) -> None:
@@ -893,7 +939,11 @@ class CatchupJob:
 
 
 JOBS: dict[str, Callable[[Job], Any]] = {
-    "pairs": PairsJob, "fanout": FanoutJob, "idle": IdleJob, "http": HttpJob, "catchup": CatchupJob,
+    "pairs": PairsJob,
+    "fanout": FanoutJob,
+    "idle": IdleJob,
+    "http": HttpJob,
+    "catchup": CatchupJob,
 }
 
 

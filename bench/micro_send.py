@@ -113,8 +113,14 @@ def service(variant: Variant, database_url: str, key_path: str) -> Iterator[tupl
         "PYTHONPATH": str(variant.source),
         **variant.env,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "dev", "--port", str(port)], cwd=variant.source,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+        cwd=variant.source,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -146,15 +152,25 @@ def arrange(url: str, settings: Settings, senders: int) -> list[tuple[str, str]]
         for _ in range(senders):
             alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
             token = mint_dev_token(settings, alice)
-            created = http.post("/conversations", json={"type": "direct", "other_user_id": bob},
-                                headers={"Authorization": f"Bearer {token}"})
+            created = http.post(
+                "/conversations",
+                json={"type": "direct", "other_user_id": bob},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             created.raise_for_status()
             out.append((token, created.json()["data"]["id"]))
     return out
 
 
-async def sender(url: str, token: str, conversation_id: str, messages: int, inflight: int,
-                 latencies: list[float], start: asyncio.Event) -> None:
+async def sender(
+    url: str,
+    token: str,
+    conversation_id: str,
+    messages: int,
+    inflight: int,
+    latencies: list[float],
+    start: asyncio.Event,
+) -> None:
     ws_url = url.replace("http://", "ws://") + SOCKET + f"?vsn=2.0.0&token={token}"
     topic = f"conversation:{conversation_id}"
     async with connect(ws_url, max_size=None, compression=None) as ws:
@@ -295,9 +311,14 @@ def round_trips(variant: Variant, admin_url: str, key_path: str, index: int) -> 
     """Per send: [SQL statements (BEGIN, COMMIT and pings included), network round trips], both
     counted inside pg8000 (which waits for the server up to three times per statement)."""
     database_url = fresh_database(admin_url, f"micro_send_rt_{index}")
-    done = subprocess.run([sys.executable, "-c", ROUND_TRIPS, database_url, key_path], cwd=variant.source,
-                          env={**os.environ, "PYTHONPATH": str(variant.source)}, capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIPS, database_url, key_path],
+        cwd=variant.source,
+        env={**os.environ, "PYTHONPATH": str(variant.source)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -312,8 +333,13 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="a source tree to compare with (e.g. before group commit)")
     parser.add_argument("--database-url", help="an existing PostgreSQL server (admin URL); default: start one")
     parser.add_argument("--json", type=Path, help="write the raw results here")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,...",
-                        help="another variant of this tree with these environment variables")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="another variant of this tree with these environment variables",
+    )
     args = parser.parse_args()
 
     variants = []
@@ -321,8 +347,11 @@ def main() -> int:
         variants.append(Variant("baseline (no batching)", args.baseline.resolve()))
     variants += [
         # one send per transaction, as many at once as the worker threads allow (like the baseline)
-        Variant("group commit off (batch of 1)", ROOT,
-                {"WHISPR_SEND_BATCH_MAX": "1", "WHISPR_SEND_BATCH_WINDOW_MS": "0", "WHISPR_SEND_BATCH_PARALLEL": "40"}),
+        Variant(
+            "group commit off (batch of 1)",
+            ROOT,
+            {"WHISPR_SEND_BATCH_MAX": "1", "WHISPR_SEND_BATCH_WINDOW_MS": "0", "WHISPR_SEND_BATCH_PARALLEL": "40"},
+        ),
         Variant("group commit (default)", ROOT),
     ]
     for spec in args.variant:
@@ -341,21 +370,29 @@ def main() -> int:
             for i, variant in enumerate(sources.values()):
                 trips[str(variant.source)] = round_trips(variant, admin_url, key_path, i)
                 for what, (statements, network) in trips[str(variant.source)].items():
-                    print(f"  per send, {variant.source.name}: {what}: {statements:.1f} statements, "
-                          f"{network:.1f} round trips", flush=True)
+                    print(
+                        f"  per send, {variant.source.name}: {what}: {statements:.1f} statements, "
+                        f"{network:.1f} round trips",
+                        flush=True,
+                    )
             for repeat in range(args.repeats):
                 for i, variant in enumerate(variants):
                     result = run_once(variant, admin_url, key_path, args, repeat * len(variants) + i)
-                    print(f"  run {repeat + 1}/{args.repeats} {variant.name}: {result.rate:,.0f} msgs/s, "
-                          f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
-                          f"service CPU {result.cpu_ms_per_send:.2f} ms/send", flush=True)
+                    print(
+                        f"  run {repeat + 1}/{args.repeats} {variant.name}: {result.rate:,.0f} msgs/s, "
+                        f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
+                        f"service CPU {result.cpu_ms_per_send:.2f} ms/send",
+                        flush=True,
+                    )
                     results.append(result)
     finally:
         if cluster is not None:
             cluster.stop()
 
-    print(f"\n{args.senders} senders x {args.messages} sends, {args.inflight} in flight each, "
-          f"median of {args.repeats} (PostgreSQL durable)")
+    print(
+        f"\n{args.senders} senders x {args.messages} sends, {args.inflight} in flight each, "
+        f"median of {args.repeats} (PostgreSQL durable)"
+    )
     print(f"{'variant':34} {'msgs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/send':>12}")
     summary = []
     for variant in variants:
@@ -368,15 +405,31 @@ def main() -> int:
             "cpu_ms_per_send": statistics.median(r.cpu_ms_per_send for r in mine),
         }
         summary.append(row)
-        print(f"{row['variant']:34} {row['msgs_per_s']:>10,.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
-              f"{row['cpu_ms_per_send']:>12.2f}")
+        print(
+            f"{row['variant']:34} {row['msgs_per_s']:>10,.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
+            f"{row['cpu_ms_per_send']:>12.2f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
-                                         "round_trips": trips,
-                                         "runs": [{"variant": r.variant, "msgs_per_s": r.rate,
-                                                   "p50_ms": r.percentile(50), "p99_ms": r.percentile(99),
-                                                   "cpu_ms_per_send": r.cpu_ms_per_send}
-                                                  for r in results]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "summary": summary,
+                    "round_trips": trips,
+                    "runs": [
+                        {
+                            "variant": r.variant,
+                            "msgs_per_s": r.rate,
+                            "p50_ms": r.percentile(50),
+                            "p99_ms": r.percentile(99),
+                            "cpu_ms_per_send": r.cpu_ms_per_send,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

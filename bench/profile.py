@@ -21,9 +21,25 @@ def py_spy() -> str:
 
 def record(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[bytes]:
     """Start py-spy for `seconds` on `pid` (`fmt`: raw or flamegraph); the caller waits for it."""
-    return subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                             "--rate", "100", "--threads", "--format", fmt, "--output", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            py_spy(),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            "100",
+            "--threads",
+            "--format",
+            fmt,
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _kind(stack: list[str]) -> str:
@@ -66,9 +82,15 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    kinds = {k: {"busy": busy[k], "idle": idle[k], "waiting_on_postgresql": db_wait[k],
-                 "busy_share": busy[k] / (busy[k] + idle[k]) if busy[k] + idle[k] else 0.0}
-             for k in sorted(set(busy) | set(idle))}
+    kinds = {
+        k: {
+            "busy": busy[k],
+            "idle": idle[k],
+            "waiting_on_postgresql": db_wait[k],
+            "busy_share": busy[k] / (busy[k] + idle[k]) if busy[k] + idle[k] else 0.0,
+        }
+        for k in sorted(set(busy) | set(idle))
+    }
     return {
         "busy_samples": total_busy,
         "threads": kinds,

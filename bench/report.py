@@ -39,11 +39,20 @@ def ratios(data: dict[str, Any]) -> dict[str, Any]:
     ours16, ours64 = _closed(b1, "16"), _closed(b1, "64")
     syn = _get(synapse, "b1", "closed")
     bare64 = _closed(_get(ceilings, "bare_pairs"), "64")
-    durable = [v for v in (_get(ours16, "throughput"), _get(ours64, "throughput"), _get(b1, "sustained"),
-                           _get(r, "B5", "requests_per_s")) if isinstance(v, int | float)]
+    durable = [
+        v
+        for v in (
+            _get(ours16, "throughput"),
+            _get(ours64, "throughput"),
+            _get(b1, "sustained"),
+            _get(r, "B5", "requests_per_s"),
+        )
+        if isinstance(v, int | float)
+    ]
     best_durable = max(durable) if durable else None
-    b2_100 = next((s for s in _get(r, "B2", "sizes") or [] if s.get("members") == 100), None) or \
-        (_get(r, "B2", "sizes", -1) or None)
+    b2_100 = next((s for s in _get(r, "B2", "sizes") or [] if s.get("members") == 100), None) or (
+        _get(r, "B2", "sizes", -1) or None
+    )
     b4 = _get(r, "B4", "sizes") or []
     out: dict[str, Any] = {
         "b1_vs_synapse_throughput": _ratio(_get(ours16, "throughput"), _get(syn, "throughput")),
@@ -51,8 +60,9 @@ def ratios(data: dict[str, Any]) -> dict[str, Any]:
         "b4_vs_synapse_p99": _ratio(_get(b4, 0, "p99_ms"), _get(synapse, "b4", "p99_ms")),
         "relay_vs_bare_pairs": _ratio(_get(ours64, "throughput"), _get(bare64, "throughput")),
         "relay_vs_bare_sustained": _ratio(_get(b1, "sustained"), _get(ceilings, "bare_pairs", "sustained")),
-        "relay_vs_bare_broadcast": _ratio(_get(b2_100, "deliveries_per_s"),
-                                          _get(ceilings, "bare_broadcast", "deliveries_per_s")),
+        "relay_vs_bare_broadcast": _ratio(
+            _get(b2_100, "deliveries_per_s"), _get(ceilings, "bare_broadcast", "deliveries_per_s")
+        ),
         "durable_sends_per_s": best_durable,
         "durable_vs_pgbench_batched": _ratio(best_durable, _get(ceilings, "pgbench", "batched", "rows_per_s")),
         "durable_vs_pgbench_single": _ratio(best_durable, _get(ceilings, "pgbench", "single", "rows_per_s")),
@@ -97,62 +107,108 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         for step in b1.get("steps", []):
             out.append(("B1", f"{step['rate']:,} msgs/s: p50 / p95 / p99 ms (lost)", _step(step)))
         for key, c in b1.get("closed", {}).items():
-            out.append(("B1", f"closed loop x{key}: msgs/s, p50 / p99 ms",
-                        f"{_fmt(c['throughput'])}, {_fmt(c['p50_ms'])} / {_fmt(c['p99_ms'])}"))
+            out.append(
+                (
+                    "B1",
+                    f"closed loop x{key}: msgs/s, p50 / p99 ms",
+                    f"{_fmt(c['throughput'])}, {_fmt(c['p50_ms'])} / {_fmt(c['p99_ms'])}",
+                )
+            )
     b2 = r.get("B2")
     if b2 and "error" not in b2:
         for s in b2.get("sizes", []):
-            out.append(("B2", f"{s['members']} members: p99 all delivered at 50/s; deliveries/s saturated",
-                        f"{_fmt(s['p99_ms'])} ms; {_fmt(s['deliveries_per_s'])}"))
+            out.append(
+                (
+                    "B2",
+                    f"{s['members']} members: p99 all delivered at 50/s; deliveries/s saturated",
+                    f"{_fmt(s['p99_ms'])} ms; {_fmt(s['deliveries_per_s'])}",
+                )
+            )
     b3 = r.get("B3")
     if b3 and "error" not in b3:
         for s in b3.get("sizes", []):
             if "skipped" in s:
                 out.append(("B3", f"{s['sockets']:,} sockets", s["skipped"]))
                 continue
-            out.append(("B3", f"{s['sockets']:,} sockets: connected, KB/socket, probe p99 ms",
-                        f"{s['connected']:,}, {_fmt(s['kb_per_socket'])}, {_fmt(s['probe_p99_ms'])}"))
+            out.append(
+                (
+                    "B3",
+                    f"{s['sockets']:,} sockets: connected, KB/socket, probe p99 ms",
+                    f"{s['connected']:,}, {_fmt(s['kb_per_socket'])}, {_fmt(s['probe_p99_ms'])}",
+                )
+            )
     b4 = r.get("B4")
     if b4 and "error" not in b4:
         for s in b4.get("sizes", []):
-            out.append(("B4", f"{s['rows']:,} rows: p50 / p99 ms, req/s",
-                        f"{_fmt(s['p50_ms'])} / {_fmt(s['p99_ms'])}, {_fmt(s['requests_per_s'])}"))
+            out.append(
+                (
+                    "B4",
+                    f"{s['rows']:,} rows: p50 / p99 ms, req/s",
+                    f"{_fmt(s['p50_ms'])} / {_fmt(s['p99_ms'])}, {_fmt(s['requests_per_s'])}",
+                )
+            )
     b5 = r.get("B5")
     if b5 and "error" not in b5:
-        out.append(("B5", "REST send: req/s, p50 / p99 ms",
-                    f"{_fmt(b5['requests_per_s'])}, {_fmt(b5['p50_ms'])} / {_fmt(b5['p99_ms'])}"))
+        out.append(
+            (
+                "B5",
+                "REST send: req/s, p50 / p99 ms",
+                f"{_fmt(b5['requests_per_s'])}, {_fmt(b5['p50_ms'])} / {_fmt(b5['p99_ms'])}",
+            )
+        )
     b6 = r.get("B6")
     if b6 and "error" not in b6:
-        out.append(("B6", f"catch-up of {b6['messages']:,} messages: s (path, in order)",
-                    f"{_fmt(b6['seconds'], 3)} ({b6['path']}, {_fmt(b6['all_in_order'])})"))
+        out.append(
+            (
+                "B6",
+                f"catch-up of {b6['messages']:,} messages: s (path, in order)",
+                f"{_fmt(b6['seconds'], 3)} ({b6['path']}, {_fmt(b6['all_in_order'])})",
+            )
+        )
     ce = r.get("ceilings")
     if ce and "error" not in ce:
         for key in ("single", "batched"):
             pg = _get(ce, "pgbench", key)
             if pg:
-                out.append(("ceiling", f"pgbench {pg['rows_per_commit']} row(s)/commit: rows/s",
-                            _fmt(pg["rows_per_s"])))
+                out.append(
+                    ("ceiling", f"pgbench {pg['rows_per_commit']} row(s)/commit: rows/s", _fmt(pg["rows_per_s"]))
+                )
         bare = ce.get("bare_pairs") or {}
         out.append(("ceiling", "bare WS pairs: sustained msgs/s at p99 <= 50 ms", _fmt(bare.get("sustained"))))
         for key, c in (bare.get("closed") or {}).items():
-            out.append(("ceiling", f"bare WS pairs closed x{key}: msgs/s, p99 ms",
-                        f"{_fmt(c['throughput'])}, {_fmt(c['p99_ms'])}"))
+            out.append(
+                (
+                    "ceiling",
+                    f"bare WS pairs closed x{key}: msgs/s, p99 ms",
+                    f"{_fmt(c['throughput'])}, {_fmt(c['p99_ms'])}",
+                )
+            )
         bb = ce.get("bare_broadcast") or {}
-        out.append(("ceiling", f"bare WS broadcast to {bb.get('receivers')}: deliveries/s",
-                    _fmt(bb.get("deliveries_per_s"))))
+        out.append(
+            ("ceiling", f"bare WS broadcast to {bb.get('receivers')}: deliveries/s", _fmt(bb.get("deliveries_per_s")))
+        )
     syn = r.get("synapse")
     if syn and "unavailable" in syn:
         out.append(("Synapse", "unavailable", syn["unavailable"]))
     elif syn and "error" not in syn:
         c = _get(syn, "b1", "closed") or {}
-        out.append(("Synapse", f"B1 closed x{c.get('concurrency')}: msgs/s, p50 / p99 ms (send->sync)",
-                    f"{_fmt(c.get('throughput'))}, {_fmt(c.get('p50_ms'))} / {_fmt(c.get('p99_ms'))}"))
+        out.append(
+            (
+                "Synapse",
+                f"B1 closed x{c.get('concurrency')}: msgs/s, p50 / p99 ms (send->sync)",
+                f"{_fmt(c.get('throughput'))}, {_fmt(c.get('p50_ms'))} / {_fmt(c.get('p99_ms'))}",
+            )
+        )
         for step in _get(syn, "b1", "steps") or []:
             out.append(("Synapse", f"B1 {step['rate']:,} msgs/s: p50 / p95 / p99 ms (lost)", _step(step)))
         b4s = syn.get("b4") or {}
-        out.append(("Synapse", f"B4 /messages ({b4s.get('rooms')} rooms x {b4s.get('events_per_room')}): "
-                               "p50 / p99 ms, req/s",
-                    f"{_fmt(b4s.get('p50_ms'))} / {_fmt(b4s.get('p99_ms'))}, {_fmt(b4s.get('requests_per_s'))}"))
+        out.append(
+            (
+                "Synapse",
+                f"B4 /messages ({b4s.get('rooms')} rooms x {b4s.get('events_per_room')}): p50 / p99 ms, req/s",
+                f"{_fmt(b4s.get('p50_ms'))} / {_fmt(b4s.get('p99_ms'))}, {_fmt(b4s.get('requests_per_s'))}",
+            )
+        )
     for name, section in r.items():
         if isinstance(section, dict) and "error" in section:
             out.append((name, "FAILED", section["error"]))
@@ -180,10 +236,12 @@ def table(data: dict[str, Any]) -> str:
     m = data.get("machine", {})
     loads = m.get("loadavg_samples") or {}
     lines.append("")
-    lines.append(f"Machine: {m.get('cpus')} CPUs ({m.get('cpu', '?')}), {m.get('memory_gb')} GB, "
-                 f"Python {m.get('python')}, {m.get('postgresql', 'PostgreSQL')}, websockets {m.get('websockets')} "
-                 f"on {m.get('event_loop')}; load average during the run: min {_fmt(loads.get('min'), 2)}, "
-                 f"median {_fmt(loads.get('median'), 2)}, max {_fmt(loads.get('max'), 2)}.")
+    lines.append(
+        f"Machine: {m.get('cpus')} CPUs ({m.get('cpu', '?')}), {m.get('memory_gb')} GB, "
+        f"Python {m.get('python')}, {m.get('postgresql', 'PostgreSQL')}, websockets {m.get('websockets')} "
+        f"on {m.get('event_loop')}; load average during the run: min {_fmt(loads.get('min'), 2)}, "
+        f"median {_fmt(loads.get('median'), 2)}, max {_fmt(loads.get('max'), 2)}."
+    )
     return "\n".join(lines)
 
 
@@ -208,8 +266,11 @@ def chart(data: dict[str, Any], path: Path) -> None:
     r = data.get("results", {})
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ax = axes[0][0]
-    series = [("relay", _get(r, "B1", "steps")), ("bare WS", _get(r, "ceilings", "bare_pairs", "steps")),
-              ("Synapse", _get(r, "synapse", "b1", "steps"))]
+    series = [
+        ("relay", _get(r, "B1", "steps")),
+        ("bare WS", _get(r, "ceilings", "bare_pairs", "steps")),
+        ("Synapse", _get(r, "synapse", "b1", "steps")),
+    ]
     styles = {"p50_ms": ":", "p95_ms": "--", "p99_ms": "-"}
     plotted = False
     for (name, steps), color in zip(series, ("tab:blue", "tab:gray", "tab:red"), strict=True):
@@ -220,14 +281,22 @@ def chart(data: dict[str, Any], path: Path) -> None:
             if points:
                 ax.plot(*zip(*points, strict=True), style, marker="o", color=color, label=f"{name} {key[:3]}")
                 plotted = True
-    closed_series = [("relay", _get(r, "B1", "closed")), ("bare WS", _get(r, "ceilings", "bare_pairs", "closed")),
-                     ("Synapse", {"16": _get(r, "synapse", "b1", "closed")})]
+    closed_series = [
+        ("relay", _get(r, "B1", "closed")),
+        ("bare WS", _get(r, "ceilings", "bare_pairs", "closed")),
+        ("Synapse", {"16": _get(r, "synapse", "b1", "closed")}),
+    ]
     for (name, closed), color in zip(closed_series, ("tab:blue", "tab:gray", "tab:red"), strict=True):
         for key, c in (closed or {}).items():
             if isinstance(c, dict) and c.get("throughput") and c.get("p99_ms"):
                 ax.plot([c["throughput"]], [c["p99_ms"]], marker="*", markersize=12, color=color, linestyle="none")
-                ax.annotate(f"{name} closed x{key} p99", (c["throughput"], c["p99_ms"]), fontsize=6,
-                            textcoords="offset points", xytext=(4, 4))
+                ax.annotate(
+                    f"{name} closed x{key} p99",
+                    (c["throughput"], c["p99_ms"]),
+                    fontsize=6,
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                )
                 plotted = True
     ax.axhline(50, color="black", linewidth=0.8, linestyle="-.")
     if plotted:
@@ -289,8 +358,10 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
     m = data.get("machine", {})
     loads = m.get("loadavg_samples") or {}
-    fig.suptitle(f"Whispr messaging benchmark: {m.get('cpus')} CPUs, load avg median {_fmt(loads.get('median'), 2)}"
-                 f"{' (quick smoke run)' if _get(data, 'options', 'quick') else ''}")
+    fig.suptitle(
+        f"Whispr messaging benchmark: {m.get('cpus')} CPUs, load avg median {_fmt(loads.get('median'), 2)}"
+        f"{' (quick smoke run)' if _get(data, 'options', 'quick') else ''}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

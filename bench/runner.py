@@ -36,8 +36,7 @@ from bench.progress import Progress
 from shared.devtools.postgres import PostgresCluster, free_port, start_cluster
 
 SCENARIOS = ("B1", "B2", "B3", "B4", "B5", "B6", "ceilings", "synapse")
-DEFAULT_SIZES = {"B4": [100_000, 1_000_000, 10_000_000], "B3": [1_000, 5_000, 10_000, 50_000],
-                 "B2": [10, 100, 500]}
+DEFAULT_SIZES = {"B4": [100_000, 1_000_000, 10_000_000], "B3": [1_000, 5_000, 10_000, 50_000], "B2": [10, 100, 500]}
 QUICK_SIZES = {"B4": [10_000], "B3": [40], "B2": [10]}
 RAISED_LIMITS = {
     "WHISPR_MESSAGES_PER_MINUTE": "1000000000",
@@ -67,8 +66,13 @@ def median(values: list[float | None]) -> float | None:
 
 def latency_summary(us: list[int]) -> dict[str, float | None]:
     ms = [u / 1000 for u in us]
-    return {"p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95), "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else None, "n": len(ms)}
+    return {
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else None,
+        "n": len(ms),
+    }
 
 
 def parse_count(text: str) -> int:
@@ -124,9 +128,14 @@ class Generator:
         path = workdir / f"job-{name}.json"
         path.write_text(json.dumps(job))
         self.stderr = open(workdir / f"loadgen-{name}.log", "ab")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                         text=True, cwd=Path(__file__).resolve().parent.parent)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         self.lines: Queue[str] = Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -147,7 +156,7 @@ class Generator:
             if line == "":
                 raise RuntimeError(f"loadgen {self.name} ended before {kind}; see its log")
             if line.startswith(kind + " "):
-                data: dict[str, Any] = json.loads(line[len(kind) + 1:])
+                data: dict[str, Any] = json.loads(line[len(kind) + 1 :])
                 if "error" in data:
                     raise RuntimeError(f"loadgen {self.name}: {data['error']}")
                 return data
@@ -250,12 +259,14 @@ class Bench:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPR_")}
         env.update(RAISED_LIMITS)
-        env.update({
-            "DATABASE_URL": self.cluster.url,
-            "WHISPR_DEV_KEY_PATH": self.key_path,
-            "WHISPR_LOG_LEVEL": "warning",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DATABASE_URL": self.cluster.url,
+                "WHISPR_DEV_KEY_PATH": self.key_path,
+                "WHISPR_LOG_LEVEL": "warning",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
     # -- the service ---------------------------------------------------------------------------
@@ -266,8 +277,13 @@ class Bench:
         load_or_create_dev_key(self.key_path)  # before the service, so both sides agree on it
         port = free_port()
         log = open(self.workdir / "service.log", "ab")  # noqa: SIM115 - closed by Service.stop
-        process = subprocess.Popen([*service_command(), "dev", "--host", "127.0.0.1", "--port", str(port)],
-                                   env=self.env(), stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen(
+            [*service_command(), "dev", "--host", "127.0.0.1", "--port", str(port)],
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         service = Service(process, port, log)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -314,9 +330,15 @@ class Bench:
 
     # -- generators ------------------------------------------------------------------------------
 
-    def run_generators(self, jobs: list[dict[str, Any]], label: str, seconds: float, *,
-                       during: Callable[[list[Generator]], None] | None = None,
-                       ready_timeout: float = 600) -> list[dict[str, Any]]:
+    def run_generators(
+        self,
+        jobs: list[dict[str, Any]],
+        label: str,
+        seconds: float,
+        *,
+        during: Callable[[list[Generator]], None] | None = None,
+        ready_timeout: float = 600,
+    ) -> list[dict[str, Any]]:
         """Start one process per job, wait until all are connected, say go, collect the results.
         `during` runs after `go` (B3 measures memory and runs its probe there)."""
         gens: list[Generator] = []
@@ -367,8 +389,11 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpus": os.cpu_count()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
             if line.startswith("model name"):
@@ -381,10 +406,16 @@ def machine() -> dict[str, Any]:
                 break
     root = Path(__file__).resolve().parent.parent
     with contextlib.suppress(Exception):
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         info["git"] = head + ("+uncommitted changes" if dirty else "")
     info["loadavg_start"] = list(os.getloadavg())
     with contextlib.suppress(Exception):
@@ -397,8 +428,9 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(Exception):
         from shared.devtools.postgres import find_pg_bin
 
-        done = subprocess.run([os.path.join(find_pg_bin(), "postgres"), "--version"], capture_output=True, text=True,
-                              timeout=10)
+        done = subprocess.run(
+            [os.path.join(find_pg_bin(), "postgres"), "--version"], capture_output=True, text=True, timeout=10
+        )
         info["postgresql"] = done.stdout.strip()
     return info
 
@@ -451,9 +483,14 @@ def run(options: Options) -> dict[str, Any]:
         "command": command_line(),
         "started_at": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
-        "options": {"scenarios": options.scenarios, "quick": options.quick, "repeats": options.repeats,
-                    "generators": options.generators, "sizes": options.sizes,
-                    "skip_synapse": options.skip_synapse},
+        "options": {
+            "scenarios": options.scenarios,
+            "quick": options.quick,
+            "repeats": options.repeats,
+            "generators": options.generators,
+            "sizes": options.sizes,
+            "skip_synapse": options.skip_synapse,
+        },
         "limits_raised": RAISED_LIMITS,
         "results": bench.results,
         "notes": bench.notes,
@@ -476,7 +513,10 @@ def run(options: Options) -> dict[str, Any]:
                 # what is measured so far survives an interrupted run
                 (run_dir / "results.partial.json").write_text(json.dumps(data, indent=1, default=str))
             data["machine"]["loadavg_samples"] = {
-                "min": min(loads, default=None), "median": median(list(loads)), "max": max(loads, default=None)}
+                "min": min(loads, default=None),
+                "median": median(list(loads)),
+                "max": max(loads, default=None),
+            }
     finally:
         if bench.service is not None:
             bench.service.stop()
@@ -499,8 +539,11 @@ def run(options: Options) -> dict[str, Any]:
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="whispr-messaging bench", description=__doc__)
-    parser.add_argument("--scenario", default="B1,B2,B3,B4,B5,B6,ceilings,synapse",
-                        help="comma-separated: B1..B6, ceilings, synapse (default: all)")
+    parser.add_argument(
+        "--scenario",
+        default="B1,B2,B3,B4,B5,B6,ceilings,synapse",
+        help="comma-separated: B1..B6, ceilings, synapse (default: all)",
+    )
     parser.add_argument("--quick", action="store_true", help="the seconds-long smoke run (tiny sizes, one repeat)")
     parser.add_argument("--skip-synapse", action="store_true", help="leave Matrix Synapse out")
     parser.add_argument("--sizes", help="growth sizes, e.g. 'B4=100k,1M;B3=1000,5000;B2=10,100'")
@@ -508,8 +551,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--out", default="bench-results", help="results folder (default ./bench-results)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, job files)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the service during an extra B1 closed-loop run (SVG + top frames)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the service during an extra B1 closed-loop run (SVG + top frames)",
+    )
     return parser
 
 
@@ -521,10 +567,17 @@ def options_from(args: argparse.Namespace) -> Options:
         if name.lower() not in canonical:
             raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
         scenarios.append(canonical[name.lower()])
-    return Options(scenarios=scenarios, quick=args.quick, skip_synapse=args.skip_synapse,
-                   sizes=parse_sizes(args.sizes, args.quick), repeats=args.repeats or (1 if args.quick else 3),
-                   generators=max(1, args.generators), out=Path(args.out), keep=args.keep,
-                   profile=args.profile)
+    return Options(
+        scenarios=scenarios,
+        quick=args.quick,
+        skip_synapse=args.skip_synapse,
+        sizes=parse_sizes(args.sizes, args.quick),
+        repeats=args.repeats or (1 if args.quick else 3),
+        generators=max(1, args.generators),
+        out=Path(args.out),
+        keep=args.keep,
+        profile=args.profile,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

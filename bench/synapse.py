@@ -60,10 +60,16 @@ def ensure_installed(cache: Path, log: Path) -> Path:
     with open(log, "ab") as out:
         try:
             if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=out, stderr=out,
-                               timeout=300)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", f"matrix-synapse=={VERSION}",
-                            "psycopg2-binary"], check=True, stdout=out, stderr=out, timeout=1800)
+                subprocess.run(
+                    [sys.executable, "-m", "venv", str(venv)], check=True, stdout=out, stderr=out, timeout=300
+                )
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", f"matrix-synapse=={VERSION}", "psycopg2-binary"],
+                check=True,
+                stdout=out,
+                stderr=out,
+                timeout=1800,
+            )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
             raise SynapseUnavailable(f"pip install matrix-synapse=={VERSION} failed ({error}); see {log}") from error
     stamp.touch()
@@ -72,10 +78,27 @@ def ensure_installed(cache: Path, log: Path) -> Path:
 
 def create_database(bin_dir: str, port: int, user: str = "whispr") -> None:
     psql = shutil.which("psql") or os.path.join(bin_dir, "psql")
-    subprocess.run([psql, "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
-                    "-c", "DROP DATABASE IF EXISTS synapse",
-                    "-c", "CREATE DATABASE synapse ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            psql,
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+            "-c",
+            "DROP DATABASE IF EXISTS synapse",
+            "-c",
+            "CREATE DATABASE synapse ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def write_config(workdir: Path, port: int, pg_port: int, secret: str) -> Path:
@@ -84,10 +107,27 @@ def write_config(workdir: Path, port: int, pg_port: int, secret: str) -> Path:
     config: dict[str, Any] = {
         "server_name": SERVER_NAME,
         "pid_file": str(workdir / "homeserver.pid"),
-        "listeners": [{"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-                       "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]}],
-        "database": {"name": "psycopg2", "args": {"user": "whispr", "database": "synapse", "host": "127.0.0.1",
-                                                   "port": pg_port, "cp_min": 5, "cp_max": 10}},
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
+        "database": {
+            "name": "psycopg2",
+            "args": {
+                "user": "whispr",
+                "database": "synapse",
+                "host": "127.0.0.1",
+                "port": pg_port,
+                "cp_min": 5,
+                "cp_max": 10,
+            },
+        },
         "log_config": str(workdir / "log.yaml"),
         "media_store_path": str(workdir / "media"),
         "signing_key_path": str(workdir / "signing.key"),
@@ -138,11 +178,21 @@ class Synapse:
     def start(self, timeout: float = 180.0) -> None:
         config = write_config(self.workdir, self.port, self.pg_port, self.secret)
         log = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - lives as long as the server
-        subprocess.run([str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(config),
-                        "--generate-keys"], check=True, stdout=log, stderr=log, timeout=120, cwd=self.workdir)
+        subprocess.run(
+            [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(config), "--generate-keys"],
+            check=True,
+            stdout=log,
+            stderr=log,
+            timeout=120,
+            cwd=self.workdir,
+        )
         self.process = subprocess.Popen(
             [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(config)],
-            stdout=log, stderr=log, cwd=self.workdir, start_new_session=True)
+            stdout=log,
+            stderr=log,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -175,26 +225,35 @@ class Synapse:
     def register(self, client: httpx.Client, name: str) -> User:
         nonce = client.get(f"{self.url}/_synapse/admin/v1/register").json()["nonce"]
         password = secrets.token_hex(8)
-        mac = hmac.new(self.secret.encode(), b"\x00".join([nonce.encode(), name.encode(), password.encode(),
-                                                           b"notadmin"]), hashlib.sha1).hexdigest()
-        response = client.post(f"{self.url}/_synapse/admin/v1/register",
-                               json={"nonce": nonce, "username": name, "password": password, "mac": mac,
-                                     "admin": False})
+        mac = hmac.new(
+            self.secret.encode(),
+            b"\x00".join([nonce.encode(), name.encode(), password.encode(), b"notadmin"]),
+            hashlib.sha1,
+        ).hexdigest()
+        response = client.post(
+            f"{self.url}/_synapse/admin/v1/register",
+            json={"nonce": nonce, "username": name, "password": password, "mac": mac, "admin": False},
+        )
         response.raise_for_status()
         body = response.json()
         return User(body["user_id"], body["access_token"])
 
     def direct_room(self, client: httpx.Client, a: User, b: User) -> str:
-        response = client.post(f"{self.url}/_matrix/client/v3/createRoom",
-                               headers={"Authorization": f"Bearer {a.token}"},
-                               json={"preset": "trusted_private_chat", "is_direct": True, "invite": [b.user_id]})
+        response = client.post(
+            f"{self.url}/_matrix/client/v3/createRoom",
+            headers={"Authorization": f"Bearer {a.token}"},
+            json={"preset": "trusted_private_chat", "is_direct": True, "invite": [b.user_id]},
+        )
         response.raise_for_status()
         room: str = response.json()["room_id"]
-        client.post(f"{self.url}/_matrix/client/v3/rooms/{room}/join", headers={"Authorization": f"Bearer {b.token}"},
-                    json={}).raise_for_status()
+        client.post(
+            f"{self.url}/_matrix/client/v3/rooms/{room}/join", headers={"Authorization": f"Bearer {b.token}"}, json={}
+        ).raise_for_status()
         return room
 
     def send(self, client: httpx.Client, user: User, room: str, body: str, txn: str) -> None:
-        client.put(f"{self.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}",
-                   headers={"Authorization": f"Bearer {user.token}"},
-                   json={"msgtype": "m.text", "body": body}).raise_for_status()
+        client.put(
+            f"{self.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}",
+            headers={"Authorization": f"Bearer {user.token}"},
+            json={"msgtype": "m.text", "body": body},
+        ).raise_for_status()

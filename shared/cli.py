@@ -28,8 +28,9 @@ def _dev(args: argparse.Namespace) -> int:
     print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
     services.scheduler.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False,
-                    **uvicorn_ws_options(settings))
+        uvicorn.run(
+            app, host=host, port=port, log_level=settings.log_level, access_log=False, **uvicorn_ws_options(settings)
+        )
     finally:
         services.close()
     return 0
@@ -99,17 +100,25 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--port", type=int)
     relay.set_defaults(run=_relay)
 
-    bench = sub.add_parser("bench", add_help=False,
-                           help="run the benchmark (docs/performance.md): B1-B6, Synapse, ceilings; --help for flags")
+    bench = sub.add_parser(
+        "bench",
+        add_help=False,
+        help="run the benchmark (docs/performance.md): B1-B6, Synapse, ceilings; --help for flags",
+    )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_bench)
 
     cloud_local = sub.add_parser(
-        "cloud-local", help="the Google Cloud layout on this machine: emulators, PostgreSQL, gateway, two relays")
+        "cloud-local", help="the Google Cloud layout on this machine: emulators, PostgreSQL, gateway, two relays"
+    )
     cloud_local.add_argument("--gateway-port", type=int, default=4000, help="REST gateway (0: a free port)")
     cloud_local.add_argument("--relay-ports", default="4001,4002", help="the two relays' ports (0,0: free ports)")
-    cloud_local.add_argument("--sweep-seconds", type=float, default=60.0,
-                             help="how often POST /tasks/sweep runs, as Cloud Scheduler does (0: never)")
+    cloud_local.add_argument(
+        "--sweep-seconds",
+        type=float,
+        default=60.0,
+        help="how often POST /tasks/sweep runs, as Cloud Scheduler does (0: never)",
+    )
     cloud_local.add_argument("--info-file", default="", help="once ready, write URLs, environment and pids here (JSON)")
     cloud_local.add_argument("--keep-logs", action="store_true", help="keep the state directory (logs, key) at exit")
     cloud_local.set_defaults(run=_cloud_local)

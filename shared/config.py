@@ -142,8 +142,10 @@ class Settings:
         """(pool_size, max_overflow) of this process's SQLAlchemy pool: the explicit
         WHISPR_DB_POOL_SIZE / WHISPR_DB_MAX_OVERFLOW, else what suits WHISPR_COMPONENT."""
         size, overflow = _COMPONENT_POOLS.get(self.component.strip().lower(), _COMPONENT_POOLS[""])
-        return (self.db_pool_size if self.db_pool_size > 0 else size,
-                self.db_max_overflow if self.db_max_overflow >= 0 else overflow)
+        return (
+            self.db_pool_size if self.db_pool_size > 0 else size,
+            self.db_max_overflow if self.db_max_overflow >= 0 else overflow,
+        )
 
     @property
     def algorithms(self) -> list[str]:

@@ -160,7 +160,12 @@ def moderator_client(server: RunningServer, **claims: Any) -> UserClient:
 
     user_id = new_id()
     now = int(time.time())
-    body = {"sub": user_id, "deviceId": "moderator-device", "iat": now, "exp": now + 3600,
-            **(claims or {"roles": ["moderator"]})}
+    body = {
+        "sub": user_id,
+        "deviceId": "moderator-device",
+        "iat": now,
+        "exp": now + 3600,
+        **(claims or {"roles": ["moderator"]}),
+    }
     key = load_or_create_dev_key(server.services.settings.dev_key_path)
     return UserClient(server, user_id, jwt.encode(body, key, algorithm="ES256", headers={"kid": DEV_KID}))

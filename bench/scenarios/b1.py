@@ -21,23 +21,40 @@ BETWEEN = [50, 100, 250, 1500, 3000, 7500, 10000]
 CLOSED = [16, 64]
 
 
-def one_rate(bench: Bench, entries: list[dict[str, Any]], rate: float, duration: float,
-             proto: str = "phx", ws_url: str | None = None, grace: float = 30.0,
-             http: tuple[str, int] | None = None) -> dict[str, Any]:
-    base: dict[str, Any] = {"proto": proto, "ws_url": ws_url or bench.require_service().ws_url,
-                            "steps": [{"rate": rate, "duration": duration}], "grace": grace}
+def one_rate(
+    bench: Bench,
+    entries: list[dict[str, Any]],
+    rate: float,
+    duration: float,
+    proto: str = "phx",
+    ws_url: str | None = None,
+    grace: float = 30.0,
+    http: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "proto": proto,
+        "ws_url": ws_url or bench.require_service().ws_url,
+        "steps": [{"rate": rate, "duration": duration}],
+        "grace": grace,
+    }
     if http is not None:
         base["http"] = list(http)
-    results = bench.run_generators(pair_jobs(entries, bench.options.generators, base),
-                                   f"{proto} {rate:.0f}/s", duration)
+    results = bench.run_generators(
+        pair_jobs(entries, bench.options.generators, base), f"{proto} {rate:.0f}/s", duration
+    )
     step = merge_step(results, "s0")
     step["offered"] = rate
     step["achieved"] = step["received"] / duration
     step["generator_load"] = bench.generator_load(results)
     p99 = step["latency"]["p99_ms"]
     step["generator_kept_up"] = step["sent"] >= 0.95 * rate * duration
-    step["ok"] = (p99 is not None and p99 <= P99_TARGET_MS and step["lost"] == 0 and step["errors"] == 0
-                  and step["generator_kept_up"])
+    step["ok"] = (
+        p99 is not None
+        and p99 <= P99_TARGET_MS
+        and step["lost"] == 0
+        and step["errors"] == 0
+        and step["generator_kept_up"]
+    )
     return step
 
 
@@ -79,8 +96,12 @@ def profile_run(bench: Bench, entries: list[dict[str, Any]], duration: float, ba
         def during(_: list[Any], fmt: str = fmt, path: Any = path, spy: list[Any] = spy) -> None:
             spy.append(profile.record(bench.service.pid, duration, path, fmt))  # type: ignore[union-attr]
 
-        bench.run_generators(pair_jobs(entries, bench.options.generators, base),
-                             f"profiling x{len(entries)} ({fmt})", duration, during=during)
+        bench.run_generators(
+            pair_jobs(entries, bench.options.generators, base),
+            f"profiling x{len(entries)} ({fmt})",
+            duration,
+            during=during,
+        )
         for process in spy:
             process.wait(duration + 60)
         out[fmt] = str(path)
@@ -89,14 +110,24 @@ def profile_run(bench: Bench, entries: list[dict[str, Any]], duration: float, ba
     return out
 
 
-def closed_loop(bench: Bench, entries: list[dict[str, Any]], concurrency: int, duration: float,
-                proto: str = "phx", ws_url: str | None = None, http: tuple[str, int] | None = None,
-                label: str | None = None) -> dict[str, Any]:
+def closed_loop(
+    bench: Bench,
+    entries: list[dict[str, Any]],
+    concurrency: int,
+    duration: float,
+    proto: str = "phx",
+    ws_url: str | None = None,
+    http: tuple[str, int] | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
     runs = []
     for _ in range(bench.repeats):
         base = base_of(proto, ws_url, duration, http)
-        results = bench.run_generators(pair_jobs(entries[:concurrency], bench.options.generators, base),
-                                       label or f"{proto} closed x{concurrency}", duration)
+        results = bench.run_generators(
+            pair_jobs(entries[:concurrency], bench.options.generators, base),
+            label or f"{proto} closed x{concurrency}",
+            duration,
+        )
         step = merge_step(results, "closed")
         step["throughput"] = step["received"] / duration
         step["generator_load"] = bench.generator_load(results)
@@ -119,9 +150,16 @@ def closed_loop(bench: Bench, entries: list[dict[str, Any]], concurrency: int, d
     }
 
 
-def sweep(bench: Bench, entries: list[dict[str, Any]], rates: list[int], spec_rates: list[int], duration: float,
-          proto: str = "phx", ws_url: str | None = None,
-          http: tuple[str, int] | None = None) -> tuple[list[dict[str, Any]], float | None]:
+def sweep(
+    bench: Bench,
+    entries: list[dict[str, Any]],
+    rates: list[int],
+    spec_rates: list[int],
+    duration: float,
+    proto: str = "phx",
+    ws_url: str | None = None,
+    http: tuple[str, int] | None = None,
+) -> tuple[list[dict[str, Any]], float | None]:
     """Rates in order, up to the first one that fails (p99 over 50 ms, a loss or an error): the
     higher ones are recorded as not reached."""
     steps = []
@@ -131,12 +169,16 @@ def sweep(bench: Bench, entries: list[dict[str, Any]], rates: list[int], spec_ra
         if failed:  # past saturation the latency only grows with the run's length: not a figure
             steps.append({"rate": rate, "not_reached": True})
             continue
-        runs = [one_rate(bench, entries, rate, duration, proto, ws_url, grace=3.0 if bench.quick else 30.0, http=http)
-                for _ in range(bench.repeats)]
+        runs = [
+            one_rate(bench, entries, rate, duration, proto, ws_url, grace=3.0 if bench.quick else 30.0, http=http)
+            for _ in range(bench.repeats)
+        ]
         step = combine(rate, runs)
         steps.append(step)
-        bench.progress.log(f"{proto} {rate}/s: p50 {step['p50_ms']} p99 {step['p99_ms']} ms, "
-                           f"lost {step['lost']}, {'ok' if step['ok'] else 'over'}")
+        bench.progress.log(
+            f"{proto} {rate}/s: p50 {step['p50_ms']} p99 {step['p99_ms']} ms, "
+            f"lost {step['lost']}, {'ok' if step['ok'] else 'over'}"
+        )
         if step["ok"] and not failed:
             sustained = float(rate)
         else:
@@ -155,7 +197,14 @@ def run(bench: Bench) -> dict[str, Any]:
     rates = [200] if bench.quick else sorted(SPEC_RATES + BETWEEN)
     steps, sustained = sweep(bench, entries, rates, SPEC_RATES, 1.0 if bench.quick else 10.0)
     ws_url = bench.require_service().ws_url
-    closed = {str(c): closed_loop(bench, entries, c, 1.0 if bench.quick else 10.0, ws_url=ws_url)
-              for c in ([4] if bench.quick else CLOSED)}
-    return {"pairs": pairs_count, "steps": steps, "sustained": sustained, "closed": closed,
-            "p99_target_ms": P99_TARGET_MS}
+    closed = {
+        str(c): closed_loop(bench, entries, c, 1.0 if bench.quick else 10.0, ws_url=ws_url)
+        for c in ([4] if bench.quick else CLOSED)
+    }
+    return {
+        "pairs": pairs_count,
+        "steps": steps,
+        "sustained": sustained,
+        "closed": closed,
+        "p99_target_ms": P99_TARGET_MS,
+    }

@@ -17,12 +17,20 @@ if TYPE_CHECKING:
     from bench.runner import Bench
 
 
-def fanout_jobs(bench: Bench, members: list[dict[str, Any]], sender: dict[str, Any] | None, base: dict[str, Any],
-                generators: int) -> list[dict[str, Any]]:
+def fanout_jobs(
+    bench: Bench, members: list[dict[str, Any]], sender: dict[str, Any] | None, base: dict[str, Any], generators: int
+) -> list[dict[str, Any]]:
     jobs = []
     for i, chunk in enumerate(split(members, generators)):
-        jobs.append({**base, "mode": "fanout", "members": chunk, "sender": sender if i == 0 else None,
-                     "expected_receivers": len(chunk)})
+        jobs.append(
+            {
+                **base,
+                "mode": "fanout",
+                "members": chunk,
+                "sender": sender if i == 0 else None,
+                "expected_receivers": len(chunk),
+            }
+        )
     return jobs
 
 
@@ -39,9 +47,15 @@ def merge(results: list[dict[str, Any]], step: str, receivers: int) -> dict[str,
     complete = [(last[i] - sent[i]) / 1e6 for i in sent if counts.get(i, 0) >= receivers]
     deliveries = sum(counts.values())
     span = (max(last.values()) - min(sent.values())) / 1e9 if last and sent else 0.0
-    return {"messages": len(sent), "complete": len(complete), "incomplete": len(sent) - len(complete),
-            "p50_ms": percentile(complete, 50), "p99_ms": percentile(complete, 99),
-            "deliveries": deliveries, "deliveries_per_s": deliveries / span if span > 0 else None}
+    return {
+        "messages": len(sent),
+        "complete": len(complete),
+        "incomplete": len(sent) - len(complete),
+        "p50_ms": percentile(complete, 50),
+        "p99_ms": percentile(complete, 99),
+        "deliveries": deliveries,
+        "deliveries_per_s": deliveries / span if span > 0 else None,
+    }
 
 
 def one_size(bench: Bench, size: int) -> dict[str, Any]:
@@ -56,16 +70,26 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
     sender = {"token": bench.mint(owner), "user_id": owner}
     duration = 1.0 if bench.quick else 10.0
     burst = 50 if bench.quick else 1000
-    base = {"proto": "phx", "ws_url": bench.require_service().ws_url, "conversation": conversation,
-            "steps": [{"rate": 50, "duration": duration}, {"burst": burst, "window": 64}],
-            "grace": 5.0 if bench.quick else 30.0}
+    base = {
+        "proto": "phx",
+        "ws_url": bench.require_service().ws_url,
+        "conversation": conversation,
+        "steps": [{"rate": 50, "duration": duration}, {"burst": burst, "window": 64}],
+        "grace": 5.0 if bench.quick else 30.0,
+    }
     runs = []
     for _ in range(bench.repeats):
-        results = bench.run_generators(fanout_jobs(bench, members, sender, base, bench.options.generators),
-                                       f"B2 group of {size}", duration + 5)
-        runs.append({"at_50": merge(results, "s0", size - 1), "burst": merge(results, "s1", size - 1),
-                     "generator_load": bench.generator_load(results),
-                     "errors": sum(r.get("errors", 0) for r in results)})
+        results = bench.run_generators(
+            fanout_jobs(bench, members, sender, base, bench.options.generators), f"B2 group of {size}", duration + 5
+        )
+        runs.append(
+            {
+                "at_50": merge(results, "s0", size - 1),
+                "burst": merge(results, "s1", size - 1),
+                "generator_load": bench.generator_load(results),
+                "errors": sum(r.get("errors", 0) for r in results),
+            }
+        )
     return {
         "members": size,
         "p50_ms": median_of(runs, "at_50", "p50_ms"),
@@ -85,6 +109,8 @@ def run(bench: Bench) -> dict[str, Any]:
     for size in sizes:
         result = one_size(bench, size)
         out.append(result)
-        bench.progress.log(f"B2 {size} members: p99 {result['p99_ms']} ms at 50/s, "
-                           f"{result['deliveries_per_s']} deliveries/s at saturation")
+        bench.progress.log(
+            f"B2 {size} members: p99 {result['p99_ms']} ms at 50/s, "
+            f"{result['deliveries_per_s']} deliveries/s at saturation"
+        )
     return {"sizes": out, "target_members": 100, "p99_target_ms": 100.0}

@@ -46,9 +46,18 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
     finally:
         rest.close()
     generators = max(bench.options.generators, math.ceil(size / PER_GENERATOR))
-    jobs = [{"mode": "idle", "ws_url": service.ws_url, "members": chunk, "heartbeat": 30.0,
-             "source_ips": [f"127.0.0.{10 + i}"], "hold_max": 900, "connect_concurrency": 64}
-            for i, chunk in enumerate(split(members, generators))]
+    jobs = [
+        {
+            "mode": "idle",
+            "ws_url": service.ws_url,
+            "members": chunk,
+            "heartbeat": 30.0,
+            "source_ips": [f"127.0.0.{10 + i}"],
+            "hold_max": 900,
+            "connect_concurrency": 64,
+        }
+        for i, chunk in enumerate(split(members, generators))
+    ]
     time.sleep(1.0)
     baseline = rss_kb(service.pid)
     measured: dict[str, Any] = {}
@@ -98,11 +107,17 @@ def run(bench: Bench) -> dict[str, Any]:
             continue
         result = one_size(bench, size)
         out.append(result)
-        bench.progress.log(f"B3 {size}: {result['connected']} connected, {result['kb_per_socket']} KB/socket, "
-                           f"probe p99 {result['probe_p99_ms']} ms")
+        bench.progress.log(
+            f"B3 {size}: {result['connected']} connected, {result['kb_per_socket']} KB/socket, "
+            f"probe p99 {result['probe_p99_ms']} ms"
+        )
     bench.restart_service()  # the next scenario starts from a clean process
     measured = [r for r in out if "skipped" not in r]
     out = measured + [r for r in out if "skipped" in r]
     full = [r["connected"] for r in measured if r["failed"] == 0 and r["closed_by_server"] == 0]
-    return {"sizes": out, "max_connected_without_failure": max(full, default=0),
-            "target_sockets": 50_000, "target_kb_per_socket": 20.0}
+    return {
+        "sizes": out,
+        "max_connected_without_failure": max(full, default=0),
+        "target_sockets": 50_000,
+        "target_kb_per_socket": 20.0,
+    }

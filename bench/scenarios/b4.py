@@ -20,13 +20,22 @@ if TYPE_CHECKING:
 CONVERSATIONS = 10_000
 
 
-def read_load(bench: Bench, requests: list[dict[str, Any]], duration: float, connections: int,
-              http: tuple[str, int], label: str) -> dict[str, Any]:
+def read_load(
+    bench: Bench, requests: list[dict[str, Any]], duration: float, connections: int, http: tuple[str, int], label: str
+) -> dict[str, Any]:
     from bench.runner import latency_summary, split
 
-    jobs = [{"mode": "http", "http": list(http), "requests": chunk, "duration": duration,
-             "connections": max(1, connections // bench.options.generators), "seed": i}
-            for i, chunk in enumerate(split(requests, bench.options.generators))]
+    jobs = [
+        {
+            "mode": "http",
+            "http": list(http),
+            "requests": chunk,
+            "duration": duration,
+            "connections": max(1, connections // bench.options.generators),
+            "seed": i,
+        }
+        for i, chunk in enumerate(split(requests, bench.options.generators))
+    ]
     results = bench.run_generators(jobs, label, duration)
     lat = [v for r in results for v in r["lat_us"]]
     status: dict[str, int] = {}
@@ -34,8 +43,12 @@ def read_load(bench: Bench, requests: list[dict[str, Any]], duration: float, con
         for code, n in r["status"].items():
             status[code] = status.get(code, 0) + n
     elapsed = max(r["elapsed"] for r in results)
-    return {**latency_summary(lat), "requests_per_s": len(lat) / elapsed if elapsed else None, "status": status,
-            "generator_load": bench.generator_load(results)}
+    return {
+        **latency_summary(lat),
+        "requests_per_s": len(lat) / elapsed if elapsed else None,
+        "status": status,
+        "generator_load": bench.generator_load(results),
+    }
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -45,8 +58,14 @@ def run(bench: Bench) -> dict[str, Any]:
     try:
         made = bulk_directs(conn, conversations, prefix=bench.next_bulk_prefix())
         sample = made[: min(1_000, len(made))]
-        requests = [{"method": "GET", "path": f"/messaging/api/v1/conversations/{c.id}/messages?limit=50",
-                     "token": bench.mint(c.a)} for c in sample]
+        requests = [
+            {
+                "method": "GET",
+                "path": f"/messaging/api/v1/conversations/{c.id}/messages?limit=50",
+                "token": bench.mint(c.a),
+            }
+            for c in sample
+        ]
         duration = 1.0 if bench.quick else 10.0
         have = 0
         sizes = []
@@ -59,19 +78,29 @@ def run(bench: Bench) -> dict[str, Any]:
             load_s = time.monotonic() - started
             bench.progress.log(f"B4 loaded {rows:,} rows in {load_s:.1f} s ({rows / max(load_s, 1e-9):,.0f} rows/s)")
             have = want
-            read_load(bench, requests, 0.5 if bench.quick else 2.0, 8, ("127.0.0.1", service.port),
-                      f"B4 {size:,} warm-up")
-            runs = [read_load(bench, requests, duration, 8, ("127.0.0.1", service.port), f"B4 {size:,} rows")
-                    for _ in range(bench.repeats)]
-            result = {"rows": conversations * want, "per_conversation": want, "load_s": load_s,
-                      "load_rows_per_s": rows / load_s if load_s else None,
-                      "p50_ms": median_of(runs, "p50_ms"), "p99_ms": median_of(runs, "p99_ms"),
-                      "requests_per_s": median_of(runs, "requests_per_s"),
-                      "generator_load": max(r["generator_load"] for r in runs),
-                      "status": runs[-1]["status"], "runs": runs}
+            read_load(
+                bench, requests, 0.5 if bench.quick else 2.0, 8, ("127.0.0.1", service.port), f"B4 {size:,} warm-up"
+            )
+            runs = [
+                read_load(bench, requests, duration, 8, ("127.0.0.1", service.port), f"B4 {size:,} rows")
+                for _ in range(bench.repeats)
+            ]
+            result = {
+                "rows": conversations * want,
+                "per_conversation": want,
+                "load_s": load_s,
+                "load_rows_per_s": rows / load_s if load_s else None,
+                "p50_ms": median_of(runs, "p50_ms"),
+                "p99_ms": median_of(runs, "p99_ms"),
+                "requests_per_s": median_of(runs, "requests_per_s"),
+                "generator_load": max(r["generator_load"] for r in runs),
+                "status": runs[-1]["status"],
+                "runs": runs,
+            }
             sizes.append(result)
-            bench.progress.log(f"B4 {size:,}: p50 {result['p50_ms']} p99 {result['p99_ms']} ms, "
-                               f"{result['requests_per_s']} req/s")
+            bench.progress.log(
+                f"B4 {size:,}: p50 {result['p50_ms']} p99 {result['p99_ms']} ms, {result['requests_per_s']} req/s"
+            )
     finally:
         conn.close()
     return {"conversations": conversations, "sizes": sizes, "p99_target_ms": 20.0}

@@ -22,11 +22,26 @@ def run(bench: Bench) -> dict[str, Any]:
     finally:
         rest.close()
     body = {"content": PAD[:128], "message_type": "text", "client_random": 0}
-    requests = [{"method": "POST", "path": f"/messaging/api/v1/conversations/{p.conversation_id}/messages",
-                 "token": bench.mint(p.sender_id), "body": body} for p in pairs]
+    requests = [
+        {
+            "method": "POST",
+            "path": f"/messaging/api/v1/conversations/{p.conversation_id}/messages",
+            "token": bench.mint(p.sender_id),
+            "body": body,
+        }
+        for p in pairs
+    ]
     duration = 1.0 if bench.quick else 10.0
-    runs = [read_load(bench, requests, duration, 16, ("127.0.0.1", service.port), "B5 REST send")
-            for _ in range(bench.repeats)]
-    return {"connections": 16, "requests_per_s": median_of(runs, "requests_per_s"),
-            "p50_ms": median_of(runs, "p50_ms"), "p99_ms": median_of(runs, "p99_ms"),
-            "status": runs[-1]["status"], "generator_load": max(r["generator_load"] for r in runs), "runs": runs}
+    runs = [
+        read_load(bench, requests, duration, 16, ("127.0.0.1", service.port), "B5 REST send")
+        for _ in range(bench.repeats)
+    ]
+    return {
+        "connections": 16,
+        "requests_per_s": median_of(runs, "requests_per_s"),
+        "p50_ms": median_of(runs, "p50_ms"),
+        "p99_ms": median_of(runs, "p99_ms"),
+        "status": runs[-1]["status"],
+        "generator_load": max(r["generator_load"] for r in runs),
+        "runs": runs,
+    }

@@ -21,11 +21,23 @@ def run(bench: Bench) -> dict[str, Any]:
     finally:
         rest.close()
     count = 100 if bench.quick else 1000
-    job = {"mode": "catchup", "ws_url": service.ws_url, "http": ["127.0.0.1", service.port],
-           "sender": bench.mint(pair.sender_id), "receiver": bench.mint(pair.receiver_id),
-           "conversation": pair.conversation_id, "messages": count, "repeats": bench.repeats}
+    job = {
+        "mode": "catchup",
+        "ws_url": service.ws_url,
+        "http": ["127.0.0.1", service.port],
+        "sender": bench.mint(pair.sender_id),
+        "receiver": bench.mint(pair.receiver_id),
+        "conversation": pair.conversation_id,
+        "messages": count,
+        "repeats": bench.repeats,
+    }
     result = bench.run_generators([job], "B6 catch-up", 10.0 * bench.repeats)[0]
     runs = result["runs"]
-    return {"messages": count, "seconds": median_of(runs, "seconds"),
-            "all_in_order": all(r["in_order"] and r["received"] >= count for r in runs),
-            "path": runs[-1]["path"] if runs else None, "target_s": 1.0, "runs": runs}
+    return {
+        "messages": count,
+        "seconds": median_of(runs, "seconds"),
+        "all_in_order": all(r["in_order"] and r["received"] >= count for r in runs),
+        "path": runs[-1]["path"] if runs else None,
+        "target_s": 1.0,
+        "runs": runs,
+    }

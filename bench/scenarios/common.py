@@ -14,8 +14,16 @@ P99_TARGET_MS = 50.0
 
 
 def phx_pairs(bench: Bench, pairs: list[Pair]) -> list[dict[str, Any]]:
-    return [{"sender": bench.mint(p.sender_id), "receiver": bench.mint(p.receiver_id), "receiver_id": p.receiver_id,
-             "conversation": p.conversation_id, "pair": i} for i, p in enumerate(pairs)]
+    return [
+        {
+            "sender": bench.mint(p.sender_id),
+            "receiver": bench.mint(p.receiver_id),
+            "receiver_id": p.receiver_id,
+            "conversation": p.conversation_id,
+            "pair": i,
+        }
+        for i, p in enumerate(pairs)
+    ]
 
 
 def pair_jobs(entries: list[dict[str, Any]], generators: int, base: dict[str, Any]) -> list[dict[str, Any]]:

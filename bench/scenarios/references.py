@@ -53,15 +53,22 @@ def pgbench_figures(bench: Bench) -> dict[str, Any]:
         bench.progress.step(f"pgbench {rows} row(s) per commit", seconds * bench.repeats)
         runs = []
         for i in range(bench.repeats):
-            result = ceiling_tools.pgbench(cluster.bin_dir, cluster.port, "ceiling", rows=rows, clients=8,
-                                           seconds=seconds)
+            result = ceiling_tools.pgbench(
+                cluster.bin_dir, cluster.port, "ceiling", rows=rows, clients=8, seconds=seconds
+            )
             runs.append({"tps": result.tps, "rows_per_s": result.rows_per_s, "latency_ms": result.latency_ms})
             bench.progress.update((i + 1) * seconds)
         out["single" if rows == 1 else "batched"] = {
-            "rows_per_commit": rows, "clients": 8, "rows_per_s": median_of(runs, "rows_per_s"),
-            "commits_per_s": median_of(runs, "tps"), "latency_ms": median_of(runs, "latency_ms"), "runs": runs}
-        bench.progress.log(f"pgbench {rows} row(s)/commit: {out['single' if rows == 1 else 'batched']['rows_per_s']}"
-                           " rows/s")
+            "rows_per_commit": rows,
+            "clients": 8,
+            "rows_per_s": median_of(runs, "rows_per_s"),
+            "commits_per_s": median_of(runs, "tps"),
+            "latency_ms": median_of(runs, "latency_ms"),
+            "runs": runs,
+        }
+        bench.progress.log(
+            f"pgbench {rows} row(s)/commit: {out['single' if rows == 1 else 'batched']['rows_per_s']} rows/s"
+        )
     return out
 
 
@@ -69,9 +76,13 @@ def ceilings(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = {"pgbench": pgbench_figures(bench), "event_loop": ceiling_tools.loop_name()}
     port = free_port()
     log = open(bench.workdir / "bare-ws.log", "ab")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "bench.ceilings", "serve-ws", "--port", str(port)],
-                              stdout=log, stderr=log, cwd=Path(__file__).resolve().parents[2],
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.ceilings", "serve-ws", "--port", str(port)],
+        stdout=log,
+        stderr=log,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
     try:
         _wait_port(port)
         url = f"ws://127.0.0.1:{port}"
@@ -79,8 +90,10 @@ def ceilings(bench: Bench) -> dict[str, Any]:
         duration = 1.0 if bench.quick else 10.0
         rates = [1000] if bench.quick else BARE_RATES
         steps, sustained = sweep(bench, entries, rates, SPEC_RATES, duration, proto="bare", ws_url=url)
-        closed = {str(c): closed_loop(bench, entries, c, duration, proto="bare", ws_url=url)
-                  for c in ([4] if bench.quick else [16, 64])}
+        closed = {
+            str(c): closed_loop(bench, entries, c, duration, proto="bare", ws_url=url)
+            for c in ([4] if bench.quick else [16, 64])
+        }
         out["bare_pairs"] = {"steps": steps, "sustained": sustained, "closed": closed}
         receivers = 10 if bench.quick else 100
         burst = 100 if bench.quick else 5000
@@ -88,13 +101,20 @@ def ceilings(bench: Bench) -> dict[str, Any]:
         members = [{"i": i} for i in range(receivers)]
         runs = []
         for _ in range(bench.repeats):
-            results = bench.run_generators(fanout_jobs(bench, members, {"bare": True}, base, bench.options.generators),
-                                           f"bare broadcast to {receivers}", 5.0)
+            results = bench.run_generators(
+                fanout_jobs(bench, members, {"bare": True}, base, bench.options.generators),
+                f"bare broadcast to {receivers}",
+                5.0,
+            )
             runs.append({**merge(results, "s0", receivers), "generator_load": bench.generator_load(results)})
-        out["bare_broadcast"] = {"receivers": receivers, "burst": burst,
-                                 "deliveries_per_s": median_of(runs, "deliveries_per_s"),
-                                 "p99_ms": median_of(runs, "p99_ms"),
-                                 "generator_load": max(r["generator_load"] for r in runs), "runs": runs}
+        out["bare_broadcast"] = {
+            "receivers": receivers,
+            "burst": burst,
+            "deliveries_per_s": median_of(runs, "deliveries_per_s"),
+            "p99_ms": median_of(runs, "p99_ms"),
+            "generator_load": max(r["generator_load"] for r in runs),
+            "runs": runs,
+        }
     finally:
         server.terminate()
         try:
@@ -135,12 +155,14 @@ def _drive_synapse(bench: Bench, server: synapse_tools.Synapse) -> dict[str, Any
             a = server.register(client, f"a{i}")
             b = server.register(client, f"b{i}")
             room = server.direct_room(client, a, b)
-            entries.append({"sender": a.token, "receiver": b.token, "conversation": room, "pair": i,
-                            "sender_user": a.user_id})
+            entries.append(
+                {"sender": a.token, "receiver": b.token, "conversation": room, "pair": i, "sender_user": a.user_id}
+            )
             bench.progress.update(i + 1)
     duration = 2.0 if bench.quick else 10.0
-    closed = closed_loop(bench, entries, concurrency, duration, proto="matrix", http=http,
-                         label=f"Synapse closed x{concurrency}")
+    closed = closed_loop(
+        bench, entries, concurrency, duration, proto="matrix", http=http, label=f"Synapse closed x{concurrency}"
+    )
     bench.progress.log(f"Synapse closed x{concurrency}: {closed['throughput']} msgs/s, p99 {closed['p99_ms']} ms")
     rates = [10] if bench.quick else [25, 50, 100, 200, 400]
     steps, sustained = sweep(bench, entries, rates, [], duration, proto="matrix", http=http)
@@ -161,15 +183,29 @@ def _drive_synapse(bench: Bench, server: synapse_tools.Synapse) -> dict[str, Any
         for count in pool.map(fill, rooms):
             done += count
             bench.progress.update(done)
-    requests = [{"method": "GET", "token": e["receiver"],
-                 "path": f"/_matrix/client/v3/rooms/{e['conversation']}/messages?dir=b&limit=50"} for e in rooms]
+    requests = [
+        {
+            "method": "GET",
+            "token": e["receiver"],
+            "path": f"/_matrix/client/v3/rooms/{e['conversation']}/messages?dir=b&limit=50",
+        }
+        for e in rooms
+    ]
     read_load(bench, requests, 0.5 if bench.quick else 2.0, 8, http, "Synapse /messages warm-up")
-    runs = [read_load(bench, requests, 1.0 if bench.quick else 10.0, 8, http, "Synapse /messages")
-            for _ in range(bench.repeats)]
+    runs = [
+        read_load(bench, requests, 1.0 if bench.quick else 10.0, 8, http, "Synapse /messages")
+        for _ in range(bench.repeats)
+    ]
     return {
         "version": synapse_tools.VERSION,
         "b1": {"closed": closed, "steps": steps, "sustained": sustained},
-        "b4": {"rooms": len(rooms), "events_per_room": per_room, "p50_ms": median_of(runs, "p50_ms"),
-               "p99_ms": median_of(runs, "p99_ms"), "requests_per_s": median_of(runs, "requests_per_s"),
-               "status": runs[-1]["status"], "runs": runs},
+        "b4": {
+            "rooms": len(rooms),
+            "events_per_room": per_room,
+            "p50_ms": median_of(runs, "p50_ms"),
+            "p99_ms": median_of(runs, "p99_ms"),
+            "requests_per_s": median_of(runs, "requests_per_s"),
+            "status": runs[-1]["status"],
+            "runs": runs,
+        },
     }

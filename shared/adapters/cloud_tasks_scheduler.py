@@ -123,9 +123,7 @@ class CloudTasksScheduler:
             "headers": {SECRET_HEADER: self.secret} if self.secret else {},
         }
         if self.invoker_email:
-            request["oidc_token"] = tasks_v2.OidcToken(
-                service_account_email=self.invoker_email, audience=self.audience
-            )
+            request["oidc_token"] = tasks_v2.OidcToken(service_account_email=self.invoker_email, audience=self.audience)
         return tasks_v2.Task(
             name=self.task_name(kind, item_id, due),
             schedule_time=due + DISPATCH_MARGIN,

@@ -108,8 +108,9 @@ class FirestoreStateStore:
         self._lease = lease_seconds
         self._min_interval = min_write_interval
         self._settle = settle_seconds  # a change waits this long for the ones that usually follow
-        self._local = Presence(instance_id=self.instance_id, away_after_seconds=away_after_seconds,
-                               on_change=self._local_changed)
+        self._local = Presence(
+            instance_id=self.instance_id, away_after_seconds=away_after_seconds, on_change=self._local_changed
+        )
         self._listeners: list[PresenceListener] = []
         self._listeners_lock = threading.Lock()
         # the writer: documents waiting (latest state wins) and when each was last written
@@ -236,8 +237,16 @@ class FirestoreStateStore:
             "metas": {topic: dict(meta) for topic, meta in session.metas.items()},
         }
 
-    def _put(self, path: str, kind: Literal["set", "delete", "last_seen"], data: dict[str, Any] | None,
-             diffs: Iterable[PresenceDiff], *, last_seen_ms: int = 0, not_before: float = 0.0) -> float:
+    def _put(
+        self,
+        path: str,
+        kind: Literal["set", "delete", "last_seen"],
+        data: dict[str, Any] | None,
+        diffs: Iterable[PresenceDiff],
+        *,
+        last_seen_ms: int = 0,
+        not_before: float = 0.0,
+    ) -> float:
         """Queue a document's new state (under `_cond`); returns when it will be written."""
         now = time.monotonic()
         write = self._pending.get(path)
@@ -262,8 +271,9 @@ class FirestoreStateStore:
 
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"firestore presence {self.instance_id}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"firestore presence {self.instance_id}", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:
@@ -301,9 +311,16 @@ class FirestoreStateStore:
             log.warning("presence heartbeat of %s lapsed; rewriting its sessions", self.instance_id)
             self._rewrite = True
         wall = _utcnow()
-        self._put(f"{INSTANCES}/{self.instance_id}", "set",
-                  {"instance_id": self.instance_id, "heartbeat_at": wall,
-                   "expires_at": wall + timedelta(seconds=self._lease)}, ())
+        self._put(
+            f"{INSTANCES}/{self.instance_id}",
+            "set",
+            {
+                "instance_id": self.instance_id,
+                "heartbeat_at": wall,
+                "expires_at": wall + timedelta(seconds=self._lease),
+            },
+            (),
+        )
 
     def _commit(self, writes: list[tuple[str, _Write]]) -> None:
         batch = self._client.batch()
@@ -447,7 +464,7 @@ class FirestoreStateStore:
         writes += [("last_seen", (self._users.document(u), ms)) for u, ms in users.items()]
         for start in range(0, len(writes), MAX_BATCH):
             batch = self._client.batch()
-            for kind, target in writes[start:start + MAX_BATCH]:
+            for kind, target in writes[start : start + MAX_BATCH]:
                 if kind == "delete":
                     batch.delete(target)
                 else:

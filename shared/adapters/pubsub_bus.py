@@ -114,16 +114,34 @@ class PubSubBus:
         futures = []
         for event in events:
             key = event.conversation_id or ""
-            futures.append((key, self._publisher.publish(
-                self._events_topic, encode(event), ordering_key=key, name=event.name, event_id=event.event_id,
-            )))
-            cloud_event = to_cloudevent(event.event_id, event.name, event.payload, event.conversation_id,
-                                        event.created_at)
+            futures.append(
+                (
+                    key,
+                    self._publisher.publish(
+                        self._events_topic,
+                        encode(event),
+                        ordering_key=key,
+                        name=event.name,
+                        event_id=event.event_id,
+                    ),
+                )
+            )
+            cloud_event = to_cloudevent(
+                event.event_id, event.name, event.payload, event.conversation_id, event.created_at
+            )
             if cloud_event is not None:
-                futures.append((key, self._publisher.publish(
-                    self._domain_topic, orjson.dumps(cloud_event), ordering_key=key,
-                    type=cloud_event["type"], conversation_id=event.conversation_id or "",
-                )))
+                futures.append(
+                    (
+                        key,
+                        self._publisher.publish(
+                            self._domain_topic,
+                            orjson.dumps(cloud_event),
+                            ordering_key=key,
+                            type=cloud_event["type"],
+                            conversation_id=event.conversation_id or "",
+                        ),
+                    )
+                )
         for key, future in futures:
             try:
                 future.result(timeout=30)

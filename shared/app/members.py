@@ -50,8 +50,16 @@ def add_members(svc: Services, actor: Actor, conversation_id: str, user_ids: lis
                 member = Member(conversation_id=conv.id, user_id=user_id, role="member", joined_at=unit.now)
                 store.insert_member(unit.conn, member, unit.now)
             else:  # a former member comes back as a plain member, from now on
-                store.update_member(unit.conn, conv.id, user_id, unit.now, is_active=True, left_at=None,
-                                    role="member", joined_at=unit.now)
+                store.update_member(
+                    unit.conn,
+                    conv.id,
+                    user_id,
+                    unit.now,
+                    is_active=True,
+                    left_at=None,
+                    role="member",
+                    joined_at=unit.now,
+                )
                 member = Member(conversation_id=conv.id, user_id=user_id, role="member", joined_at=unit.now)
             added.append(member)
         audience = [*active, *new_ids]
@@ -63,8 +71,9 @@ def add_members(svc: Services, actor: Actor, conversation_id: str, user_ids: lis
 
 def _deactivate(unit: Unit, conv: Conversation, member: Member, actor: Actor, action: str) -> None:
     audience = [m.user_id for m in store.list_members(unit.conn, conv.id)]
-    store.update_member(unit.conn, conv.id, member.user_id, unit.now, is_active=False, left_at=unit.now,
-                        is_pinned=False, pinned_at=None)
+    store.update_member(
+        unit.conn, conv.id, member.user_id, unit.now, is_active=False, left_at=unit.now, is_pinned=False, pinned_at=None
+    )
     member.is_active = False
     if conv.type == "group":
         post_system_message(unit, conv, actor, action, {"user_id": member.user_id})

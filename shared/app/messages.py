@@ -278,8 +278,15 @@ def history(
         now = svc.clock()
         members = require_reader(conn, conversation_id, actor.user_id)
         page = reads.history(
-            conn, conversation_id, actor.user_id, now, limit=limit,
-            before_seq=before_seq, after_seq=after_seq, before=before, after=after,
+            conn,
+            conversation_id,
+            actor.user_id,
+            now,
+            limit=limit,
+            before_seq=before_seq,
+            after_seq=after_seq,
+            before=before,
+            after=after,
         )
     others = [m for m in members if m.user_id != actor.user_id]
     seqs = [m.seq for m in page.messages]
@@ -314,8 +321,11 @@ def edit_message(svc: Services, actor: Actor, message_id: str, content: str, sig
         search_index.reindex_message(unit.conn, conv, message)
         members = conv_store.list_members(unit.conn, conv.id)
         topics = (topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != actor.user_id])
-        unit.record(Event("message_updated", {"message": message_view(message)}, topics,
-                          conversation_id=conv.id, seq=message.seq))
+        unit.record(
+            Event(
+                "message_updated", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq
+            )
+        )
         others = [m for m in members if m.user_id != actor.user_id]
         return _render_for(message, actor.user_id, others)
 
@@ -324,19 +334,25 @@ def delete_message(svc: Services, actor: Actor, message_id: str, *, for_everyone
     with svc.unit() as unit:
         message, conv, me = require_message(unit.conn, message_id, actor.user_id)
         payload = {
-            "message_id": message.id, "conversation_id": conv.id, "seq": message.seq,
+            "message_id": message.id,
+            "conversation_id": conv.id,
+            "seq": message.seq,
             "delete_for_everyone": for_everyone,
         }
         if not for_everyone:
             store.hide_message(unit.conn, message, actor.user_id, unit.now)
-            unit.record(Event("message_deleted", payload, (topic_user(actor.user_id),),
-                              conversation_id=conv.id, seq=message.seq))
+            unit.record(
+                Event(
+                    "message_deleted", payload, (topic_user(actor.user_id),), conversation_id=conv.id, seq=message.seq
+                )
+            )
             return payload
         if message.is_deleted:
             return payload
         rules.check_delete_for_everyone(message, me, conv, unit.now, svc.settings.limits)
-        store.update_message(unit.conn, message.id, content="", metadata={}, signature=None,
-                             is_deleted=True, deleted_at=unit.now)
+        store.update_message(
+            unit.conn, message.id, content="", metadata={}, signature=None, is_deleted=True, deleted_at=unit.now
+        )
         search_index.remove_message(unit.conn, message.id)
         message.content, message.metadata, message.signature = "", {}, None
         message.is_deleted, message.deleted_at = True, unit.now

@@ -115,8 +115,9 @@ def create_report(
         if message_id is not None:
             message, conv, _ = require_visible_message(conn, message_id, actor.user_id, now)
             if message.message_type == "system" or message.is_deleted:
-                raise Invalid.field("message_id", "system and deleted messages cannot be reported",
-                                    code="not_reportable")
+                raise Invalid.field(
+                    "message_id", "system and deleted messages cannot be reported", code="not_reportable"
+                )
             if user_id is not None and user_id != message.sender_id:
                 raise Invalid.field("user_id", "is not the sender of that message")
             if conversation_id is not None and conversation_id != conv.id:
@@ -128,12 +129,16 @@ def create_report(
             if conv_store.get_member(conn, conversation_id, user_id or "") is None:
                 raise Invalid.field("user_id", "is not a member of that conversation")
         if user_id == actor.user_id:
-            raise Invalid.field("user_id" if message_id is None else "message_id", "you cannot report yourself",
-                                code="cannot_report_self")
+            raise Invalid.field(
+                "user_id" if message_id is None else "message_id",
+                "you cannot report yourself",
+                code="cannot_report_self",
+            )
         store.lock_reporter(conn, actor.user_id)
         cooldown = timedelta(seconds=limits.report_cooldown_seconds)
-        earlier = store.latest_report_on(conn, actor.user_id, message_id=message_id, user_id=user_id,
-                                         since=now - cooldown)
+        earlier = store.latest_report_on(
+            conn, actor.user_id, message_id=message_id, user_id=user_id, since=now - cooldown
+        )
         if earlier is not None:
             wait = (earlier.created_at + cooldown - now).total_seconds()
             target = "message" if message_id is not None else "user"
@@ -144,8 +149,9 @@ def create_report(
             )
         made, oldest = store.reports_since(conn, actor.user_id, now - DAY)
         if made >= limits.reports_per_day and oldest is not None:
-            raise RateLimited(f"at most {limits.reports_per_day} reports per day",
-                              retry_after=(oldest + DAY - now).total_seconds())
+            raise RateLimited(
+                f"at most {limits.reports_per_day} reports per day", retry_after=(oldest + DAY - now).total_seconds()
+            )
         report = rules.Report(
             id=str(uuid.uuid4()),
             reporter_id=actor.user_id,
@@ -255,26 +261,43 @@ def resolve_report(
                 raise Invalid.field("action", "the report names no conversation to sanction the user in")
             conv = require_conversation(unit.conn, report.conversation_id)
             expires_at = rules.sanction_expiry(unit.now, duration_seconds, None, limits)
-            sanction = _apply(unit, actor, conv, report.reported_user_id, action, expires_at,
-                              f"report {report.id}: {report.category}", global_moderator=True)
+            sanction = _apply(
+                unit,
+                actor,
+                conv,
+                report.reported_user_id,
+                action,
+                expires_at,
+                f"report {report.id}: {report.category}",
+                global_moderator=True,
+            )
             sanction_id = sanction.id
         elif action == "delete_message":
             if report.message_id is None:
                 raise Invalid.field("action", "the report names no message to delete")
             _delete_for_everyone(unit, report.message_id)
         resolved = store.resolve_report(
-            unit.conn, report.id, status="resolved", resolution=resolution, action=action, note=clean_note,
-            sanction_id=sanction_id, resolved_by=actor.user_id, resolved_at=unit.now,
+            unit.conn,
+            report.id,
+            status="resolved",
+            resolution=resolution,
+            action=action,
+            note=clean_note,
+            sanction_id=sanction_id,
+            resolved_by=actor.user_id,
+            resolved_at=unit.now,
         )
         if not resolved:
             raise Conflict("this report is already resolved", code="already_resolved")
         report.status, report.resolution, report.action, report.note = "resolved", resolution, action, clean_note
         report.sanction_id, report.resolved_by, report.resolved_at = sanction_id, actor.user_id, unit.now
-        unit.record(Event(
-            "moderation.report_resolved",
-            {"report_id": report.id, "status": report.status, "resolution": resolution},
-            (topic_user(report.reporter_id),),
-        ))
+        unit.record(
+            Event(
+                "moderation.report_resolved",
+                {"report_id": report.id, "status": report.status, "resolution": resolution},
+                (topic_user(report.reporter_id),),
+            )
+        )
         return report_view(report, for_moderator=True)
 
 
@@ -282,12 +305,17 @@ def _delete_for_everyone(unit: Unit, message_id: str) -> None:
     message = msg_store.get_message(unit.conn, message_id)
     if message is None or message.is_deleted:
         return
-    msg_store.update_message(unit.conn, message.id, content="", metadata={}, signature=None,
-                             is_deleted=True, deleted_at=unit.now)
+    msg_store.update_message(
+        unit.conn, message.id, content="", metadata={}, signature=None, is_deleted=True, deleted_at=unit.now
+    )
     search_index.remove_message(unit.conn, message.id)
     members = conv_store.list_members(unit.conn, message.conversation_id)
-    payload = {"message_id": message.id, "conversation_id": message.conversation_id, "seq": message.seq,
-               "delete_for_everyone": True}
+    payload = {
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "delete_for_everyone": True,
+    }
     topics = (topic_conversation(message.conversation_id), *[topic_user(m.user_id) for m in members])
     unit.record(Event("message_deleted", payload, topics, conversation_id=message.conversation_id, seq=message.seq))
 
@@ -309,7 +337,10 @@ def _apply(
     me = conv_store.get_member(unit.conn, conv.id, actor.user_id)
     target = conv_store.get_member(unit.conn, conv.id, user_id)
     target = rules.check_can_sanction(
-        actor.user_id, me, target if target and target.is_active else None, user_id,
+        actor.user_id,
+        me,
+        target if target and target.is_active else None,
+        user_id,
         global_moderator=global_moderator,
     )
     if kind == "kick":
@@ -327,10 +358,14 @@ def _apply(
         expires_at=expires_at,
     )
     store.insert_sanction(unit.conn, sanction)
-    unit.record(Event(
-        "moderation.sanction_applied", {"sanction": sanction_view(sanction, unit.now)}, (topic_user(user_id),),
-        conversation_id=conv.id,
-    ))
+    unit.record(
+        Event(
+            "moderation.sanction_applied",
+            {"sanction": sanction_view(sanction, unit.now)},
+            (topic_user(user_id),),
+            conversation_id=conv.id,
+        )
+    )
     if kind == "kick":  # out now, through the members flow (system message, member_removed)
         _deactivate(unit, conv, target, actor, "member_kicked")
     return sanction
@@ -363,8 +398,9 @@ def create_sanction(
     with svc.unit() as unit:
         conv, _ = _can_moderate(unit.conn, svc, actor, conversation_id)
         until = rules.sanction_expiry(unit.now, duration_seconds, expires_at, limits)
-        sanction = _apply(unit, actor, conv, user_id, kind, until, clean_reason,
-                          global_moderator=is_moderator(svc, actor))
+        sanction = _apply(
+            unit, actor, conv, user_id, kind, until, clean_reason, global_moderator=is_moderator(svc, actor)
+        )
         return sanction_view(sanction, unit.now)
 
 
@@ -374,8 +410,9 @@ def list_sanctions(
     with svc.db.transaction() as conn:
         now = svc.clock()
         conv, sees_all = _can_moderate(conn, svc, actor, conversation_id)
-        found = store.list_sanctions(conn, conv.id, now, user_id=None if sees_all else actor.user_id,
-                                     in_force_only=not include_inactive)
+        found = store.list_sanctions(
+            conn, conv.id, now, user_id=None if sees_all else actor.user_id, in_force_only=not include_inactive
+        )
         return [sanction_view(s, now) for s in found]
 
 
@@ -398,8 +435,12 @@ def revoke_sanction(svc: Services, actor: Actor, conversation_id: str, sanction_
         if sanction.revoked_at is None:
             store.revoke_sanction(unit.conn, sanction.id, unit.now)
             sanction.revoked_at = unit.now
-            unit.record(Event(
-                "moderation.sanction_revoked", {"sanction": sanction_view(sanction, unit.now)},
-                (topic_user(sanction.user_id),), conversation_id=conv.id,
-            ))
+            unit.record(
+                Event(
+                    "moderation.sanction_revoked",
+                    {"sanction": sanction_view(sanction, unit.now)},
+                    (topic_user(sanction.user_id),),
+                    conversation_id=conv.id,
+                )
+            )
         return sanction_view(sanction, unit.now)

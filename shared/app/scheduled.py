@@ -103,9 +103,7 @@ def create_scheduled(svc: Services, actor: Actor, new: NewScheduled) -> tuple[di
             f"schedule:{actor.user_id}", per_second=limits.scheduled_per_hour / 3600, burst=limits.scheduled_per_hour
         )
         if wait:
-            raise RateLimited(
-                f"at most {limits.scheduled_per_hour} scheduled messages per hour", retry_after=wait
-            )
+            raise RateLimited(f"at most {limits.scheduled_per_hour} scheduled messages per hour", retry_after=wait)
         item = ScheduledMessage(
             id=str(uuid.uuid4()),
             conversation_id=conv.id,
@@ -153,8 +151,11 @@ def _own(svc: Services, actor: Actor, scheduled_id: str) -> ScheduledMessage:
 
 def _not_pending(item: ScheduledMessage) -> Conflict:
     state = "being sent" if item.status == "sending" else item.status
-    return Conflict(f"the scheduled message is {state}; only pending ones can be changed",
-                    code="scheduled_not_pending", details={"status": [scheduled_view(item)["status"]]})
+    return Conflict(
+        f"the scheduled message is {state}; only pending ones can be changed",
+        code="scheduled_not_pending",
+        details={"status": [scheduled_view(item)["status"]]},
+    )
 
 
 def update_scheduled(svc: Services, actor: Actor, scheduled_id: str, changes: ScheduledChanges) -> dict[str, Any]:
@@ -189,8 +190,9 @@ def cancel_scheduled(svc: Services, actor: Actor, scheduled_id: str) -> dict[str
     if item.status != "pending":
         raise _not_pending(item)
     with svc.unit() as unit:
-        cancelled = store.update_pending(unit.conn, item.id, unit.now, status="cancelled",
-                                         failure_reason="cancelled_by_sender")
+        cancelled = store.update_pending(
+            unit.conn, item.id, unit.now, status="cancelled", failure_reason="cancelled_by_sender"
+        )
         if cancelled is None:
             current = store.get_scheduled(unit.conn, item.id)
             raise _not_pending(current or item)

@@ -45,7 +45,8 @@ def store_messages(unit: Unit, batch: Sequence[tuple[Conversation, Message, list
                 listed[conv.id] = conv_store.list_members(unit.conn, conv.id)
             members = listed[conv.id]
         topics = (
-            topic_conversation(conv.id), *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id]
+            topic_conversation(conv.id),
+            *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id],
         )
         unit.record(
             Event("new_message", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq)

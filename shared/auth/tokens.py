@@ -26,8 +26,7 @@ class VerifiedTokens:
     withdrawn from the JWKS stops being honoured soon after. Only successes are remembered:
     a refused token is checked again every time. When full, the oldest entry goes."""
 
-    def __init__(self, *, max_entries: int = 10_000, max_age: float = 300.0,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, *, max_entries: int = 10_000, max_age: float = 300.0, clock: Callable[[], float] = time.time):
         self._max_entries = max_entries
         self._max_age = max_age
         self._clock = clock
@@ -62,8 +61,15 @@ class VerifiedTokens:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, algorithms: list[str], issuer: str = "", audience: str = "",
-                 cache: VerifiedTokens | None = None):
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        algorithms: list[str],
+        issuer: str = "",
+        audience: str = "",
+        cache: VerifiedTokens | None = None,
+    ):
         self._keys = keys
         self._algorithms = algorithms
         self._issuer = issuer

@@ -135,14 +135,20 @@ class CloudLocal:
 
         load_or_create_dev_key(self.env["WHISPR_DEV_KEY_PATH"])  # one key for every process, made once
         self._migrate()
-        gateway = self._spawn("gateway", ["dev", "--host", HOST, "--port", str(self.options.gateway_port)],
-                              {"WHISPR_COMPONENT": "function", "WHISPR_INSTANCE_ID": "gateway"},
-                              f"{self.gateway_url}{API}")
+        gateway = self._spawn(
+            "gateway",
+            ["dev", "--host", HOST, "--port", str(self.options.gateway_port)],
+            {"WHISPR_COMPONENT": "function", "WHISPR_INSTANCE_ID": "gateway"},
+            f"{self.gateway_url}{API}",
+        )
         self._wait(gateway, lambda: self._http_ok(f"{gateway.url}/health/ready"))
         relays = [
-            self._spawn(f"relay-{i}", ["relay", "--host", HOST, "--port", str(port)],
-                        {"WHISPR_COMPONENT": "relay", "WHISPR_INSTANCE_ID": f"relay-{i}"},
-                        f"ws://{HOST}:{port}{SOCKET}")
+            self._spawn(
+                f"relay-{i}",
+                ["relay", "--host", HOST, "--port", str(port)],
+                {"WHISPR_COMPONENT": "relay", "WHISPR_INSTANCE_ID": f"relay-{i}"},
+                f"ws://{HOST}:{port}{SOCKET}",
+            )
             for i, port in enumerate(self.options.relay_ports, start=1)
         ]
         for relay, port in zip(relays, self.options.relay_ports, strict=True):
@@ -215,8 +221,15 @@ class CloudLocal:
     def _migrate(self) -> None:
         log_path = os.path.join(self.logs, "migrate.log")
         with open(log_path, "wb") as log:
-            done = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=self._child_env({}),
-                                  stdout=log, stderr=subprocess.STDOUT, cwd=self.state_dir, timeout=120, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "shared.cli", "migrate"],
+                env=self._child_env({}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                timeout=120,
+                check=False,
+            )
         if done.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{_tail(log_path)}")
 
@@ -224,9 +237,14 @@ class CloudLocal:
         log_path = os.path.join(self.logs, f"{name}.log")
         log = open(log_path, "wb")  # noqa: SIM115 (the child writes it)
         try:
-            process = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], env=self._child_env(extra),
-                                       stdout=log, stderr=subprocess.STDOUT, cwd=self.state_dir,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", *args],
+                env=self._child_env(extra),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,
+            )
         finally:
             log.close()
         child = Child(name, process, log_path, url)
@@ -240,8 +258,9 @@ class CloudLocal:
             if child.process.poll() is not None:
                 raise RuntimeError(f"{child.name} exited with {child.process.returncode}:\n{_tail(child.log_path)}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{child.name} not ready in {self.options.ready_timeout:.0f} s:\n"
-                                   f"{_tail(child.log_path)}")
+                raise RuntimeError(
+                    f"{child.name} not ready in {self.options.ready_timeout:.0f} s:\n{_tail(child.log_path)}"
+                )
             time.sleep(0.2)
 
     @staticmethod
@@ -273,8 +292,11 @@ class CloudLocal:
     def dead(self) -> list[str]:
         """What stopped on its own (a crash): names and exit codes."""
         gone = [f"{c.name} (exit {c.process.returncode})" for c in self.children if c.process.poll() is not None]
-        gone += [f"{name} emulator (exit {e.process.returncode})" for name, e in self.emulators.items()
-                 if e.process.poll() is not None]
+        gone += [
+            f"{name} emulator (exit {e.process.returncode})"
+            for name, e in self.emulators.items()
+            if e.process.poll() is not None
+        ]
         return gone
 
     def info(self) -> dict[str, Any]:
@@ -290,8 +312,10 @@ class CloudLocal:
             "database_url": self.cluster.url if self.cluster else None,
             "env": self.env,
             "pids": pids,
-            "logs": {**{c.name: c.log_path for c in self.children},
-                     **{name: os.path.join(e.data_dir, "emulator.log") for name, e in self.emulators.items()}},
+            "logs": {
+                **{c.name: c.log_path for c in self.children},
+                **{name: os.path.join(e.data_dir, "emulator.log") for name, e in self.emulators.items()},
+            },
             "notes": self.notes,
         }
 
@@ -340,8 +364,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run(options: Options) -> int:
     """Start everything, print where it is, run until Ctrl-C / SIGTERM or a crash, stop it all."""
     if importlib.util.find_spec("gcloud_tasks_emulator") is None:
-        print("the Cloud Tasks emulator is missing: pip install --no-deps gcloud-tasks-emulator==0.6.2 pyyaml "
-              "(make setup installs it)", file=sys.stderr)
+        print(
+            "the Cloud Tasks emulator is missing: pip install --no-deps gcloud-tasks-emulator==0.6.2 pyyaml "
+            "(make setup installs it)",
+            file=sys.stderr,
+        )
         return 2
     logging.getLogger("httpx").setLevel(logging.WARNING)  # readiness polls are not news
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -359,8 +386,11 @@ def run(options: Options) -> int:
         while True:
             dead = stack.dead()
             if dead:
-                print(f"cloud-local: stopped on its own: {', '.join(dead)}; stopping the rest", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"cloud-local: stopped on its own: {', '.join(dead)}; stopping the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 code = 1
                 break
             time.sleep(0.5)
@@ -385,5 +415,10 @@ def options_from(args: argparse.Namespace) -> Options:
     if len(ports) != 2:
         raise SystemExit("--relay-ports takes two ports, e.g. 4001,4002")
     relay_ports = (ports[0] or free_port(), ports[1] or free_port())
-    return Options(gateway_port=args.gateway_port or free_port(), relay_ports=relay_ports,
-                   sweep_seconds=args.sweep_seconds, info_file=args.info_file, keep_logs=args.keep_logs)
+    return Options(
+        gateway_port=args.gateway_port or free_port(),
+        relay_ports=relay_ports,
+        sweep_seconds=args.sweep_seconds,
+        info_file=args.info_file,
+        keep_logs=args.keep_logs,
+    )

@@ -107,6 +107,13 @@ def start_cloud_tasks(queue: str, *, max_retries: int = 100) -> Emulator:
         )
     port, data = free_port(), tempfile.mkdtemp(prefix="whispr-tasks-")
     # it listens on [::]:port whatever host it is given; 127.0.0.1 reaches it
-    argv = [sys.executable, "-m", "gcloud_tasks_emulator", "start", f"--port={port}", f"--default-queue={queue}",
-            f"--max-retries={max_retries}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gcloud_tasks_emulator",
+        "start",
+        f"--port={port}",
+        f"--default-queue={queue}",
+        f"--max-retries={max_retries}",
+    ]
     return _launch("cloud tasks", argv, port, data)

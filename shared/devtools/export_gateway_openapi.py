@@ -34,9 +34,7 @@ def _operation(route: Route) -> dict[str, Any]:
     return {
         "operationId": f"{route.function}_{route.handler.__name__}_{route.method.lower()}",
         "summary": route.summary,
-        "parameters": [
-            {"name": name, "in": "path", "required": True, "type": "string"} for name in route.params
-        ],
+        "parameters": [{"name": name, "in": "path", "required": True, "type": "string"} for name in route.params],
         "x-google-backend": {
             "address": "${backends." + route.function + "}",
             "path_translation": "APPEND_PATH_TO_ADDRESS",

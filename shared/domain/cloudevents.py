@@ -34,7 +34,11 @@ def _without_content(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_cloudevent(
-    event_id: str, name: str, payload: dict[str, Any], conversation_id: str | None, time: datetime,
+    event_id: str,
+    name: str,
+    payload: dict[str, Any],
+    conversation_id: str | None,
+    time: datetime,
     recipients: list[str] | None = None,
 ) -> dict[str, Any] | None:
     """The CloudEvent for an internal event, or None if siblings do not hear of it."""

@@ -17,7 +17,14 @@ ReportCategory = Literal[
     "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
 ]
 CATEGORIES: tuple[str, ...] = (
-    "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
+    "harassment",
+    "violence",
+    "spam",
+    "misinformation",
+    "adult",
+    "ip_violation",
+    "illegal",
+    "other",
 )
 ReportStatus = Literal["pending", "resolved"]
 STATUSES: tuple[str, ...] = ("pending", "resolved")

@@ -52,7 +52,7 @@ def error_response(error: DomainError) -> Response:
 def strip_prefix(path: str) -> str:
     for prefix in PREFIXES:
         if path == prefix or path.startswith(prefix + "/"):
-            return path[len(prefix):] or "/"
+            return path[len(prefix) :] or "/"
     return path
 
 
@@ -113,11 +113,14 @@ class Api:
     async def _handle(self, request: Request) -> Response:
         path = strip_prefix(request.url.path)
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers={
-                "Access-Control-Allow-Methods": CORS_METHODS,
-                "Access-Control-Allow-Headers": CORS_HEADERS,
-                "Access-Control-Max-Age": "600",
-            })
+            return Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Methods": CORS_METHODS,
+                    "Access-Control-Allow-Headers": CORS_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                },
+            )
         method = "GET" if request.method == "HEAD" else request.method
         route, params, allowed = self._table.match(method, path)
         if route is None:

@@ -94,12 +94,15 @@ RESPONSES: dict[str, ResponseDoc] = {
     "docs.docs_page": ResponseDoc(media_type="text/html", description="A self-contained page rendering this document"),
     # conversations
     "conversations.list_conversations": ResponseDoc(
-        Conversation, many=True, meta=ConversationListMeta,
+        Conversation,
+        many=True,
+        meta=ConversationListMeta,
         description="Most recent activity first; without `limit`, all of them",
     ),
     "conversations.list_archived": ResponseDoc(Conversation, many=True, meta=OffsetPageMeta),
     "conversations.create_conversation": ResponseDoc(
-        ConversationDetail, statuses=(200,),
+        ConversationDetail,
+        statuses=(200,),
         description="201: created; 200: the direct conversation the pair already has",
     ),
     "conversations.get_conversation": ResponseDoc(ConversationDetail),
@@ -117,7 +120,9 @@ RESPONSES: dict[str, ResponseDoc] = {
     # messages
     "messages.history": ResponseDoc(Message, many=True, meta=HistoryMeta, description="Newest first"),
     "messages.send_message": ResponseDoc(
-        Message, meta=DuplicateMeta, statuses=(200,),
+        Message,
+        meta=DuplicateMeta,
+        statuses=(200,),
         description="201: sent; 200: the original of a retry with the same `client_random`",
     ),
     "messages.mark_read": ResponseDoc(ReadWatermark, description="The caller's read watermark now"),
@@ -167,8 +172,9 @@ _LIMIT = QueryParam("limit", "integer", "page size", minimum=1, maximum=INT64_MA
 
 QUERIES: dict[str, tuple[QueryParam, ...]] = {
     "conversations.list_conversations": (
-        QueryParam("limit", "integer", "page size; without it, every conversation (no paging)",
-                   minimum=1, maximum=INT64_MAX),
+        QueryParam(
+            "limit", "integer", "page size; without it, every conversation (no paging)", minimum=1, maximum=INT64_MAX
+        ),
         QueryParam("cursor", description="`meta.next_cursor` of the previous page (with `limit`)"),
         QueryParam("include_archived", "boolean", "include archived conversations", default=False),
     ),
@@ -177,22 +183,32 @@ QUERIES: dict[str, tuple[QueryParam, ...]] = {
         QueryParam("offset", "integer", "how many to skip", minimum=0, maximum=INT64_MAX, default=0),
     ),
     "messages.history": (
-        QueryParam("limit", "integer", "page size; values over 100 count as 100", minimum=1, maximum=INT64_MAX,
-                   default=50),
+        QueryParam(
+            "limit", "integer", "page size; values over 100 count as 100", minimum=1, maximum=INT64_MAX, default=50
+        ),
         QueryParam("before_seq", "integer", "only messages with a smaller seq (older)", minimum=0, maximum=INT64_MAX),
         QueryParam("after_seq", "integer", "only messages with a larger seq (newer)", minimum=0, maximum=INT64_MAX),
         QueryParam("before", description="only messages sent before this time (older clients)", format="date-time"),
         QueryParam("after", description="only messages sent after this time (older clients)", format="date-time"),
     ),
     "messages.delete_message": (
-        QueryParam("delete_for_everyone", "boolean",
-                   "true: for every member (the sender, or admins in groups, within the window); "
-                   "false: for the caller only", default=False),
+        QueryParam(
+            "delete_for_everyone",
+            "boolean",
+            "true: for every member (the sender, or admins in groups, within the window); false: for the caller only",
+            default=False,
+        ),
     ),
     "sync.sync": (
         QueryParam("since", description="the cursor of the last sync; without it, only the current cursor"),
-        QueryParam("limit", "integer", "at most this many changes; values over 1000 count as 1000",
-                   minimum=1, maximum=INT64_MAX, default=500),
+        QueryParam(
+            "limit",
+            "integer",
+            "at most this many changes; values over 1000 count as 1000",
+            minimum=1,
+            maximum=INT64_MAX,
+            default=500,
+        ),
     ),
 }
 
@@ -420,8 +436,9 @@ def _operation(route: Route, operation_id: str, schemas: _Schemas) -> dict[str, 
     notes: list[str] = []
     doc = response_doc(route)
     if is_bare(route) and (doc is None or doc.media_type == "application/json"):
-        notes.append("Answers a **bare JSON body**, not the `{data, meta}` envelope (the Whispr client reads the "
-                     "body directly).")
+        notes.append(
+            "Answers a **bare JSON body**, not the `{data, meta}` envelope (the Whispr client reads the body directly)."
+        )
     if route.body is not None and not any(f.is_required() for f in route.body.model_fields.values()):
         notes.append(NO_BODY_NOTE)
     operation: dict[str, Any] = {
@@ -505,7 +522,7 @@ def build_document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "An access token from the auth service (ES256; `sub` = user id, "
-                                   "`deviceId` = device id). Locally: `whispr-messaging token <user-uuid>`.",
+                    "`deviceId` = device id). Locally: `whispr-messaging token <user-uuid>`.",
                 }
             },
         },

@@ -74,7 +74,8 @@ class Message(View):
     is_deleted: bool
     expires_at: Timestamp | None
     status: DeliveryStatus = Field(
-        default=None, description="for the sender only: the least advanced of the recipients",  # type: ignore[arg-type]
+        default=None,
+        description="for the sender only: the least advanced of the recipients",  # type: ignore[arg-type]
         json_schema_extra=_not_nullable,
     )
 
@@ -287,7 +288,8 @@ class Health(View):
     status: Literal["ok"]
     service: str
     checks: dict[str, str] = Field(
-        default=None, description="readiness only: each dependency checked",  # type: ignore[arg-type]
+        default=None,
+        description="readiness only: each dependency checked",  # type: ignore[arg-type]
         json_schema_extra=_not_nullable,
     )
 

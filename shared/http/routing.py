@@ -108,7 +108,7 @@ def _shape(path: str) -> tuple[int, str]:
     slash is allowed, as the routes' patterns allow it)."""
     if len(path) > 1 and path.endswith("/"):
         path = path[:-1]
-    return path.count("/"), path[path.rfind("/") + 1:]
+    return path.count("/"), path[path.rfind("/") + 1 :]
 
 
 class RouteTable:

@@ -116,7 +116,6 @@ class SendMessage(Body):
     def _reply(cls, value: str | None) -> str | None:
         return None if value is None else parse_uuid(value, "reply_to_id", invalid=ValueError)
 
-
     def to_new_message(self) -> NewMessage:
         """The core's request object (REST and socket sends both build it here)."""
         return NewMessage(

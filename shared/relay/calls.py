@@ -90,8 +90,9 @@ class ConversationJoin:
     use_rest: bool  # more to catch up than the relay replays: the client pages through REST
 
 
-def join_conversation(svc: Services, actor: Actor, conversation_id: str, after_seq: int | None,
-                      bound: int) -> ConversationJoin:
+def join_conversation(
+    svc: Services, actor: Actor, conversation_id: str, after_seq: int | None, bound: int
+) -> ConversationJoin:
     """Authorise a join (active members only) and read what a reconnecting client missed, in the
     same transaction. Messages up to the returned `last_seq` come from here; later ones live."""
     with svc.db.transaction() as conn:
@@ -171,8 +172,9 @@ def _watermark(kind: receipts.Kind) -> Callable[[Services, Actor, str, dict[str,
         body = parse(MarkRead, payload)
         if body.up_to_seq is not None and body.message_id is not None:
             raise Invalid.field("up_to_seq", "give up_to_seq or message_id, not both")
-        return receipts.move_watermark(svc, actor, conversation_id, kind,
-                                       up_to_seq=body.up_to_seq, message_id=body.message_id)
+        return receipts.move_watermark(
+            svc, actor, conversation_id, kind, up_to_seq=body.up_to_seq, message_id=body.message_id
+        )
 
     return move
 

@@ -98,8 +98,23 @@ def canonical_uuid(value: str) -> str | None:
 
 
 class Channel:
-    __slots__ = ("_buffer", "_high_seq", "_mailbox", "_revoked", "_show_typing", "_task", "_tracked", "ctx",
-                 "join_ref", "kind", "socket", "state", "subject", "topic", "user_id")
+    __slots__ = (
+        "_buffer",
+        "_high_seq",
+        "_mailbox",
+        "_revoked",
+        "_show_typing",
+        "_task",
+        "_tracked",
+        "ctx",
+        "join_ref",
+        "kind",
+        "socket",
+        "state",
+        "subject",
+        "topic",
+        "user_id",
+    )
 
     def __init__(self, ctx: RelayContext, socket: Socket, topic: str, join_ref: Ref):
         self.ctx = ctx
@@ -155,8 +170,9 @@ class Channel:
         self._end()
         await self._reply(frame, "error", protocol.error_response("internal_error", "something went wrong on our side"))
         if joined:
-            await self.socket.send(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
-                                                   protocol.ERROR, {}))
+            await self.socket.send(
+                protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic, protocol.ERROR, {})
+            )
 
     async def _handle(self, frame: Frame) -> None:
         if frame.event == protocol.JOIN:
@@ -173,12 +189,16 @@ class Channel:
         elif frame.event in calls.PUSHES and self.kind == "conversation":
             await self._push(frame)
         else:
-            await self._reply(frame, "error", protocol.error_response(
-                "unknown_event", f"{frame.event!r} is not an event of {self.kind} topics"))
+            await self._reply(
+                frame,
+                "error",
+                protocol.error_response("unknown_event", f"{frame.event!r} is not an event of {self.kind} topics"),
+            )
 
     async def _reply(self, frame: Frame, status: Literal["ok", "error"], response: dict[str, Any]) -> None:
-        await self.socket.send(protocol.reply(self.socket.version, frame.join_ref, frame.ref, self.topic,
-                                              status, response))
+        await self.socket.send(
+            protocol.reply(self.socket.version, frame.join_ref, frame.ref, self.topic, status, response)
+        )
 
     async def _push_to_client(self, event: str, payload: dict[str, Any]) -> None:
         await self.socket.send(protocol.encode(self.socket.version, self.join_ref, None, self.topic, event, payload))
@@ -231,7 +251,8 @@ class Channel:
         try:
             bound = self.ctx.limits.ws_catch_up_max_messages
             joined = await anyio.to_thread.run_sync(
-                calls.join_conversation, svc, actor, conversation_id, after_seq, bound)
+                calls.join_conversation, svc, actor, conversation_id, after_seq, bound
+            )
         except DomainError as error:
             await self._refuse(frame, error)
             return
@@ -257,8 +278,9 @@ class Channel:
         await self._push_to_client("presence_state", state)
         version = self.socket.version
         for message in joined.replay:
-            await self.socket.send(protocol.encode_json(
-                version, None, None, self.topic, "new_message", orjson.dumps({"message": message})))
+            await self.socket.send(
+                protocol.encode_json(version, None, None, self.topic, "new_message", orjson.dumps({"message": message}))
+            )
         self._go_live()
 
     def _ended(self) -> bool:
@@ -278,8 +300,9 @@ class Channel:
     async def _push(self, frame: Frame) -> None:
         call = calls.PUSHES[frame.event]
         try:
-            result = await anyio.to_thread.run_sync(call, self.ctx.services, self.socket.actor, self.subject,
-                                                    frame.payload)
+            result = await anyio.to_thread.run_sync(
+                call, self.ctx.services, self.socket.actor, self.subject, frame.payload
+            )
         except DomainError as error:
             await self._reply(frame, "error", error_response(error))
             return
@@ -316,14 +339,16 @@ class Channel:
             elif isinstance(result, Exception):
                 log.error("channel %s failed on new_message", self.topic, exc_info=result)
                 crashed = True
-                await self._reply(frame, "error",
-                                  protocol.error_response("internal_error", "something went wrong on our side"))
+                await self._reply(
+                    frame, "error", protocol.error_response("internal_error", "something went wrong on our side")
+                )
             else:
                 await self._reply(frame, "ok", result)
         if crashed and self.state == "joined":  # as `_crash` does: the channel ends with phx_error
             self._end()
-            await self.socket.send(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
-                                                   protocol.ERROR, {}))
+            await self.socket.send(
+                protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic, protocol.ERROR, {})
+            )
 
     async def _typing(self, frame: Frame) -> None:
         if frame.event == "user_typing":
@@ -344,8 +369,12 @@ class Channel:
     def deliver(self, broadcast: Broadcast) -> None:
         if self.state == "closed" or not broadcast.wanted_by(self.user_id):
             return
-        if broadcast.name == "new_message" and self._high_seq is not None and broadcast.seq is not None \
-                and broadcast.seq <= self._high_seq:
+        if (
+            broadcast.name == "new_message"
+            and self._high_seq is not None
+            and broadcast.seq is not None
+            and broadcast.seq <= self._high_seq
+        ):
             return  # the catch-up carried it already
         if self._buffer is not None:
             if len(self._buffer) >= MAX_BUFFERED_EVENTS:
@@ -376,8 +405,9 @@ class Channel:
         """The server ends the channel: the client gets `phx_close` with this join's ref."""
         if self.state == "closed":
             return
-        self.socket.offer(protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic,
-                                          protocol.CLOSE, {}))
+        self.socket.offer(
+            protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic, protocol.CLOSE, {})
+        )
         self._end()
 
     def _end(self) -> None:

@@ -36,8 +36,16 @@ class Broadcast:
 
     __slots__ = ("_frames", "audience", "exclude_user", "name", "payload_json", "seq", "topic")
 
-    def __init__(self, name: str, topic: str, payload_json: bytes, seq: int | None = None, *,
-                 audience: frozenset[str] | None = None, exclude_user: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        payload_json: bytes,
+        seq: int | None = None,
+        *,
+        audience: frozenset[str] | None = None,
+        exclude_user: str | None = None,
+    ):
         self.name = name
         self.topic = topic
         self.payload_json = payload_json
@@ -75,7 +83,7 @@ class Subscriber(Protocol):
 
 
 def _users_of(topics: tuple[str, ...]) -> set[str]:
-    return {t[len(USER):] for t in topics if t.startswith(USER)}
+    return {t[len(USER) :] for t in topics if t.startswith(USER)}
 
 
 def audience_of(event: PublishedEvent) -> frozenset[str] | None:
@@ -95,8 +103,9 @@ def audience_of(event: PublishedEvent) -> frozenset[str] | None:
 
 
 class Hub:
-    def __init__(self, bus: EventBus, *, dedupe_window: int = 10_000, fill: Fill | None = None,
-                 gap_seconds: float = 0.5):
+    def __init__(
+        self, bus: EventBus, *, dedupe_window: int = 10_000, fill: Fill | None = None, gap_seconds: float = 0.5
+    ):
         self._bus = bus
         # new_message in seq order, once
         self.sequencer = Sequencer(self._deliver, fill, gap_seconds, wanted=self._listened)
@@ -180,9 +189,14 @@ class Hub:
                 continue
             if payload_json is None:
                 payload_json = orjson.dumps(event.payload)
-            broadcast = Broadcast(event.name, topic, payload_json, event.seq,
-                                  audience=audience if topic.startswith(CONVERSATION) else None,
-                                  exclude_user=exclude if isinstance(exclude, str) else None)
+            broadcast = Broadcast(
+                event.name,
+                topic,
+                payload_json,
+                event.seq,
+                audience=audience if topic.startswith(CONVERSATION) else None,
+                exclude_user=exclude if isinstance(exclude, str) else None,
+            )
             for sub in list(subs):
                 try:
                     sub.deliver(broadcast)
@@ -237,8 +251,14 @@ class Hub:
     @staticmethod
     def _ephemeral_event(name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> PublishedEvent:
         return PublishedEvent(
-            position=0, event_id=str(uuid.uuid4()), name=name, topics=(topic,), payload=payload,
-            conversation_id=conversation_id, seq=None, created_at=datetime.now(timezone.utc),
+            position=0,
+            event_id=str(uuid.uuid4()),
+            name=name,
+            topics=(topic,),
+            payload=payload,
+            conversation_id=conversation_id,
+            seq=None,
+            created_at=datetime.now(timezone.utc),
         )
 
     def publish_ephemeral(self, name: str, topic: str, payload: dict[str, Any], conversation_id: str | None) -> None:

@@ -54,8 +54,14 @@ class _Session:
 
 
 class Presence:
-    def __init__(self, *, instance_id: str = "local", away_after_seconds: float = 300.0,
-                 clock: Callable[[], datetime] = _utcnow, on_change: ChangeHook | None = None):
+    def __init__(
+        self,
+        *,
+        instance_id: str = "local",
+        away_after_seconds: float = 300.0,
+        clock: Callable[[], datetime] = _utcnow,
+        on_change: ChangeHook | None = None,
+    ):
         self.instance_id = instance_id
         self._away_after = away_after_seconds
         self._clock = clock
@@ -115,8 +121,12 @@ class Presence:
             leaves: State = {}
             if topic in session.metas:  # joined again on the same socket: the old join leaves
                 leaves = {session.user_id: {"metas": [self._remove(session, topic)]}}
-            meta: Meta = {"phx_ref": _ref(), "device_id": session.device_id, "online_at": iso(session.online_at),
-                          "status": session.status}
+            meta: Meta = {
+                "phx_ref": _ref(),
+                "device_id": session.device_id,
+                "online_at": iso(session.online_at),
+                "status": session.status,
+            }
             self._add(session, topic, meta)
             diff = PresenceDiff(topic, {session.user_id: {"metas": [dict(meta)]}}, leaves)
             self._changed(session, [diff], None)
@@ -127,8 +137,7 @@ class Presence:
             if session is None or topic not in session.metas:
                 return
             meta = self._remove(session, topic)
-            self._changed(session, [PresenceDiff(topic, {}, {session.user_id: {"metas": [meta]}})],
-                          None)
+            self._changed(session, [PresenceDiff(topic, {}, {session.user_id: {"metas": [meta]}})], None)
 
     def activity(self, session_id: str) -> None:
         with self._lock:
@@ -148,8 +157,10 @@ class Presence:
 
     def presence_state(self, topic: str) -> State:
         with self._lock:
-            return {user: {"metas": [dict(m) for m in metas.values()]}
-                    for user, metas in self._topics.get(topic, {}).items()}
+            return {
+                user: {"metas": [dict(m) for m in metas.values()]}
+                for user, metas in self._topics.get(topic, {}).items()
+            }
 
     def user_presence(self, user_id: str) -> UserPresence:
         with self._lock:
@@ -184,8 +195,15 @@ class Presence:
     # -- internals (under the lock) -------------------------------------------------------------
 
     def _snapshot(self, session: _Session) -> DeviceSession:
-        return DeviceSession(session.session_id, session.user_id, session.device_id, self.instance_id,
-                             session.online_at, session.status, {t: dict(m) for t, m in session.metas.items()})
+        return DeviceSession(
+            session.session_id,
+            session.user_id,
+            session.device_id,
+            self.instance_id,
+            session.online_at,
+            session.status,
+            {t: dict(m) for t, m in session.metas.items()},
+        )
 
     def _add(self, session: _Session, topic: str, meta: Meta) -> None:
         session.metas[topic] = meta
@@ -210,8 +228,9 @@ class Presence:
             old = self._remove(session, topic)
             new = {**old, "phx_ref": _ref(), "phx_ref_prev": old["phx_ref"], "status": status}
             self._add(session, topic, new)
-            diffs.append(PresenceDiff(topic, {session.user_id: {"metas": [dict(new)]}},
-                                      {session.user_id: {"metas": [old]}}))
+            diffs.append(
+                PresenceDiff(topic, {session.user_id: {"metas": [dict(new)]}}, {session.user_id: {"metas": [old]}})
+            )
         self._changed(session, diffs, None)
 
     def _changed(self, session: _Session, diffs: Sequence[PresenceDiff], ended: datetime | None) -> None:

@@ -39,8 +39,9 @@ class FrameError(Exception):
     """A frame the relay cannot route. Carries whatever refs could be read, so that the error
     reply reaches the push that caused it when possible."""
 
-    def __init__(self, reason: str, message: str, *, join_ref: Ref = None, ref: Ref = None,
-                 topic: str = HEARTBEAT_TOPIC):
+    def __init__(
+        self, reason: str, message: str, *, join_ref: Ref = None, ref: Ref = None, topic: str = HEARTBEAT_TOPIC
+    ):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -143,8 +144,19 @@ def encode_json(version: Version, join_ref: Ref, ref: Ref, topic: str, event: st
     if version == 2:
         out = b"[" + b",".join(head) + b"," + payload_json + b"]"
     else:
-        out = (b'{"topic":' + head[2] + b',"event":' + head[3] + b',"payload":' + payload_json
-               + b',"ref":' + head[1] + b',"join_ref":' + head[0] + b"}")
+        out = (
+            b'{"topic":'
+            + head[2]
+            + b',"event":'
+            + head[3]
+            + b',"payload":'
+            + payload_json
+            + b',"ref":'
+            + head[1]
+            + b',"join_ref":'
+            + head[0]
+            + b"}"
+        )
     return out.decode("utf-8")
 
 
@@ -152,8 +164,9 @@ def encode(version: Version, join_ref: Ref, ref: Ref, topic: str, event: str, pa
     return encode_json(version, join_ref, ref, topic, event, orjson.dumps(payload))
 
 
-def reply(version: Version, join_ref: Ref, ref: Ref, topic: str, status: Literal["ok", "error"],
-          response: dict[str, Any]) -> str:
+def reply(
+    version: Version, join_ref: Ref, ref: Ref, topic: str, status: Literal["ok", "error"], response: dict[str, Any]
+) -> str:
     return encode(version, join_ref, ref, topic, REPLY, {"status": status, "response": response})
 
 

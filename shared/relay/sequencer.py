@@ -59,8 +59,13 @@ class _Stream:
 
 
 class Sequencer:
-    def __init__(self, release: Callable[[PublishedEvent], None], fill: Fill | None, gap_seconds: float = 0.5,
-                 wanted: Callable[[PublishedEvent], bool] | None = None):
+    def __init__(
+        self,
+        release: Callable[[PublishedEvent], None],
+        fill: Fill | None,
+        gap_seconds: float = 0.5,
+        wanted: Callable[[PublishedEvent], bool] | None = None,
+    ):
         self._release = release
         self._fill = fill
         self._wanted = wanted  # does any socket here listen? (else a gap is not worth a store read)
@@ -154,23 +159,26 @@ class Sequencer:
     async def _fill_gap(self, conversation_id: str, stream: _Stream) -> None:
         after, before = stream.delivered, min(stream.held)
         try:
-            found = [] if self._fill is None else await anyio.to_thread.run_sync(self._fill, conversation_id, after,
-                                                                                   before)
+            found = (
+                [] if self._fill is None else await anyio.to_thread.run_sync(self._fill, conversation_id, after, before)
+            )
         except Exception:
-            log.exception("reading messages %d..%d of %s to fill a gap failed", after + 1, before - 1,
-                          conversation_id)
+            log.exception("reading messages %d..%d of %s to fill a gap failed", after + 1, before - 1, conversation_id)
             stream.filling = False
             if stream.held:  # try again later; the bus may bring them meanwhile
-                stream.timer = asyncio.get_running_loop().call_later(self._gap * 2, self._gap_timeout,
-                                                                      conversation_id)
+                stream.timer = asyncio.get_running_loop().call_later(self._gap * 2, self._gap_timeout, conversation_id)
             return
         stream.filling = False
         log.info("gap in %s after seq %d: %d message(s) read from the store", conversation_id, after, len(found))
         for event in sorted(found, key=lambda e: e.seq or 0):
             if event.seq is not None and stream.delivered < event.seq < before:
                 if event.seq > stream.delivered + 1:
-                    log.warning("messages %d..%d of %s are not in the store; skipped", stream.delivered + 1,
-                                event.seq - 1, conversation_id)
+                    log.warning(
+                        "messages %d..%d of %s are not in the store; skipped",
+                        stream.delivered + 1,
+                        event.seq - 1,
+                        conversation_id,
+                    )
                 stream.delivered = event.seq
                 self.filled += 1
                 self._release(event)
@@ -178,8 +186,9 @@ class Sequencer:
             del stream.held[seq]
         if stream.held and stream.delivered + 1 < min(stream.held) <= before:
             first = min(stream.held)
-            log.warning("messages %d..%d of %s are not in the store; skipped", stream.delivered + 1, first - 1,
-                        conversation_id)
+            log.warning(
+                "messages %d..%d of %s are not in the store; skipped", stream.delivered + 1, first - 1, conversation_id
+            )
             stream.delivered = first - 1
         self._drain(stream)
         if stream.held and stream.timer is None:  # a newer gap behind the one just filled
@@ -194,18 +203,28 @@ def missing_messages(svc: Services, conversation_id: str, after_seq: int, before
         return []
     with svc.db.transaction() as conn:
         now = svc.clock()
-        page = reads.history(conn, conversation_id, NOBODY, now,
-                                 limit=min(before_seq - after_seq - 1, MAX_FILL), after_seq=after_seq)
+        page = reads.history(
+            conn, conversation_id, NOBODY, now, limit=min(before_seq - after_seq - 1, MAX_FILL), after_seq=after_seq
+        )
         members = [m.user_id for m in conv_store.list_members(conn, conversation_id)]
     events = []
     for message in sorted(page.messages, key=lambda m: m.seq):
         if message.seq >= before_seq:
             continue
-        topics = (topic_conversation(conversation_id),
-                  *[topic_user(user_id) for user_id in members if user_id != message.sender_id])
-        events.append(PublishedEvent(
-            position=0, event_id=str(uuid.uuid4()), name="new_message", topics=topics,
-            payload={"message": message_view(message)}, conversation_id=conversation_id, seq=message.seq,
-            created_at=message.sent_at,
-        ))
+        topics = (
+            topic_conversation(conversation_id),
+            *[topic_user(user_id) for user_id in members if user_id != message.sender_id],
+        )
+        events.append(
+            PublishedEvent(
+                position=0,
+                event_id=str(uuid.uuid4()),
+                name="new_message",
+                topics=topics,
+                payload={"message": message_view(message)},
+                conversation_id=conversation_id,
+                seq=message.seq,
+                created_at=message.sent_at,
+            )
+        )
     return events

@@ -56,8 +56,9 @@ class Relay:
         self.services = services
         self.verifier = verifier
         limits = services.settings.limits
-        self.hub = Hub(services.bus, fill=functools.partial(missing_messages, services),
-                       gap_seconds=limits.ws_gap_fill_seconds)
+        self.hub = Hub(
+            services.bus, fill=functools.partial(missing_messages, services), gap_seconds=limits.ws_gap_fill_seconds
+        )
         presence: StateStore = services.state or Presence(away_after_seconds=limits.presence_away_seconds)
         self.ctx = RelayContext(
             services=services,
@@ -128,8 +129,7 @@ class Relay:
         try:
             actor, version = await self._authenticate(websocket)
             if self._per_ip.get(ip, 0) >= limit:
-                raise Refused(429, "too_many_connections", f"at most {limit} sockets per address",
-                              {"retry_after": 1})
+                raise Refused(429, "too_many_connections", f"at most {limit} sockets per address", {"retry_after": 1})
         except Refused as refused:
             await _refuse(websocket, refused)
             return
@@ -179,7 +179,7 @@ def _subprotocol_token(websocket: WebSocket) -> str | None:
     which keeps the token out of URLs (and so out of access logs)."""
     for offered in websocket.scope.get("subprotocols", []):
         if offered.startswith(AUTH_TOKEN_PREFIX):
-            encoded = offered[len(AUTH_TOKEN_PREFIX):]
+            encoded = offered[len(AUTH_TOKEN_PREFIX) :]
             try:
                 return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
@@ -238,8 +238,11 @@ def uvicorn_ws_options(settings: Settings) -> dict[str, Any]:
     permessage-deflate: its zlib contexts cost tens of KB per socket that offers it (browsers
     do), more than the rest of the socket; Phoenix frames are small JSON, and a client must
     accept a server that declines the extension (RFC 7692)."""
-    return {"ws": "websockets-sansio", "ws_per_message_deflate": False,
-            "ws_max_size": max(settings.limits.ws_max_frame_bytes * 16, 1024 * 1024)}
+    return {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": max(settings.limits.ws_max_frame_bytes * 16, 1024 * 1024),
+    }
 
 
 def run(host: str | None = None, port: int | None = None) -> None:
@@ -255,7 +258,15 @@ def run(host: str | None = None, port: int | None = None) -> None:
     services = build_services(settings)
     app = create_relay_app(services, build_verifier(settings))
     try:
-        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level,
-                    access_log=False, proxy_headers=True, forwarded_allow_ips="*", **uvicorn_ws_options(settings))
+        uvicorn.run(
+            app,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips="*",
+            **uvicorn_ws_options(settings),
+        )
     finally:
         services.close()

@@ -127,11 +127,25 @@ class Outbound:
 
 
 class Connection:
-    __slots__ = ("_close", "_interrupted", "_reader", "_writer", "actor", "bucket", "channels", "ctx",
-                 "outbound", "session_id", "subprotocol", "version", "ws")
+    __slots__ = (
+        "_close",
+        "_interrupted",
+        "_reader",
+        "_writer",
+        "actor",
+        "bucket",
+        "channels",
+        "ctx",
+        "outbound",
+        "session_id",
+        "subprotocol",
+        "version",
+        "ws",
+    )
 
-    def __init__(self, ctx: RelayContext, websocket: WebSocket, actor: Actor, version: Version,
-                 subprotocol: str | None = None):
+    def __init__(
+        self, ctx: RelayContext, websocket: WebSocket, actor: Actor, version: Version, subprotocol: str | None = None
+    ):
         self.ctx = ctx
         self.ws = websocket
         self.actor = actor
@@ -239,17 +253,25 @@ class Connection:
                 return
             text = message.get("text")
             if text is None:
-                self._error(None, None, protocol.HEARTBEAT_TOPIC, "invalid_frame",
-                            "frames are JSON text, not binary")
+                self._error(None, None, protocol.HEARTBEAT_TOPIC, "invalid_frame", "frames are JSON text, not binary")
                 continue
             self._on_text(text)
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _error(self, join_ref: Ref, ref: Ref, topic: str, reason: str, message: str,
-               details: dict[str, object] | None = None) -> None:
-        self.offer(protocol.reply(self.version, join_ref, ref, topic, "error",
-                                  protocol.error_response(reason, message, dict(details or {}))))
+    def _error(
+        self, join_ref: Ref, ref: Ref, topic: str, reason: str, message: str, details: dict[str, object] | None = None
+    ) -> None:
+        self.offer(
+            protocol.reply(
+                self.version,
+                join_ref,
+                ref,
+                topic,
+                "error",
+                protocol.error_response(reason, message, dict(details or {})),
+            )
+        )
 
     def _on_text(self, text: str) -> None:
         limit = self.ctx.limits.ws_max_frame_bytes
@@ -257,8 +279,9 @@ class Connection:
         if size > limit:
             self.bucket.take()  # bad frames spend the push budget too
             join_ref, ref, topic = protocol.peek(text, self.version) if size <= PEEK_LIMIT else (None, None, "phoenix")
-            self._error(join_ref, ref, topic, "frame_too_large",
-                        f"frames are at most {limit} bytes", {"max_bytes": limit})
+            self._error(
+                join_ref, ref, topic, "frame_too_large", f"frames are at most {limit} bytes", {"max_bytes": limit}
+            )
             return
         try:
             frame = protocol.decode(text, self.version)
@@ -276,8 +299,14 @@ class Connection:
         wait = self.bucket.take()
         if wait:
             retry = max(1, round(wait))
-            self._error(frame.join_ref, frame.ref, frame.topic, "rate_limited",
-                        "too many pushes on this connection; slow down", {"retry_after": retry})
+            self._error(
+                frame.join_ref,
+                frame.ref,
+                frame.topic,
+                "rate_limited",
+                "too many pushes on this connection; slow down",
+                {"retry_after": retry},
+            )
             return
         if frame.event == protocol.JOIN:
             self._join(frame)
@@ -286,20 +315,30 @@ class Connection:
         if channel is None:
             self._error(frame.join_ref, frame.ref, frame.topic, UNMATCHED, "join the topic first")
         elif not channel.enqueue(frame):
-            self._error(frame.join_ref, frame.ref, frame.topic, "rate_limited",
-                        "too many pushes waiting on this topic", {"retry_after": 1})
+            self._error(
+                frame.join_ref,
+                frame.ref,
+                frame.topic,
+                "rate_limited",
+                "too many pushes waiting on this topic",
+                {"retry_after": 1},
+            )
 
     def _join(self, frame: Frame) -> None:
         if topic_kind(frame.topic) is None:
-            self._error(frame.join_ref, frame.ref, frame.topic, UNMATCHED,
-                        "topics are user:<id> and conversation:<id>")
+            self._error(frame.join_ref, frame.ref, frame.topic, UNMATCHED, "topics are user:<id> and conversation:<id>")
             return
         previous = self.channels.get(frame.topic)
         if previous is not None:
             previous.close()  # a second join replaces the first: the old one gets phx_close
         elif len(self.channels) >= MAX_CHANNELS:
-            self._error(frame.join_ref, frame.ref, frame.topic, "too_many_channels",
-                        f"a socket joins at most {MAX_CHANNELS} topics")
+            self._error(
+                frame.join_ref,
+                frame.ref,
+                frame.topic,
+                "too_many_channels",
+                f"a socket joins at most {MAX_CHANNELS} topics",
+            )
             return
         channel = Channel(self.ctx, self, frame.topic, frame.join_ref if frame.join_ref is not None else frame.ref)
         self.channels[frame.topic] = channel

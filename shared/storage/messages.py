@@ -73,17 +73,25 @@ def _by_client_randoms(postgres: bool) -> Select[Any]:
     the three lists.) SQLite gets the three IN lists and keeps the exact keys afterwards."""
     since = messages.c.sent_at >= bindparam("since", type_=UTCDateTime)
     if not postgres:
-        return select(messages).where(
-            messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
-            messages.c.sender_id.in_(bindparam("sender_ids", expanding=True)),
-            messages.c.client_random.in_(bindparam("client_randoms", expanding=True)),
-            since,
-        ).order_by(messages.c.seq)
-    keys = func.unnest(
-        bindparam("conversation_ids", type_=ARRAY(messages.c.conversation_id.type)),
-        bindparam("sender_ids", type_=ARRAY(messages.c.sender_id.type)),
-        bindparam("client_randoms", type_=ARRAY(messages.c.client_random.type)),
-    ).table_valued("conversation_id", "sender_id", "client_random").render_derived(name="k")
+        return (
+            select(messages)
+            .where(
+                messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
+                messages.c.sender_id.in_(bindparam("sender_ids", expanding=True)),
+                messages.c.client_random.in_(bindparam("client_randoms", expanding=True)),
+                since,
+            )
+            .order_by(messages.c.seq)
+        )
+    keys = (
+        func.unnest(
+            bindparam("conversation_ids", type_=ARRAY(messages.c.conversation_id.type)),
+            bindparam("sender_ids", type_=ARRAY(messages.c.sender_id.type)),
+            bindparam("client_randoms", type_=ARRAY(messages.c.client_random.type)),
+        )
+        .table_valued("conversation_id", "sender_id", "client_random")
+        .render_derived(name="k")
+    )
     matching = and_(
         messages.c.conversation_id == keys.c.conversation_id,
         messages.c.sender_id == keys.c.sender_id,
@@ -103,12 +111,15 @@ def find_by_client_randoms(
     if not keys:
         return {}
     ordered = list(keys)
-    rows = conn.execute(_CLIENT_RANDOMS(conn), {
-        "conversation_ids": [k[0] for k in ordered],
-        "sender_ids": [k[1] for k in ordered],
-        "client_randoms": [k[2] for k in ordered],
-        "since": since,
-    })
+    rows = conn.execute(
+        _CLIENT_RANDOMS(conn),
+        {
+            "conversation_ids": [k[0] for k in ordered],
+            "sender_ids": [k[1] for k in ordered],
+            "client_randoms": [k[2] for k in ordered],
+            "since": since,
+        },
+    )
     found: dict[tuple[str, str, int], Message] = {}
     for row in rows:
         key = (row.conversation_id, row.sender_id, int(row.client_random))

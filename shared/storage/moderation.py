@@ -163,12 +163,15 @@ def sanctions_in_force_among(
     that have some, each with its sanctions, the longest-lasting first."""
     if not pairs:
         return {}
-    rows = conn.execute(_SANCTIONS_AMONG(conn), {
-        "conversation_ids": list({c for c, _ in pairs}),
-        "user_ids": list({u for _, u in pairs}),
-        "kinds": list(kinds),
-        "now": now,
-    })
+    rows = conn.execute(
+        _SANCTIONS_AMONG(conn),
+        {
+            "conversation_ids": list({c for c, _ in pairs}),
+            "user_ids": list({u for _, u in pairs}),
+            "kinds": list(kinds),
+            "now": now,
+        },
+    )
     found: dict[tuple[str, str], list[Sanction]] = {}
     for row in rows:
         if (row.conversation_id, row.user_id) in pairs:

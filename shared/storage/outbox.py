@@ -79,14 +79,19 @@ def append_many(conn: Connection, recorded: Sequence[Event], now: datetime) -> l
     drawn = next_ids(conn, events, len(rows))
     ids: Sequence[int]
     if drawn is None:  # no sequence to draw from (SQLite): one multi-row INSERT ... RETURNING
-        ids = conn.execute(
-            insert(events).values(txid=txid).returning(events.c.id, sort_by_parameter_order=True), rows
-        ).scalars().all()
+        ids = (
+            conn.execute(insert(events).values(txid=txid).returning(events.c.id, sort_by_parameter_order=True), rows)
+            .scalars()
+            .all()
+        )
     else:  # ids drawn up front: an executemany, one round trip in psycopg's pipeline
         ids = drawn
         conn.execute(_INSERT_EVENT(conn), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-    targets = [{"user_id": user_id, "event_id": row_id}
-               for event, row_id in zip(recorded, ids, strict=True) for user_id in event.targets()]
+    targets = [
+        {"user_id": user_id, "event_id": row_id}
+        for event, row_id in zip(recorded, ids, strict=True)
+        for user_id in event.targets()
+    ]
     if targets:
         conn.execute(_INSERT_TARGET(conn), targets)
     return [

@@ -59,9 +59,7 @@ def changes_for(conn: Connection, user_id: str, after: Cursor, limit: int) -> tu
         .limit(limit + 1)
     )
     rows = conn.execute(query).all()
-    changes = [
-        Change((r.txid, r.id), r.name, r.conversation_id, r.seq, r.payload, r.created_at) for r in rows[:limit]
-    ]
+    changes = [Change((r.txid, r.id), r.name, r.conversation_id, r.seq, r.payload, r.created_at) for r in rows[:limit]]
     return changes, len(rows) > limit
 
 

@@ -60,8 +60,7 @@ def signed_send(client: UserClient, conversation_id: str, content: str, **fields
     public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     random = client_random()
     signature = base64.b64encode(key.sign(signed_bytes(content, conversation_id, random))).decode()
-    body = {"content": content, "client_random": random, "signature": signature, "sender_public_key": public,
-            **fields}
+    body = {"content": content, "client_random": random, "signature": signature, "sender_public_key": public, **fields}
     response = client.post(f"/conversations/{conversation_id}/messages", body)
     assert response.status_code == 201, response.text
     return dict(response.json()["data"])
@@ -72,13 +71,19 @@ def test_only_the_allowed_durations(server: RunningServer) -> None:
     cid = alice.direct_with(bob)["id"]
     for bad in (0, 60, 3599, 3601, 7200, 604801, -3600):
         refused = assert_error(
-            alice.post(f"/conversations/{cid}/messages",
-                       {"content": "x", "client_random": client_random(), "expires_in_seconds": bad}),
+            alice.post(
+                f"/conversations/{cid}/messages",
+                {"content": "x", "client_random": client_random(), "expires_in_seconds": bad},
+            ),
             422,
         )
         assert "expires_in_seconds" in refused["details"], refused
-    assert_error(alice.post(f"/conversations/{cid}/messages",
-                            {"content": "x", "client_random": 1, "expires_in_seconds": "3600"}), 422)
+    assert_error(
+        alice.post(
+            f"/conversations/{cid}/messages", {"content": "x", "client_random": 1, "expires_in_seconds": "3600"}
+        ),
+        422,
+    )
     for seconds in (3600, 21600, 86400, 604800):
         message = alice.send(cid, f"lives {seconds}", expires_in_seconds=seconds)
         assert parse(message["expires_at"]) - parse(message["sent_at"]) == timedelta(seconds=seconds)

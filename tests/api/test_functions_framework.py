@@ -34,8 +34,18 @@ def running_function(name: str, env: dict[str, str]) -> Iterator[str]:
     it; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [str(CLI), "--asgi", "--source", str(ROOT / f"functions/{name}/main.py"), "--target", name,
-         "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(CLI),
+            "--asgi",
+            "--source",
+            str(ROOT / f"functions/{name}/main.py"),
+            "--target",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         cwd=ROOT,
         stdout=subprocess.PIPE,

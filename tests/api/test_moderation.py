@@ -55,8 +55,9 @@ def test_report_a_message_with_a_24_hour_cooldown(server: RunningServer, time_tr
     assert (created["category"], created["reason"], created["status"]) == ("spam", "advertising", "pending")
     assert created["resolution"] is None and "note" not in created and "evidence" not in created
 
-    again = assert_error(bob.post("/reports", {"message_id": message["id"], "category": "harassment"}),
-                         409, "already_reported")
+    again = assert_error(
+        bob.post("/reports", {"message_id": message["id"], "category": "harassment"}), 409, "already_reported"
+    )
     assert again["details"]["report_id"] == created["id"] and again["details"]["retry_after"] > 86000
     time_travel.append(timedelta(hours=23, minutes=59, seconds=59))
     late = assert_error(bob.post("/reports", {"message_id": message["id"], "category": "spam"}), 409)
@@ -84,8 +85,7 @@ def test_report_validation_and_visibility(server: RunningServer) -> None:
     assert_error(bob.post("/reports", {"message_id": message["id"]}), 422)  # no category
     assert_error(bob.post("/reports", {"category": "spam"}), 422)  # nothing to report
     assert_error(bob.post("/reports", {"message_id": "nope", "category": "spam"}), 422)
-    assert_error(bob.post("/reports", {"message_id": message["id"], "category": "spam",
-                                       "reason": "x" * 1001}), 422)
+    assert_error(bob.post("/reports", {"message_id": message["id"], "category": "spam", "reason": "x" * 1001}), 422)
     assert_error(eve.post("/reports", {"message_id": message["id"], "category": "spam"}), 404, "message_not_found")
     assert_error(alice.post("/reports", {"message_id": message["id"], "category": "spam"}), 422, "cannot_report_self")
     assert_error(bob.post("/reports", {"message_id": message["id"], "user_id": eve.user_id, "category": "spam"}), 422)
@@ -180,7 +180,11 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
         assert dismissed.status_code == 200, dismissed.text
         view = dismissed.json()["data"]
         assert (view["status"], view["resolution"], view["action"], view["resolved_by"]) == (
-            "resolved", "dismissed", "none", mod.user_id)
+            "resolved",
+            "dismissed",
+            "none",
+            mod.user_id,
+        )
         assert_error(mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed"}), 409, "already_resolved")
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "maybe"}), 422)
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "dismissed", "action": "kick"}), 422)
@@ -190,11 +194,14 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
         deleted = mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "delete_message"})
         assert deleted.status_code == 200 and deleted.json()["data"]["action"] == "delete_message"
         assert bob.get(f"/messages/{spam['message_id']}").json()["data"]["is_deleted"] is True
-        muted = mod.put(f"/reports/{threat['id']}/resolve",
-                        {"resolution": "action_taken", "action": "mute", "duration_seconds": 3600})
+        muted = mod.put(
+            f"/reports/{threat['id']}/resolve",
+            {"resolution": "action_taken", "action": "mute", "duration_seconds": 3600},
+        )
         assert muted.status_code == 200 and muted.json()["data"]["sanction_id"]
-        assert_error(alice.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}),
-                     403, "sanctioned")
+        assert_error(
+            alice.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}), 403, "sanctioned"
+        )
 
         stats = mod.get("/reports/stats").json()["data"]
         assert stats["total"] == 3
@@ -214,15 +221,18 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
 def test_a_sanction_blocks_sending_until_it_expires(server: RunningServer, time_travel: list[timedelta]) -> None:
     alice, bob, carol = server.client(), server.client(), server.client()
     cid = alice.group_with(bob, carol)["id"]
-    response = alice.post(f"/conversations/{cid}/sanctions",
-                          {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 3600, "reason": "calm down"})
+    response = alice.post(
+        f"/conversations/{cid}/sanctions",
+        {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 3600, "reason": "calm down"},
+    )
     assert response.status_code == 201, response.text
     sanction = response.json()["data"]
     assert (sanction["user_id"], sanction["kind"], sanction["is_active"]) == (bob.user_id, "mute", True)
     assert sanction["created_by"] == alice.user_id and sanction["revoked_at"] is None
 
-    refused = assert_error(bob.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}),
-                           403, "sanctioned")
+    refused = assert_error(
+        bob.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}), 403, "sanctioned"
+    )
     assert refused["details"]["kind"] == "mute" and refused["details"]["expires_at"] == sanction["expires_at"]
     assert send_status(carol, cid) == 201  # only bob is muted, only here
     assert send_status(bob, bob.direct_with(carol)["id"]) == 201
@@ -234,16 +244,18 @@ def test_a_sanction_blocks_sending_until_it_expires(server: RunningServer, time_
     assert listed["data"] == []  # expired: no longer in force
     history = alice.get(f"/conversations/{cid}/sanctions", params={"include_inactive": "true"}).json()["data"]
     assert [s["id"] for s in history] == [sanction["id"]] and history[0]["is_active"] is False
-    applied = [e for e in outbox(server, "moderation.sanction_applied")
-               if e["payload"]["sanction"]["id"] == sanction["id"]]
+    applied = [
+        e for e in outbox(server, "moderation.sanction_applied") if e["payload"]["sanction"]["id"] == sanction["id"]
+    ]
     assert len(applied) == 1 and applied[0]["topics"] == [f"user:{bob.user_id}"]
 
 
 def test_restrict_blocks_sending_and_lifting_ends_it(server: RunningServer) -> None:
     alice, bob = server.client(), server.client()
     cid = alice.group_with(bob)["id"]
-    sanction = alice.post(f"/conversations/{cid}/sanctions",
-                          {"user_id": bob.user_id, "kind": "restrict", "duration_seconds": 86400}).json()["data"]
+    sanction = alice.post(
+        f"/conversations/{cid}/sanctions", {"user_id": bob.user_id, "kind": "restrict", "duration_seconds": 86400}
+    ).json()["data"]
     assert send_status(bob, cid) == 403
     # restricted: no reactions, pins or attachments either
     mine = alice.send(cid, "react to me")
@@ -266,14 +278,18 @@ def test_kick_removes_the_member_who_cannot_be_added_back_until_it_ends(
 ) -> None:
     alice, bob, carol = server.client(), server.client(), server.client()
     cid = alice.group_with(bob, carol)["id"]
-    kicked = alice.post(f"/conversations/{cid}/sanctions",
-                        {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 7200})
+    kicked = alice.post(
+        f"/conversations/{cid}/sanctions", {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 7200}
+    )
     assert kicked.status_code == 201, kicked.text
     members = [m["user_id"] for m in alice.get(f"/conversations/{cid}/members").json()["data"]]
     assert bob.user_id not in members and carol.user_id in members
     with server.services.db.transaction() as conn:
-        row = conn.execute(select(conversation_members.c.is_active, conversation_members.c.left_at).where(
-            conversation_members.c.conversation_id == cid, conversation_members.c.user_id == bob.user_id)).one()
+        row = conn.execute(
+            select(conversation_members.c.is_active, conversation_members.c.left_at).where(
+                conversation_members.c.conversation_id == cid, conversation_members.c.user_id == bob.user_id
+            )
+        ).one()
     assert row.is_active is False and row.left_at is not None
     assert_error(bob.get(f"/conversations/{cid}"), 403, "not_a_member")
     assert_error(bob.post(f"/conversations/{cid}/messages", {"content": "x", "client_random": 1}), 403, "not_a_member")
@@ -314,10 +330,19 @@ def test_who_may_sanction_whom(server: RunningServer) -> None:
     assert sanction(global_mod, admin, "restrict").status_code == 201
     assert_error(sanction(global_mod, owner, "kick"), 403, "last_owner")
     direct = bob.direct_with(carol)["id"]
-    assert_error(global_mod.post(f"/conversations/{direct}/sanctions",
-                                 {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 60}), 422, "not_a_group")
-    assert global_mod.post(f"/conversations/{direct}/sanctions",
-                           {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 60}).status_code == 201
+    assert_error(
+        global_mod.post(
+            f"/conversations/{direct}/sanctions", {"user_id": bob.user_id, "kind": "kick", "duration_seconds": 60}
+        ),
+        422,
+        "not_a_group",
+    )
+    assert (
+        global_mod.post(
+            f"/conversations/{direct}/sanctions", {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 60}
+        ).status_code
+        == 201
+    )
     assert send_status(bob, direct) == 403
     # a newer decision replaces the older one of the same kind
     first = sanction(owner, carol, duration_seconds=60).json()["data"]

@@ -78,6 +78,7 @@ def component(document: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 
 # --- the document -----------------------------------------------------------------------------
 
+
 def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     validate(document)
     assert document["openapi"].startswith("3.1")
@@ -156,8 +157,20 @@ def test_success_bodies_are_the_envelope_with_the_documented_object(document: di
     conversation = document["components"]["schemas"]["Conversation"]
     assert conversation["additionalProperties"] is False
     assert set(conversation["required"]) >= {  # api.md's list
-        "id", "type", "name", "metadata", "created_at", "updated_at", "is_active", "last_seq", "last_message",
-        "unread_count", "member_user_ids", "is_pinned", "is_muted", "is_archived",
+        "id",
+        "type",
+        "name",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "is_active",
+        "last_seq",
+        "last_message",
+        "unread_count",
+        "member_user_ids",
+        "is_pinned",
+        "is_muted",
+        "is_archived",
     }
     message = document["components"]["schemas"]["Message"]
     assert "status" in message["properties"] and "status" not in message["required"]
@@ -203,16 +216,24 @@ def test_a_bare_route_is_documented_without_the_envelope() -> None:
     def handler(call: Any) -> Reply:
         return Reply([], bare=True)
 
-    bare = Route("GET", "/things", "things", handler, "Things, bare",
-                 response=ResponseDoc(responses.Message, many=True, bare=True),
-                 query=(QueryParam("conversation_id", format="uuid"),))
-    wrapped = Route("GET", "/wrapped", "things", handler, "Things, wrapped",
-                    response=ResponseDoc(responses.Message, many=True))
+    bare = Route(
+        "GET",
+        "/things",
+        "things",
+        handler,
+        "Things, bare",
+        response=ResponseDoc(responses.Message, many=True, bare=True),
+        query=(QueryParam("conversation_id", format="uuid"),),
+    )
+    wrapped = Route(
+        "GET", "/wrapped", "things", handler, "Things, wrapped", response=ResponseDoc(responses.Message, many=True)
+    )
     doc = build_document([bare, wrapped])
     validate(doc)
     bare_op = doc["paths"]["/things"]["get"]
     assert bare_op["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "type": "array", "items": {"$ref": "#/components/schemas/Message"}
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Message"},
     }
     assert "bare JSON" in bare_op["description"]
     assert bare_op["parameters"] == [
@@ -229,6 +250,7 @@ def test_a_bare_route_is_documented_without_the_envelope() -> None:
 
 # --- the views answer what the document says ----------------------------------------------------
 
+
 def _validator(document: dict[str, Any], name: str) -> jsonschema.protocols.Validator:
     schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
     cls = jsonschema.validators.validator_for({"$schema": "https://json-schema.org/draft/2020-12/schema"})
@@ -243,8 +265,9 @@ def _assert_matches(document: dict[str, Any], name: str, value: Any) -> None:
 def test_the_views_are_what_the_schemas_describe(document: dict[str, Any]) -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
     me, other, cid, mid = (new_id() for _ in range(4))
-    message = Message(mid, cid, 3, me, "device-1", 7, "text", "hi", {"k": 1}, None, None, None, None, now,
-                      edited_at=now)
+    message = Message(
+        mid, cid, 3, me, "device-1", 7, "text", "hi", {"k": 1}, None, None, None, None, now, edited_at=now
+    )
     members = [Member(cid, me, "owner", now, muted_until=now + timedelta(hours=1)), Member(cid, other, "member", now)]
     conv = Conversation(cid, "group", "Team", {"name": "Team"}, me, now, now, True, 3)
     last = message_view(message)
@@ -254,21 +277,23 @@ def test_the_views_are_what_the_schemas_describe(document: dict[str, Any]) -> No
     _assert_matches(document, "Settings", settings_view(members[0], now))
     listed = conversation_view(conv, members[0], members, last_message=last, unread_count=1, now=now)
     _assert_matches(document, "Conversation", listed)
-    _assert_matches(document, "ConversationDetail",
-                    conversation_view(conv, members[0], members, last_message=None, unread_count=0, now=now,
-                                      detail=True))
+    _assert_matches(
+        document,
+        "ConversationDetail",
+        conversation_view(conv, members[0], members, last_message=None, unread_count=0, now=now, detail=True),
+    )
     _assert_matches(document, "Reaction", reaction_view(Reaction(new_id(), mid, cid, me, "👍", now)))
     _assert_matches(document, "MessagePin", pin_view(MessagePin(mid, cid, me, now), message))
     _assert_matches(document, "Draft", draft_view(Draft(cid, me, "draft", {}, now)))
-    _assert_matches(document, "Attachment",
-                    attachment_view(Attachment(new_id(), mid, cid, "media-1", "image", {}, now)))
+    _assert_matches(
+        document, "Attachment", attachment_view(Attachment(new_id(), mid, cid, "media-1", "image", {}, now))
+    )
 
 
 def test_the_schemas_refuse_what_the_views_never_answer(document: dict[str, Any]) -> None:
     """The schemas are closed and exact: an extra key, a missing key, a bad time or id fails."""
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    view = message_view(Message(new_id(), new_id(), 1, new_id(), None, 1, "text", "x", {}, None, None, None, None,
-                                now))
+    view = message_view(Message(new_id(), new_id(), 1, new_id(), None, 1, "text", "x", {}, None, None, None, None, now))
     validator = _validator(document, "Message")
     assert validator.is_valid(view)
     assert not validator.is_valid({**view, "surprise": 1})
@@ -280,8 +305,10 @@ def test_the_schemas_refuse_what_the_views_never_answer(document: dict[str, Any]
 
 # --- the export command -----------------------------------------------------------------------
 
-def test_the_export_command_writes_the_document(tmp_path: Path, document: dict[str, Any],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_the_export_command_writes_the_document(
+    tmp_path: Path, document: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "build" / "openapi.json"
     assert export_openapi.main([str(target)]) == 0
     assert json.loads(target.read_text(encoding="utf-8")) == json_roundtrip(document)
@@ -294,6 +321,7 @@ def test_the_export_command_writes_the_document(tmp_path: Path, document: dict[s
 
 
 # --- served -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", DOC_PATHS)
 def test_the_served_document_is_the_generated_one(server: RunningServer, document: dict[str, Any], path: str) -> None:
@@ -340,8 +368,9 @@ def test_null_for_a_setting_switch_changes_nothing_and_null_clears_a_name(server
     alice, bob = server.client(), server.client()
     conversation = alice.direct_with(bob)
     path = f"/conversations/{conversation['id']}/settings"
-    response = alice.put(path, {"show_read_receipts": None, "notifications_enabled": None, "show_typing": None,
-                                "custom_name": "Bob"})
+    response = alice.put(
+        path, {"show_read_receipts": None, "notifications_enabled": None, "show_typing": None, "custom_name": "Bob"}
+    )
     assert response.status_code == 200, response.text
     settings_now = response.json()["data"]
     assert settings_now["show_read_receipts"] is True and settings_now["notifications_enabled"] is True
@@ -358,8 +387,10 @@ def test_times_are_answered_in_utc_with_four_digit_years(server: RunningServer) 
     alice, bob = server.client(), server.client()
     conversation = alice.direct_with(bob)
     path = f"/conversations/{conversation['id']}/settings"
-    for sent, answered in [("2031-05-06T07:08:09.5+02:00", "2031-05-06T05:08:09.500000Z"),
-                           ("0737-09-25T21:23:10+13:04", "0737-09-25T08:19:10.000000Z")]:
+    for sent, answered in [
+        ("2031-05-06T07:08:09.5+02:00", "2031-05-06T05:08:09.500000Z"),
+        ("0737-09-25T21:23:10+13:04", "0737-09-25T08:19:10.000000Z"),
+    ]:
         response = alice.put(path, {"muted_until": sent})
         assert response.status_code == 200, response.text
         assert response.json()["data"]["muted_until"] == answered
@@ -410,18 +441,23 @@ def _real_ids(server: RunningServer, owner: UserClient) -> dict[str, str]:
     bob = server.client()
     conversation = owner.group_with(bob, name="Fuzzed")
     message = owner.send(conversation["id"], "fuzz me")
-    ids = {"conversation_id": conversation["id"], "message_id": message["id"], "user_id": bob.user_id,
-           "emoji": "👍"}
+    ids = {"conversation_id": conversation["id"], "message_id": message["id"], "user_id": bob.user_id, "emoji": "👍"}
     owner.post(f"/messages/{message['id']}/reactions", {"reaction": "👍"})
-    scheduled = owner.post("/messages/scheduled", {
-        "conversation_id": conversation["id"], "content": "later", "message_type": "text",
-        "client_random": client_random(),
-        "scheduled_at": (datetime.now(timezone.utc) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    })
-    sanction = owner.post(f"/conversations/{conversation['id']}/sanctions",
-                          {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 3600})
-    report = owner.post("/reports", {"user_id": bob.user_id, "conversation_id": conversation["id"],
-                                     "category": "spam"})
+    scheduled = owner.post(
+        "/messages/scheduled",
+        {
+            "conversation_id": conversation["id"],
+            "content": "later",
+            "message_type": "text",
+            "client_random": client_random(),
+            "scheduled_at": (datetime.now(timezone.utc) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        },
+    )
+    sanction = owner.post(
+        f"/conversations/{conversation['id']}/sanctions",
+        {"user_id": bob.user_id, "kind": "mute", "duration_seconds": 3600},
+    )
+    report = owner.post("/reports", {"user_id": bob.user_id, "conversation_id": conversation["id"], "category": "spam"})
     for name, created in (("scheduled_id", scheduled), ("sanction_id", sanction), ("report_id", report)):
         if created.status_code == 201:  # routes still in the making may not be there yet
             body = created.json()
@@ -430,13 +466,20 @@ def _real_ids(server: RunningServer, owner: UserClient) -> dict[str, str]:
     return ids
 
 
-def _fuzz(strategy: st.SearchStrategy[schemathesis.Case], base_url: str, session: requests.Session,
-          headers: dict[str, str]) -> None:
+def _fuzz(
+    strategy: st.SearchStrategy[schemathesis.Case], base_url: str, session: requests.Session, headers: dict[str, str]
+) -> None:
     """Up to FUZZ_EXAMPLES cases of one operation; raises on the first failing one (no shrinking:
     schemathesis prints a curl command that reproduces it)."""
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=base_url, session=session, headers=headers, checks=CHECKS)
@@ -464,8 +507,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(s
         # the document's example bodies, on the real resources: the success answers get checked too
         media = served["paths"][route.path][route.method.lower()].get("requestBody", {}).get("content", {})
         for example in media.get("application/json", {}).get("examples", {}).values():
-            strategies.append(op.as_strategy(GenerationMode.POSITIVE, path_parameters=real or None,
-                                             body=example["value"]))
+            strategies.append(
+                op.as_strategy(GenerationMode.POSITIVE, path_parameters=real or None, body=example["value"])
+            )
         if real:
             strategies.append(op.as_strategy(GenerationMode.POSITIVE, path_parameters=real))
             if route.body is not None or query_params(route):

@@ -100,11 +100,32 @@ def test_a_refused_token_is_not_remembered() -> None:
 
 
 PATHS = [
-    "/", "//", "/health", "/health/", "/ready", "/conversations", "/conversations/", "/conversations//",
-    "/conversations/archived", "/conversations/search/", "/conversations/x", "/conversations/x/messages",
-    "/conversations/x/messages/", "/conversations//messages", "/conversations/x/members/y/role",
-    "/messages/scheduled/x", "/messages/x/reactions/%F0%9F%91%8D", "/api/openapi.json", "/api/openapiXjson",
-    "/api/docs", "/tasks/sweep", "/reports/queue", "/reports/x/resolve", "/sync/", "/nope", "/a/b/c/d/e/f",
+    "/",
+    "//",
+    "/health",
+    "/health/",
+    "/ready",
+    "/conversations",
+    "/conversations/",
+    "/conversations//",
+    "/conversations/archived",
+    "/conversations/search/",
+    "/conversations/x",
+    "/conversations/x/messages",
+    "/conversations/x/messages/",
+    "/conversations//messages",
+    "/conversations/x/members/y/role",
+    "/messages/scheduled/x",
+    "/messages/x/reactions/%F0%9F%91%8D",
+    "/api/openapi.json",
+    "/api/openapiXjson",
+    "/api/docs",
+    "/tasks/sweep",
+    "/reports/queue",
+    "/reports/x/resolve",
+    "/sync/",
+    "/nope",
+    "/a/b/c/d/e/f",
 ]
 
 

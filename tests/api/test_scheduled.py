@@ -44,15 +44,22 @@ def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def schedule(client: UserClient, conversation_id: str, at: datetime, content: str = "later", **fields: Any
-             ) -> httpx.Response:
-    body = {"conversation_id": conversation_id, "content": content, "message_type": "text",
-            "scheduled_at": iso(at), **fields}
+def schedule(
+    client: UserClient, conversation_id: str, at: datetime, content: str = "later", **fields: Any
+) -> httpx.Response:
+    body = {
+        "conversation_id": conversation_id,
+        "content": content,
+        "message_type": "text",
+        "scheduled_at": iso(at),
+        **fields,
+    }
     return client.post("/messages/scheduled", body)
 
 
-def scheduled_ok(client: UserClient, conversation_id: str, at: datetime, content: str = "later", **fields: Any
-                 ) -> dict[str, Any]:
+def scheduled_ok(
+    client: UserClient, conversation_id: str, at: datetime, content: str = "later", **fields: Any
+) -> dict[str, Any]:
     response = schedule(client, conversation_id, at, content, **fields)
     assert response.status_code == 201, response.text
     return dict(response.json()["data"])
@@ -250,13 +257,15 @@ def test_edit_and_cancel_only_while_pending(quick: RunningServer) -> None:
     cid = alice.direct_with(bob)["id"]
     sent = scheduled_ok(alice, cid, utcnow() + timedelta(seconds=1.2), "goes out")
     assert wait_for(status_of(quick.services.db, sent["id"])) == "sent"
-    assert_error(alice.patch(f"/messages/scheduled/{sent['id']}", {"content": "too late"}), 409,
-                 "scheduled_not_pending")
+    assert_error(
+        alice.patch(f"/messages/scheduled/{sent['id']}", {"content": "too late"}), 409, "scheduled_not_pending"
+    )
     assert_error(alice.delete(f"/messages/scheduled/{sent['id']}"), 409, "scheduled_not_pending")
 
     later = scheduled_ok(alice, cid, utcnow() + timedelta(hours=1), "draft one")
-    edited = alice.patch(f"/messages/scheduled/{later['id']}",
-                         {"scheduled_message": {"content": "draft two", "metadata": {"x": 1}}})
+    edited = alice.patch(
+        f"/messages/scheduled/{later['id']}", {"scheduled_message": {"content": "draft two", "metadata": {"x": 1}}}
+    )
     assert edited.status_code == 200, edited.text
     assert edited.json()["data"]["content"] == "draft two" and edited.json()["data"]["metadata"] == {"x": 1}
     assert edited.json()["data"]["scheduled_at"] == later["scheduled_at"]
@@ -301,8 +310,9 @@ def test_lead_time_boundaries(server: RunningServer, frozen: datetime) -> None:
     assert_error(schedule(alice, cid, frozen - timedelta(seconds=1)), 422)
     # times with an offset are the same instant in UTC
     shifted = (frozen + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=2)))
-    offset = alice.post("/messages/scheduled", {"conversation_id": cid, "content": "tz",
-                                                 "scheduled_at": shifted.isoformat()})
+    offset = alice.post(
+        "/messages/scheduled", {"conversation_id": cid, "content": "tz", "scheduled_at": shifted.isoformat()}
+    )
     assert offset.status_code == 201, offset.text
     assert offset.json()["data"]["scheduled_at"] == iso(frozen + timedelta(minutes=5))
     for item in (minute, year, offset.json()["data"]):  # leave nothing pending in the shared database
@@ -345,12 +355,14 @@ def test_only_members_schedule_and_bodies_are_validated(server: RunningServer) -
     assert_error(schedule(alice, cid, at, message_type="system"), 422)
     assert_error(schedule(alice, cid, at, client_random=-1), 422)
     assert_error(alice.post("/messages/scheduled", {"conversation_id": cid, "content": "x"}), 422)
-    assert_error(alice.post("/messages/scheduled", {"conversation_id": cid, "content": "x",
-                                                     "scheduled_at": "tomorrow"}), 422)
+    assert_error(
+        alice.post("/messages/scheduled", {"conversation_id": cid, "content": "x", "scheduled_at": "tomorrow"}), 422
+    )
     assert_error(schedule(alice, cid, at, "x" * (64 * 1024 + 1)), 413)
     # nested under the resource name, and idempotent on client_random
-    body = {"scheduled_message": {"conversation_id": cid, "content": "once", "scheduled_at": iso(at),
-                                  "client_random": 4242}}
+    body = {
+        "scheduled_message": {"conversation_id": cid, "content": "once", "scheduled_at": iso(at), "client_random": 4242}
+    }
     first = alice.post("/messages/scheduled", body)
     again = alice.post("/messages/scheduled", body)
     assert first.status_code == 201 and again.status_code == 200, (first.text, again.text)

@@ -114,14 +114,17 @@ def test_never_from_a_conversation_the_caller_left_or_was_never_in(server: Runni
 
 def test_e2e_content_is_never_matched_but_its_blind_tokens_are(server: RunningServer) -> None:
     alice, bob = server.client(), server.client()
-    response = alice.post("/conversations", {"type": "group", "name": "E2E", "user_ids": [bob.user_id],
-                                             "metadata": {"e2ee": {"enabled": True}}})
+    response = alice.post(
+        "/conversations",
+        {"type": "group", "name": "E2E", "user_ids": [bob.user_id], "metadata": {"e2ee": {"enabled": True}}},
+    )
     assert response.status_code == 201, response.text
     e2e = response.json()["data"]["id"]
     w = word()
     token_a, token_b = "hmac:" + secrets.token_urlsafe(24), "hmac:" + secrets.token_urlsafe(24)
-    sealed = alice.send(e2e, f"{w} (the server would never read this)",
-                        metadata={"search_tokens": [token_a, token_b, token_a]})
+    sealed = alice.send(
+        e2e, f"{w} (the server would never read this)", metadata={"search_tokens": [token_a, token_b, token_a]}
+    )
     untokened = alice.send(e2e, f"{w} without tokens")
 
     assert ids(search(bob, w)) == []  # content: never
@@ -135,11 +138,15 @@ def test_e2e_content_is_never_matched_but_its_blind_tokens_are(server: RunningSe
     assert ids(search(bob, f"{token_a} hmac:{secrets.token_urlsafe(8)}")) == []  # all of them must match
 
     # malformed tokens are refused, not silently dropped
-    bad = alice.post(f"/conversations/{e2e}/messages",
-                     {"content": "x", "client_random": 7, "metadata": {"search_tokens": "not-a-list"}})
+    bad = alice.post(
+        f"/conversations/{e2e}/messages",
+        {"content": "x", "client_random": 7, "metadata": {"search_tokens": "not-a-list"}},
+    )
     assert_error(bad, 422, "invalid_search_tokens")
-    bad = alice.post(f"/conversations/{e2e}/messages",
-                     {"content": "x", "client_random": 8, "metadata": {"search_tokens": ["ok", ""]}})
+    bad = alice.post(
+        f"/conversations/{e2e}/messages",
+        {"content": "x", "client_random": 8, "metadata": {"search_tokens": ["ok", ""]}},
+    )
     assert_error(bad, 422, "invalid_search_tokens")
 
     # in a plaintext conversation tokens mean nothing; turning E2E on stops content search at once
@@ -190,7 +197,9 @@ def test_limit_boundaries(server: RunningServer) -> None:
     for blank in ({"query": "  "}, {}):  # a cleared search box: nothing, and no error
         empty = bob.get("/messages/search", params=blank)
         assert empty.status_code == 200 and empty.json() == {
-            "data": [], "meta": {"count": 0, "has_more": False, "next_cursor": None}}
+            "data": [],
+            "meta": {"count": 0, "has_more": False, "next_cursor": None},
+        }
     assert_error(bob.get("/messages/search", params={"query": "x" * 513}), 422)
     assert_error(bob.get("/messages/search", params={"query": w, "conversation_id": "nope"}), 400, "invalid_id")
 

@@ -42,8 +42,10 @@ def test_the_sweep_republishes_what_a_crash_left_in_the_outbox(gateway: RunningS
     # the state a crash between commit and publish leaves: committed, never marked published
     with gateway.services.db.transaction() as conn:
         event_id = conn.execute(
-            update(events).where(events.c.conversation_id == cid, events.c.name == "new_message")
-            .values(published_at=None).returning(events.c.event_id)
+            update(events)
+            .where(events.c.conversation_id == cid, events.c.name == "new_message")
+            .values(published_at=None)
+            .returning(events.c.event_id)
         ).scalar_one()
     heard: list[PublishedEvent] = []
     unsubscribe = gateway.services.bus.subscribe(heard.append)

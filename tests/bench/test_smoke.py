@@ -22,8 +22,14 @@ def number(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any], Path]:
     out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run([sys.executable, "-m", "shared.cli", "bench", "--quick", "--skip-synapse", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "bench", "--quick", "--skip-synapse", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, f"bench --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     runs = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(runs) == 1, runs
@@ -49,10 +55,10 @@ def test_every_scenario_has_numbers(quick_run: tuple[str, dict[str, Any], Path])
     assert number(closed["throughput"]) and number(closed["p99_ms"])
     assert all(number(step["p99_ms"]) for step in r["B1"]["steps"])
     assert all(number(s["p99_ms"]) and number(s["deliveries_per_s"]) for s in r["B2"]["sizes"])
-    assert all(s["connected"] > 0 and number(s["kb_per_socket"]) and number(s["probe_p99_ms"])
-               for s in r["B3"]["sizes"])
-    assert all(number(s["p99_ms"]) and number(s["requests_per_s"]) and s["status"].get("200")
-               for s in r["B4"]["sizes"])
+    assert all(
+        s["connected"] > 0 and number(s["kb_per_socket"]) and number(s["probe_p99_ms"]) for s in r["B3"]["sizes"]
+    )
+    assert all(number(s["p99_ms"]) and number(s["requests_per_s"]) and s["status"].get("200") for s in r["B4"]["sizes"])
     assert number(r["B5"]["requests_per_s"]) and r["B5"]["status"].get("201")
     assert number(r["B6"]["seconds"]) and r["B6"]["all_in_order"]
     pg = r["ceilings"]["pgbench"]

@@ -39,8 +39,8 @@ def _processes() -> dict[int, tuple[int, int, str, str]]:
                 raw = handle.read()
         except OSError:
             continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        state, ppid, pgid = raw[raw.rindex(")") + 2:].split()[:3]
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        state, ppid, pgid = raw[raw.rindex(")") + 2 :].split()[:3]
         table[int(entry)] = (int(ppid), int(pgid), state, name)
     return table
 
@@ -64,7 +64,7 @@ def _running(pid: int) -> bool:
             raw = handle.read()
     except OSError:
         return False
-    return raw[raw.rindex(")") + 2:].split()[0] != "Z"  # a zombie holds nothing but its pid
+    return raw[raw.rindex(")") + 2 :].split()[0] != "Z"  # a zombie holds nothing but its pid
 
 
 def _wait_for_info(process: subprocess.Popen[bytes], info_file: Path, output: Path) -> dict[str, Any]:
@@ -89,9 +89,22 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path)
     info_file, output = tmp_path / "cloud-local.json", tmp_path / "cloud-local.out"
     with open(output, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "cloud-local", "--gateway-port", "0", "--relay-ports", "0,0",
-             "--info-file", str(info_file)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "cloud-local",
+                "--gateway-port",
+                "0",
+                "--relay-ports",
+                "0,0",
+                "--info-file",
+                str(info_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
             env={k: v for k, v in os.environ.items() if not k.startswith("WHISPR_")},
         )
     sockets: list[Phx] = []
@@ -109,8 +122,9 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path)
 
         settings = Settings(dev_key_path=info["env"]["WHISPR_DEV_KEY_PATH"])
         alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
-        rest = httpx.Client(base_url=info["api"], timeout=15,
-                            headers={"Authorization": f"Bearer {mint_dev_token(settings, alice)}"})
+        rest = httpx.Client(
+            base_url=info["api"], timeout=15, headers={"Authorization": f"Bearer {mint_dev_token(settings, alice)}"}
+        )
         created = rest.post("/conversations", json={"type": "direct", "other_user_id": bob})
         assert created.status_code in (200, 201), created.text
         cid = created.json()["data"]["id"]
@@ -121,8 +135,11 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path)
             sockets.append(sock)
             sock.join_ok(topic)
 
-        body = {"content": "through pub/sub to both relays", "message_type": "text",
-                "client_random": secrets.randbits(32)}
+        body = {
+            "content": "through pub/sub to both relays",
+            "message_type": "text",
+            "client_random": secrets.randbits(32),
+        }
         sent = rest.post(f"/conversations/{cid}/messages", json=body)
         assert sent.status_code == 201, sent.text
         message = sent.json()["data"]

@@ -129,8 +129,12 @@ def test_a_scheduled_message_fires_through_cloud_tasks_once_even_when_delivered_
     # Delivered twice: a second task with the same target (Cloud Tasks is at-least-once), and
     # the port asked again for the same item and time (a retried enqueue: ALREADY_EXISTS in
     # Cloud Tasks; the emulator queues a same-named task, i.e. a third delivery).
-    tasks_client.create_task(parent=TASKS_QUEUE, task=tasks_v2.Task(
-        name=f"{TASKS_QUEUE}/tasks/redelivery-{item['id']}", schedule_time=task.schedule_time, http_request=request))
+    tasks_client.create_task(
+        parent=TASKS_QUEUE,
+        task=tasks_v2.Task(
+            name=f"{TASKS_QUEUE}/tasks/redelivery-{item['id']}", schedule_time=task.schedule_time, http_request=request
+        ),
+    )
     scheduler.schedule("scheduled", item["id"], parse(item["scheduled_at"]))
     assert len(queued(tasks_client, item["id"])) == 3
 

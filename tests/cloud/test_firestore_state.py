@@ -114,7 +114,8 @@ def test_user_online_away_offline_with_last_seen_across_devices(stores: Callable
     phone = relay.connect(alice, "phone")
     seen = eventually(lambda: reader.user_presence(alice), lambda p: p.status == "online", what="online")
     assert [(s.device_id, s.instance_id, s.session_id) for s in seen.sessions] == [
-        ("phone", relay.instance_id, phone.session_id)]
+        ("phone", relay.instance_id, phone.session_id)
+    ]
     laptop = relay.connect(alice, "laptop")
     seen = eventually(lambda: reader.user_presence(alice), lambda p: len(p.sessions) == 2, what="two devices")
     assert sorted(s.device_id or "" for s in seen.sessions) == ["laptop", "phone"] and seen.status == "online"
@@ -146,7 +147,8 @@ def test_user_online_away_offline_with_last_seen_across_devices(stores: Callable
 
 
 def test_presence_state_across_instances_and_diffs_after_the_write(
-        stores: Callable[..., FirestoreStateStore], project: str) -> None:
+    stores: Callable[..., FirestoreStateStore], project: str
+) -> None:
     a, b = stores(), stores()
     db = firestore.Client(project=project)
     heard_a, heard_b = Diffs(), Diffs()
@@ -158,8 +160,9 @@ def test_presence_state_across_instances_and_diffs_after_the_write(
                 ref = metas["metas"][0]["phx_ref"]
                 where = FieldFilter("topics", "array_contains", diff.topic)
                 docs = db.collection(SESSIONS).where(filter=where).stream()
-                stored_when_heard.append(any(
-                    (d.to_dict() or {}).get("metas", {}).get(diff.topic, {}).get("phx_ref") == ref for d in docs))
+                stored_when_heard.append(
+                    any((d.to_dict() or {}).get("metas", {}).get(diff.topic, {}).get("phx_ref") == ref for d in docs)
+                )
 
     a.subscribe(check_stored)  # first: by the time heard_a has a diff, it was checked
     a.subscribe(heard_a)
@@ -209,15 +212,20 @@ time.sleep(600)
 
 
 def test_sessions_of_an_instance_that_stops_heartbeating_end_with_last_seen(
-        stores: Callable[..., FirestoreStateStore], project: str) -> None:
+    stores: Callable[..., FirestoreStateStore], project: str
+) -> None:
     """A relay process killed with SIGKILL: its documents stay, its heartbeat stops. A live
     instance ends its sessions once the lease lapses, and announces the leaves."""
     survivor = stores()
     heard = Diffs()
     survivor.subscribe(heard)
     bob, topic, dead_instance = str(uuid.uuid4()), f"conversation:{uuid.uuid4()}", f"dead-{uuid.uuid4().hex[:8]}"
-    child = subprocess.Popen([sys.executable, "-c", CRASHING_RELAY, project, dead_instance, bob, topic],
-                             stdout=subprocess.PIPE, env=dict(os.environ), start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RELAY, project, dead_instance, bob, topic],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
         online = eventually(lambda: survivor.user_presence(bob), lambda p: p.status == "online")
@@ -251,8 +259,14 @@ def test_a_busy_session_writes_each_document_at_most_about_once_a_second(project
     heartbeat), joining and leaving topics and going away and back: each document is written at
     most about once a second, and the last state still reaches the store."""
     counter = CountCommits()
-    store = FirestoreStateStore(project, instance_id=f"busy-{uuid.uuid4().hex[:6]}", away_after_seconds=0.3,
-                                heartbeat_seconds=1.0, lease_seconds=3.0, client=counting_client(project, counter))
+    store = FirestoreStateStore(
+        project,
+        instance_id=f"busy-{uuid.uuid4().hex[:6]}",
+        away_after_seconds=0.3,
+        heartbeat_seconds=1.0,
+        lease_seconds=3.0,
+        client=counting_client(project, counter),
+    )
     reader = FirestoreStateStore(project, instance_id="reader")
     try:
         user = str(uuid.uuid4())

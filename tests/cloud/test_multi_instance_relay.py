@@ -66,12 +66,10 @@ def project(pubsub_emulator: Emulator, firestore_emulator: Emulator) -> str:
 
 def instance_settings(db_url: str, key_path: str, project: str, **limits: Any) -> Settings:
     settings = make_settings(db_url, key_path, **{**FREE, **limits})
-    return dataclasses.replace(settings, gcp_project=project, instance_id=f"relay-{uuid.uuid4().hex[:10]}",
-                               **ADAPTERS)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, gcp_project=project, instance_id=f"relay-{uuid.uuid4().hex[:10]}", **ADAPTERS)  # type: ignore[arg-type]
 
 
-def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 20.0,
-               what: str = "") -> Any:
+def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 20.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -150,8 +148,11 @@ def presence_view(frames: list[Any]) -> dict[str, list[dict[str, Any]]]:
 
 def seen_by(reader: Reader) -> dict[str, list[dict[str, Any]]]:
     with reader.lock:
-        frames = [(m.event, m.payload) for m in reader.frames
-                  if m.topic == reader.topic and m.event in ("presence_state", "presence_diff")]
+        frames = [
+            (m.event, m.payload)
+            for m in reader.frames
+            if m.topic == reader.topic and m.event in ("presence_state", "presence_diff")
+        ]
     return presence_view(frames)
 
 
@@ -182,40 +183,57 @@ def test_presence_crosses_instances_online_away_offline(db_url: str, key_path: s
             alice_sees = Reader(alice_sock, topic)
             readers.append(alice_sees)
             # Bob's socket is on B: Alice's instance knows of it through Firestore and the bus.
-            eventually(lambda: statuses(seen_by(alice_sees), bob.user_id), lambda s: s == [("bob-phone", "online")],
-                       what="alice sees bob online")
+            eventually(
+                lambda: statuses(seen_by(alice_sees), bob.user_id),
+                lambda s: s == [("bob-phone", "online")],
+                what="alice sees bob online",
+            )
 
             # Bob, on the other instance, sees Alice come online.
-            eventually(lambda: statuses(seen_by(bob_sees), alice.user_id), lambda s: s == [("alice-phone", "online")],
-                       what="bob sees alice online")
+            eventually(
+                lambda: statuses(seen_by(bob_sees), alice.user_id),
+                lambda s: s == [("alice-phone", "online")],
+                what="bob sees alice online",
+            )
             online = state_b.user_presence(alice.user_id)
             assert online.status == "online"
             assert [s.instance_id for s in online.sessions] == [settings_a.instance_id]
 
             # Idle past the away period: Bob sees her away; she types: online again.
-            eventually(lambda: statuses(seen_by(bob_sees), alice.user_id), lambda s: s == [("alice-phone", "away")],
-                       what="bob sees alice away")
+            eventually(
+                lambda: statuses(seen_by(bob_sees), alice.user_id),
+                lambda s: s == [("alice-phone", "away")],
+                what="bob sees alice away",
+            )
             alice_sock.push(topic, "user_typing", {"typing": True})
-            eventually(lambda: statuses(seen_by(bob_sees), alice.user_id), lambda s: s == [("alice-phone", "online")],
-                       what="bob sees alice back")
+            eventually(
+                lambda: statuses(seen_by(bob_sees), alice.user_id),
+                lambda s: s == [("alice-phone", "online")],
+                what="bob sees alice back",
+            )
 
             # Alice's last socket closes: Bob sees her leave, offline with last_seen.
             closed_at = time.time()
             alice_sees.stop()
             alice_sock.close()
             eventually(lambda: seen_by(bob_sees), lambda v: alice.user_id not in v, what="bob sees alice leave")
-            (left,) = [p for p in bob_sees.events("presence_diff")
-                       if alice.user_id in p["leaves"] and "last_seen" in p["leaves"][alice.user_id]["metas"][0]]
+            (left,) = [
+                p
+                for p in bob_sees.events("presence_diff")
+                if alice.user_id in p["leaves"] and "last_seen" in p["leaves"][alice.user_id]["metas"][0]
+            ]
             assert left["joins"] == {}
-            gone = eventually(lambda: state_b.user_presence(alice.user_id), lambda p: p.status == "offline",
-                              what="alice offline")
+            gone = eventually(
+                lambda: state_b.user_presence(alice.user_id), lambda p: p.status == "offline", what="alice offline"
+            )
             assert gone.last_seen is not None and abs(gone.last_seen.timestamp() - closed_at) < 5
 
             # A socket joining later (on A) is told only of Bob, from Firestore, and itself.
             late = Phx.open(a, alice.user_id, device_id="alice-laptop")
             late.join_ok(topic)
-            assert {u: [m["device_id"] for m in e["metas"]] for u, e in late.event(topic, "presence_state").items()} \
-                == {alice.user_id: ["alice-laptop"], bob.user_id: ["bob-phone"]}
+            assert {
+                u: [m["device_id"] for m in e["metas"]] for u, e in late.event(topic, "presence_state").items()
+            } == {alice.user_id: ["alice-laptop"], bob.user_id: ["bob-phone"]}
         finally:
             for reader in readers:
                 reader.stop()
@@ -237,9 +255,12 @@ def _rest_sender(user: UserClient, conversation_id: str, count: int, label: str,
 
 
 def test_a_thousand_messages_from_both_instances_reach_both_sockets_in_order_once(
-        db_url: str, key_path: str, project: str) -> None:
-    with serve(instance_settings(db_url, key_path, project)) as a, \
-            serve(instance_settings(db_url, key_path, project)) as b:
+    db_url: str, key_path: str, project: str
+) -> None:
+    with (
+        serve(instance_settings(db_url, key_path, project)) as a,
+        serve(instance_settings(db_url, key_path, project)) as b,
+    ):
         alice, bob = a.client(), a.client()
         conv = alice.direct_with(bob)
         topic, cid = f"conversation:{conv['id']}", conv["id"]
@@ -276,12 +297,13 @@ def test_a_thousand_messages_from_both_instances_reach_both_sockets_in_order_onc
                 sock.reply(sock.push("phoenix", "heartbeat", {}, join_ref=None))
                 reader.frames += [m for m in sock.inbox if m.event != "phx_reply"]
                 assert reader.seqs() == list(range(1, 1001))  # in order, none missing, none twice
-                assert {m["id"]: m["content"] for m in reader.messages()} == {
-                    i: m["content"] for i, m in every.items()}
+                assert {m["id"]: m["content"] for m in reader.messages()} == {i: m["content"] for i, m in every.items()}
             hubs = [o for o in gc.get_objects() if isinstance(o, Hub)]
             work = [(h.sequencer.held_back, h.sequencer.filled, h.sequencer.duplicates) for h in hubs]
-            print(f"1,000 messages across two instances in {time.monotonic() - started:.1f} s; "
-                  f"(held back, filled from the store, duplicates) per relay: {work}")
+            print(
+                f"1,000 messages across two instances in {time.monotonic() - started:.1f} s; "
+                f"(held back, filled from the store, duplicates) per relay: {work}"
+            )
         finally:
             for reader in readers:
                 reader.stop()
@@ -292,23 +314,35 @@ def test_a_thousand_messages_from_both_instances_reach_both_sockets_in_order_onc
 
 
 @contextlib.contextmanager
-def serve_in_process(settings: Settings, key_path: str,
-                     env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_in_process(
+    settings: Settings, key_path: str, env: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`whispr-messaging dev` in a process (group) of its own, configured by the environment."""
     port = free_port()
     limits = {f"WHISPR_{k.upper()}": str(v) for k, v in FREE.items()}
     environment = {
-        **os.environ, **env, **limits,
-        "DATABASE_URL": settings.database_url, "WHISPR_DEV_KEY_PATH": key_path,
-        "WHISPR_EVENT_BUS": "pubsub", "WHISPR_PUBSUB_CREATE_MISSING": "true",
+        **os.environ,
+        **env,
+        **limits,
+        "DATABASE_URL": settings.database_url,
+        "WHISPR_DEV_KEY_PATH": key_path,
+        "WHISPR_EVENT_BUS": "pubsub",
+        "WHISPR_PUBSUB_CREATE_MISSING": "true",
         "WHISPR_GCP_PROJECT": settings.gcp_project,
-        "WHISPR_INSTANCE_ID": settings.instance_id, "WHISPR_STATE_STORE": "firestore",
-        "WHISPR_PRESENCE_HEARTBEAT_SECONDS": "0.5", "WHISPR_PRESENCE_LEASE_SECONDS": "2",
-        "WHISPR_SCHEDULER": "none", "WHISPR_LOG_LEVEL": "warning",
+        "WHISPR_INSTANCE_ID": settings.instance_id,
+        "WHISPR_STATE_STORE": "firestore",
+        "WHISPR_PRESENCE_HEARTBEAT_SECONDS": "0.5",
+        "WHISPR_PRESENCE_LEASE_SECONDS": "2",
+        "WHISPR_SCHEDULER": "none",
+        "WHISPR_LOG_LEVEL": "warning",
     }
-    process = subprocess.Popen([sys.executable, "-m", "shared.cli", "dev", "--host", "127.0.0.1", "--port", str(port)],
-                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "dev", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -366,8 +400,7 @@ def test_killing_an_instance_mid_stream_loses_nothing(db_url: str, key_path: str
                     body = {"content": f"bob {i}", "message_type": "text", "client_random": client_random()}
                     while True:
                         try:
-                            response = (bob_via_b if use_b else bob_via_a).post(
-                                f"/conversations/{cid}/messages", body)
+                            response = (bob_via_b if use_b else bob_via_a).post(f"/conversations/{cid}/messages", body)
                         except httpx.HTTPError:
                             use_b = False
                             continue
@@ -398,8 +431,9 @@ def test_killing_an_instance_mid_stream_loses_nothing(db_url: str, key_path: str
             assert sorted(sent) == list(range(1, total + 1))
             sweep_outbox(a.services, older_than_seconds=0)  # what Cloud Scheduler runs: events B left unpublished
 
-            eventually(lambda: len(bob_second.seqs()) + len(kept), lambda n: n >= total, timeout=60,
-                       what="bob caught up")
+            eventually(
+                lambda: len(bob_second.seqs()) + len(kept), lambda n: n >= total, timeout=60, what="bob caught up"
+            )
             eventually(alice_reader.seqs, lambda seqs: len(seqs) >= total, timeout=60, what="alice got them all")
             # Bob: what B delivered, then the catch-up and live events on A: each message exactly once, in order.
             bob_all = kept + bob_second.seqs()

@@ -17,10 +17,14 @@ from shared.ports.bus import PublishedEvent
 
 def _event(position: int, conversation_id: str, seq: int, name: str = "new_message") -> PublishedEvent:
     return PublishedEvent(
-        position=position, event_id=str(uuid.uuid4()), name=name,
+        position=position,
+        event_id=str(uuid.uuid4()),
+        name=name,
         topics=(f"conversation:{conversation_id}",),
         payload={"message": {"id": str(uuid.uuid4()), "seq": seq, "content": "secret", "metadata": {}}},
-        conversation_id=conversation_id, seq=seq, created_at=datetime.now(timezone.utc),
+        conversation_id=conversation_id,
+        seq=seq,
+        created_at=datetime.now(timezone.utc),
     )
 
 
@@ -56,7 +60,7 @@ def test_every_instance_gets_every_event_once_in_conversation_order(pubsub_emula
         conversations = [str(uuid.uuid4()) for _ in range(3)]
         events = [_event(i, conversations[i % 3], i // 3 + 1) for i in range(150)]
         for start in range(0, len(events), 10):
-            publisher.publish(events[start:start + 10])
+            publisher.publish(events[start : start + 10])
         publisher.publish(events[:5])  # a republish (as the outbox sweeper may do): no duplicates
         for collector in collectors:
             got = collector.wait_for(150)

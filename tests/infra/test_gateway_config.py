@@ -17,8 +17,11 @@ def test_every_public_route_goes_to_its_function_under_messaging() -> None:
     assert document["swagger"] == "2.0"
     for route in ROUTES:
         operations = [
-            op for path, item in document["paths"].items() for method, op in item.items()
-            if method == route.method.lower() and path.startswith("/messaging/")
+            op
+            for path, item in document["paths"].items()
+            for method, op in item.items()
+            if method == route.method.lower()
+            and path.startswith("/messaging/")
             and path.endswith(route.path.removeprefix("/api"))
         ]
         if route.function in INTERNAL_FUNCTIONS:

@@ -54,7 +54,13 @@ def phoenix_js() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("Node.js and npm are needed to drive the relay with the phoenix JavaScript client")
     if not (JS_DIR / "node_modules" / "phoenix").is_dir() or not (JS_DIR / "node_modules" / "ws").is_dir():
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True,
-                              text=True, timeout=300, check=False)
+        done = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund"],
+            cwd=JS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
     return JS_DIR

@@ -43,9 +43,18 @@ class Phx:
         self.join_refs: dict[str, str] = {}
 
     @classmethod
-    def open(cls, server: RunningServer, user_id: str, *, device_id: str | None = None, vsn: str = "2.0.0",
-             path: str = PATH, token: str | None = None, receive_buffer: int | None = None,
-             **connect_args: Any) -> Phx:
+    def open(
+        cls,
+        server: RunningServer,
+        user_id: str,
+        *,
+        device_id: str | None = None,
+        vsn: str = "2.0.0",
+        path: str = PATH,
+        token: str | None = None,
+        receive_buffer: int | None = None,
+        **connect_args: Any,
+    ) -> Phx:
         token = token or server.token(user_id, device_id)
         url = socket_url(server, path, token=token, vsn=vsn)
         if receive_buffer is not None:  # a small TCP receive window: a client that reads slowly
@@ -65,8 +74,9 @@ class Phx:
     def send_raw(self, text: str | bytes) -> None:
         self.ws.send(text)
 
-    def push(self, topic: str, event: str, payload: Any = None, *, ref: str | None = "auto",
-             join_ref: str | None = "auto") -> str | None:
+    def push(
+        self, topic: str, event: str, payload: Any = None, *, ref: str | None = "auto", join_ref: str | None = "auto"
+    ) -> str | None:
         real_ref = self.next_ref() if ref == "auto" else ref
         real_join_ref = self.join_refs.get(topic) if join_ref == "auto" else join_ref
         payload = {} if payload is None else payload
@@ -139,10 +149,14 @@ class Phx:
         assert status == "ok", (topic, response)
         return response
 
-    def event(self, topic: str, event: str, match: Callable[[Any], bool] | None = None,
-              timeout: float = TIMEOUT) -> Any:
-        found = self.wait(lambda m: m.topic == topic and m.event == event and (match is None or match(m.payload)),
-                          timeout, f"{event} on {topic}")
+    def event(
+        self, topic: str, event: str, match: Callable[[Any], bool] | None = None, timeout: float = TIMEOUT
+    ) -> Any:
+        found = self.wait(
+            lambda m: m.topic == topic and m.event == event and (match is None or match(m.payload)),
+            timeout,
+            f"{event} on {topic}",
+        )
         return found.payload
 
     def barrier(self) -> list[Msg]:

@@ -58,8 +58,13 @@ def _env(database_url: str, key_path: str, port: int) -> dict[str, str]:
 def _process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The gateway and relay in their own process, ready once /health answers."""
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "dev", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -109,8 +114,11 @@ class Sender:
             while not self.stop.is_set():
                 while len(self.pushed) < IN_FLIGHT:
                     random = client_random()
-                    ref = sock.push(self.topic, "new_message", {
-                        "content": f"{self.user_id[:8]} #{n}", "message_type": "text", "client_random": random})
+                    ref = sock.push(
+                        self.topic,
+                        "new_message",
+                        {"content": f"{self.user_id[:8]} #{n}", "message_type": "text", "client_random": random},
+                    )
                     assert ref is not None
                     self.pushed[ref] = random
                     n += 1
@@ -149,7 +157,7 @@ class Sender:
         replay. `keep`: the part of its prefix the client kept (a client that lost some, or a
         new device, rejoins with a lower last_seq)."""
         prefix = self.live_prefix()
-        prefix = prefix[:int(len(prefix) * keep)]
+        prefix = prefix[: int(len(prefix) * keep)]
         sock = Phx.open(server, self.user_id)
         try:
             last_seq = prefix[-1]["seq"] if prefix else 0
@@ -166,8 +174,7 @@ class Sender:
             sock.close()
 
 
-def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str, key_path: str,
-                                                                     tmp_path: Path) -> None:
+def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str, key_path: str, tmp_path: Path) -> None:
     database_url = fresh_database(pg_url, "whispr_crash", key_path)
     settings = make_settings(database_url, key_path, **FREE)
     port = free_port()
@@ -188,8 +195,10 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + 120
-            while any(sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
-                      for c in {s.conversation_id for s in senders}):
+            while any(
+                sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
+                for c in {s.conversation_id for s in senders}
+            ):
                 assert time.monotonic() < deadline, "the senders did not get going"
                 assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
                 time.sleep(0.05)
@@ -223,13 +232,18 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
 
         with services.db.transaction() as conn:  # the store agrees with what the clients saw
             for conversation_id in {s.conversation_id for s in senders}:
-                rows = conn.execute(select(messages_table.c.seq, messages_table.c.sender_id,
-                                           messages_table.c.client_random, messages_table.c.message_type)
-                                    .where(messages_table.c.conversation_id == conversation_id)
-                                    .order_by(messages_table.c.seq)).all()
+                rows = conn.execute(
+                    select(
+                        messages_table.c.seq,
+                        messages_table.c.sender_id,
+                        messages_table.c.client_random,
+                        messages_table.c.message_type,
+                    )
+                    .where(messages_table.c.conversation_id == conversation_id)
+                    .order_by(messages_table.c.seq)
+                ).all()
                 assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
                 texts = [(r.sender_id, r.client_random) for r in rows if r.message_type == "text"]
                 assert len(texts) == len(set(texts))
     finally:
         services.close()
-

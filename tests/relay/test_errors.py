@@ -118,8 +118,9 @@ def test_bad_frames_get_error_replies_and_the_socket_goes_on(relay: RunningServe
         assert bad.error("phoenix", "not_a_heartbeat")["reason"] == "unknown_event"
 
         # the same socket still works, and so does everyone else's
-        sent = bad.ok(topic, "new_message", {"content": "still here", "message_type": "text",
-                                              "client_random": client_random()})["message"]
+        sent = bad.ok(
+            topic, "new_message", {"content": "still here", "message_type": "text", "client_random": client_random()}
+        )["message"]
         assert good.event(topic, "new_message")["message"]["id"] == sent["id"]
         assert [m.payload["message"]["content"] for m in bad.barrier() if m.event == "new_message"] == ["still here"]
         assert [m for m in good.barrier() if m.event == "new_message"] == []
@@ -138,8 +139,10 @@ def test_push_errors_carry_the_rest_codes(relay: RunningServer) -> None:
         b.join_ok(topic)
         missing = a.error(topic, "new_message", {"content": "no client_random"})
         assert missing["reason"] == "validation_failed" and "client_random" in missing["details"]
-        assert a.error(topic, "new_message", {"content": "x", "message_type": "system",
-                                              "client_random": 1})["reason"] == "validation_failed"
+        assert (
+            a.error(topic, "new_message", {"content": "x", "message_type": "system", "client_random": 1})["reason"]
+            == "validation_failed"
+        )
         mine = a.ok(topic, "new_message", {"content": "mine", "client_random": client_random()})["message"]
         assert b.error(topic, "edit_message", {"message_id": mine["id"], "content": "hijack"})["reason"] == "not_sender"
         assert b.error(topic, "edit_message", {"message_id": new_id(), "content": "x"})["reason"] == "message_not_found"
@@ -147,8 +150,10 @@ def test_push_errors_carry_the_rest_codes(relay: RunningServer) -> None:
         other = alice.direct_with(relay.client())
         elsewhere = alice.send(other["id"], "in another conversation")
         # a push on one conversation's topic cannot act on another conversation's messages
-        assert a.error(topic, "edit_message", {"message_id": elsewhere["id"], "content": "x"})["reason"] == \
-            "message_not_found"
+        assert (
+            a.error(topic, "edit_message", {"message_id": elsewhere["id"], "content": "x"})["reason"]
+            == "message_not_found"
+        )
         assert alice.get(f"/messages/{elsewhere['id']}").json()["data"]["content"] == "in another conversation"
     finally:
         a.close()
@@ -160,8 +165,9 @@ def test_pushes_to_a_topic_not_joined_are_unmatched(relay: RunningServer) -> Non
     conv = alice.direct_with(bob)
     sock = Phx.open(relay, alice.user_id)
     try:
-        response = sock.error(f"conversation:{conv['id']}", "new_message",
-                              {"content": "before join", "client_random": client_random()})
+        response = sock.error(
+            f"conversation:{conv['id']}", "new_message", {"content": "before join", "client_random": client_random()}
+        )
         assert response["reason"] == "unmatched topic"
         assert alice.get(f"/conversations/{conv['id']}/messages").json()["data"] == []
     finally:
@@ -169,7 +175,8 @@ def test_pushes_to_a_topic_not_joined_are_unmatched(relay: RunningServer) -> Non
 
 
 def test_a_crashing_push_gets_an_error_reply_then_phx_error_and_rejoin_works(
-        relay: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice, bob = relay.client(), relay.client()
     conv = alice.direct_with(bob)
     topic = f"conversation:{conv['id']}"
@@ -197,8 +204,9 @@ def test_token_in_the_phoenix_auth_subprotocol_is_accepted(relay: RunningServer)
     user = new_id()
     encoded = base64.urlsafe_b64encode(relay.token(user).encode()).decode().rstrip("=")
     url = socket_url(relay, vsn="2.0.0")
-    ws = connect(url, subprotocols=[Subprotocol("phoenix"), Subprotocol(f"base64url.bearer.phx.{encoded}")],
-                 open_timeout=10)
+    ws = connect(
+        url, subprotocols=[Subprotocol("phoenix"), Subprotocol(f"base64url.bearer.phx.{encoded}")], open_timeout=10
+    )
     try:
         assert ws.subprotocol == "phoenix"
         sock = Phx(ws, user)
@@ -207,8 +215,9 @@ def test_token_in_the_phoenix_auth_subprotocol_is_accepted(relay: RunningServer)
         ws.close()
     bad = base64.urlsafe_b64encode(b"not a token").decode().rstrip("=")
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, subprotocols=[Subprotocol("phoenix"), Subprotocol(f"base64url.bearer.phx.{bad}")],
-                open_timeout=10).close()
+        connect(
+            url, subprotocols=[Subprotocol("phoenix"), Subprotocol(f"base64url.bearer.phx.{bad}")], open_timeout=10
+        ).close()
     assert refused.value.response.status_code == 403
 
 

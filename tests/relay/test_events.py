@@ -60,8 +60,12 @@ def test_edit_message_replies_and_broadcasts_message_updated(pair: Pair) -> None
 def test_delete_for_everyone_broadcasts_message_deleted(pair: Pair) -> None:
     message = pair.send("oops")
     reply = pair.a.ok(pair.topic, "delete_message", {"message_id": message["id"], "delete_for_everyone": True})
-    expected = {"message_id": message["id"], "conversation_id": pair.conv["id"], "seq": message["seq"],
-                "delete_for_everyone": True}
+    expected = {
+        "message_id": message["id"],
+        "conversation_id": pair.conv["id"],
+        "seq": message["seq"],
+        "delete_for_everyone": True,
+    }
     assert reply == expected
     assert pair.b.event(pair.topic, "message_deleted") == expected
     assert pair.bob.get(f"/messages/{message['id']}").json()["data"]["is_deleted"] is True
@@ -86,8 +90,13 @@ def test_message_delivered_tells_the_sender(pair: Pair) -> None:
     reply = pair.b.ok(pair.topic, "message_delivered", {"message_id": message["id"]})
     assert reply["last_delivered_seq"] == message["seq"]
     status = pair.a.event(f"user:{pair.alice.user_id}", "delivery_status")
-    assert status == {"message_id": message["id"], "conversation_id": pair.conv["id"],
-                      "user_id": pair.bob.user_id, "status": "delivered", "up_to_seq": message["seq"]}
+    assert status == {
+        "message_id": message["id"],
+        "conversation_id": pair.conv["id"],
+        "user_id": pair.bob.user_id,
+        "status": "delivered",
+        "up_to_seq": message["seq"],
+    }
 
 
 @pytest.mark.parametrize("event", ["message_read", "mark_read"])
@@ -153,8 +162,10 @@ def test_reactions_are_added_and_removed(pair: Pair) -> None:
     pair.b.ok(pair.topic, "remove_reaction", {"message_id": message["id"], "reaction": "👍"})
     removed = pair.a.event(pair.topic, "reaction_removed")
     assert (removed["message_id"], removed["user_id"], removed["reaction"]) == (message["id"], pair.bob.user_id, "👍")
-    assert pair.b.error(pair.topic, "add_reaction", {"message_id": message["id"], "reaction": "not an emoji"})[
-        "reason"] != "unknown_event"
+    assert (
+        pair.b.error(pair.topic, "add_reaction", {"message_id": message["id"], "reaction": "not an emoji"})["reason"]
+        != "unknown_event"
+    )
 
 
 def test_presence_state_and_diffs(relay: RunningServer) -> None:

@@ -36,16 +36,24 @@ def batched(pg_url: str, key_path: str) -> Iterator[Batched]:
     with contextlib.ExitStack() as stack:
 
         def start(n: int) -> RunningServer:
-            settings = dataclasses.replace(make_settings(pg_url, key_path, **FREE), send_batch_max=n,
-                                           send_batch_window_ms=FOREVER_MS, send_batch_parallel=1)
+            settings = dataclasses.replace(
+                make_settings(pg_url, key_path, **FREE),
+                send_batch_max=n,
+                send_batch_window_ms=FOREVER_MS,
+                send_batch_parallel=1,
+            )
             return stack.enter_context(serve(settings))
 
         yield start
 
 
 def _body(content: str, random: int | None = None, **fields: Any) -> dict[str, Any]:
-    return {"content": content, "message_type": "text",
-            "client_random": client_random() if random is None else random, **fields}
+    return {
+        "content": content,
+        "message_type": "text",
+        "client_random": client_random() if random is None else random,
+        **fields,
+    }
 
 
 def _open(server: RunningServer, user: UserClient, *topics: str, device: str | None = None) -> Phx:
@@ -58,16 +66,21 @@ def _open(server: RunningServer, user: UserClient, *topics: str, device: str | N
 def _txids(server: RunningServer, conversation_ids: list[str], after_seq: int = 0) -> set[int]:
     """The transactions that recorded these conversations' new_message events (after a seq)."""
     with server.services.db.transaction() as conn:
-        rows = conn.execute(select(events.c.txid).where(
-            events.c.name == "new_message", events.c.conversation_id.in_(conversation_ids),
-            events.c.seq > after_seq))
+        rows = conn.execute(
+            select(events.c.txid).where(
+                events.c.name == "new_message", events.c.conversation_id.in_(conversation_ids), events.c.seq > after_seq
+            )
+        )
         return {int(r.txid) for r in rows}
 
 
 def _seqs(server: RunningServer, conversation_id: str) -> list[int]:
     with server.services.db.transaction() as conn:
-        rows = conn.execute(select(messages_table.c.seq).where(messages_table.c.conversation_id == conversation_id)
-                            .order_by(messages_table.c.seq))
+        rows = conn.execute(
+            select(messages_table.c.seq)
+            .where(messages_table.c.conversation_id == conversation_id)
+            .order_by(messages_table.c.seq)
+        )
         return [int(r.seq) for r in rows]
 
 
@@ -83,8 +96,9 @@ def test_concurrent_sends_across_conversations_commit_together(batched: Batched)
     senders = [_open(server, a, f"conversation:{c}") for (a, _), c in zip(pairs, convs, strict=True)]
     receivers = [_open(server, b, f"conversation:{c}") for (_, b), c in zip(pairs, convs, strict=True)]
     try:
-        refs = [s.push(f"conversation:{c}", "new_message", _body(f"to {c}"))
-                for s, c in zip(senders, convs, strict=True)]
+        refs = [
+            s.push(f"conversation:{c}", "new_message", _body(f"to {c}")) for s, c in zip(senders, convs, strict=True)
+        ]
         replies = [s.reply(r).payload for s, r in zip(senders, refs, strict=True)]
         assert [r["status"] for r in replies] == ["ok"] * 4
         assert [r["response"]["message"]["seq"] for r in replies] == [1, 1, 1, 1]
@@ -102,13 +116,16 @@ def test_a_bad_send_in_a_batch_gets_its_own_error_and_the_others_commit(batched:
     owner, bob, carol, dave = (server.client() for _ in range(4))
     group = owner.group_with(bob, carol, dave)["id"]
     other = owner.direct_with(carol)["id"]
-    created = owner.post("/conversations", {"type": "group", "name": "E2E", "user_ids": [dave.user_id],
-                                            "metadata": {"e2ee": {"enabled": True}}})
+    created = owner.post(
+        "/conversations",
+        {"type": "group", "name": "E2E", "user_ids": [dave.user_id], "metadata": {"e2ee": {"enabled": True}}},
+    )
     assert created.status_code == 201, created.text
     e2ee = created.json()["data"]["id"]
     elsewhere = owner.send(other, "elsewhere")
-    moderation.create_sanction(server.services, Actor(owner.user_id), group, user_id=bob.user_id, kind="mute",
-                               duration_seconds=600)
+    moderation.create_sanction(
+        server.services, Actor(owner.user_id), group, user_id=bob.user_id, kind="mute", duration_seconds=600
+    )
     topic, secret = f"conversation:{group}", f"conversation:{e2ee}"
     start = len(_seqs(server, group))
     socks = {
@@ -144,10 +161,12 @@ def test_a_bad_send_in_a_batch_gets_its_own_error_and_the_others_commit(batched:
         assert _seqs(server, group) == list(range(1, start + 3))
         assert _seqs(server, e2ee) == list(range(1, len(_seqs(server, e2ee)) + 1))
         assert len(_txids(server, [group, e2ee], after_seq=start)) == 1  # committed together
-        heard = [listener.event(topic, "new_message", lambda p: p["message"]["seq"] > start)["message"]
-                 for _ in range(2)]
+        heard = [
+            listener.event(topic, "new_message", lambda p: p["message"]["seq"] > start)["message"] for _ in range(2)
+        ]
         assert [m["content"] for m in sorted(heard, key=lambda m: m["seq"])] == [
-            m["content"] for m in sorted(good, key=lambda m: m["seq"])]
+            m["content"] for m in sorted(good, key=lambda m: m["seq"])
+        ]
         assert [m for m in _new_messages(listener, topic) if m["seq"] > start] == []  # nothing else
         history = owner.get(f"/conversations/{group}/messages").json()["data"]
         assert {"muted", "bad reply"}.isdisjoint(m["content"] for m in history)
@@ -193,8 +212,10 @@ def test_pushes_queued_on_one_socket_keep_their_order_and_each_get_a_reply(relay
     topic = f"conversation:{conv}"
     sock = _open(relay, alice, topic)
     try:
-        refs = [sock.push(topic, "new_message", _body(f"m{i}") if i != 7 else {"content": "no type or random"})
-                for i in range(30)]
+        refs = [
+            sock.push(topic, "new_message", _body(f"m{i}") if i != 7 else {"content": "no type or random"})
+            for i in range(30)
+        ]
         answers = [sock.reply(ref).payload for ref in refs]
         assert answers[7]["status"] == "error" and answers[7]["response"]["reason"] == "validation_failed"
         sent = [a["response"]["message"] for i, a in enumerate(answers) if i != 7]
@@ -251,7 +272,9 @@ def test_seq_is_gap_free_under_concurrent_socket_and_rest_sends(relay: RunningSe
     assert len({mid for _, _, mid in acked}) == len(acked)
     assert _seqs(relay, group) == list(range(1, start + 5 * per_sender + 1))
     with relay.services.db.transaction() as conn:
-        stored = conn.execute(select(func.count()).select_from(messages_table)
-                              .where(messages_table.c.conversation_id == group,
-                                     messages_table.c.message_type == "text")).scalar_one()
+        stored = conn.execute(
+            select(func.count())
+            .select_from(messages_table)
+            .where(messages_table.c.conversation_id == group, messages_table.c.message_type == "text")
+        ).scalar_one()
     assert stored == 5 * per_sender

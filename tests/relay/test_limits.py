@@ -85,8 +85,9 @@ def test_frame_limit_is_configurable_and_content_limit_has_the_rest_code(serve_w
 
 def test_slow_consumer_is_disconnected_and_the_others_get_everything(serve_with: ServeWith) -> None:
     big = 4 * 1024 * 1024
-    server = serve_with(ws_send_queue_bytes=256 * 1024, max_content_bytes=big, max_request_bytes=big,
-                        ws_max_frame_bytes=big)
+    server = serve_with(
+        ws_send_queue_bytes=256 * 1024, max_content_bytes=big, max_request_bytes=big, ws_max_frame_bytes=big
+    )
     alice, bob = server.client(), server.client()
     conv = alice.direct_with(bob)
     topic = f"conversation:{conv['id']}"

@@ -22,8 +22,9 @@ def test_two_users_with_the_phoenix_js_client(relay: RunningServer, phoenix_js: 
         "BOB_ID": bob.user_id,
         "BOB_TOKEN": bob.token,
     }
-    done = subprocess.run(["node", "two_users.js"], cwd=phoenix_js, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        ["node", "two_users.js"], cwd=phoenix_js, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -40,8 +41,13 @@ def test_two_users_with_the_phoenix_js_client(relay: RunningServer, phoenix_js: 
     assert history == [result["bob_got"]]
 
     assert result["bob_read_reply"]["last_read_seq"] == 1
-    assert result["receipt"] == {"message_id": sent["id"], "conversation_id": conv["id"], "user_id": bob.user_id,
-                                 "status": "read", "up_to_seq": 1}
+    assert result["receipt"] == {
+        "message_id": sent["id"],
+        "conversation_id": conv["id"],
+        "user_id": bob.user_id,
+        "status": "read",
+        "up_to_seq": 1,
+    }
     assert result["conversation_read"]["user_id"] == bob.user_id
     assert result["conversation_read"]["up_to_seq"] == 1
     assert result["online_after_bob_left"] == [alice.user_id]

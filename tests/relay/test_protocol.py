@@ -22,14 +22,14 @@ payloads = st.dictionaries(st.text(), json_values, max_size=5)
 
 
 @given(st.sampled_from([1, 2]), refs, refs, topics, events, payloads)
-def test_encoded_frames_decode_to_what_was_encoded(version: Any, join_ref: Any, ref: Any, topic: str, event: str,
-                                                   payload: dict[str, Any]) -> None:
+def test_encoded_frames_decode_to_what_was_encoded(
+    version: Any, join_ref: Any, ref: Any, topic: str, event: str, payload: dict[str, Any]
+) -> None:
     raw = protocol.encode(version, join_ref, ref, topic, event, payload)
     if version == 2:
         assert json.loads(raw) == [join_ref, ref, topic, event, payload]
     else:
-        assert json.loads(raw) == {"topic": topic, "event": event, "payload": payload, "ref": ref,
-                                   "join_ref": join_ref}
+        assert json.loads(raw) == {"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": join_ref}
     assert protocol.decode(raw, version) == protocol.Frame(join_ref, ref, topic, event, payload)
 
 

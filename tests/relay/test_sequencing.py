@@ -20,19 +20,34 @@ from tests.relay.phx import Phx
 from tests.support import RunningServer
 
 
-def _commit_without_publishing(server: RunningServer, conversation_id: str, sender_id: str,
-                               content: str) -> list[PublishedEvent]:
+def _commit_without_publishing(
+    server: RunningServer, conversation_id: str, sender_id: str, content: str
+) -> list[PublishedEvent]:
     svc = server.services
     with svc.db.transaction() as conn:
         unit = Unit(conn, svc.clock())
         conv = conv_store.get_conversation(conn, conversation_id)
         assert conv is not None
-        store_message(unit, conv, Message(
-            id=str(uuid.uuid4()), conversation_id=conversation_id, seq=0, sender_id=sender_id,
-            sender_device_id="phone", client_random=secrets.randbits(32), message_type="text", content=content,
-            metadata={}, reply_to_id=None, forwarded_from_id=None, signature=None, sender_public_key=None,
-            sent_at=unit.now,
-        ))
+        store_message(
+            unit,
+            conv,
+            Message(
+                id=str(uuid.uuid4()),
+                conversation_id=conversation_id,
+                seq=0,
+                sender_id=sender_id,
+                sender_device_id="phone",
+                client_random=secrets.randbits(32),
+                message_type="text",
+                content=content,
+                metadata={},
+                reply_to_id=None,
+                forwarded_from_id=None,
+                signature=None,
+                sender_public_key=None,
+                sent_at=unit.now,
+            ),
+        )
     return unit.events
 
 

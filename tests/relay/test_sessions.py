@@ -220,8 +220,17 @@ def test_v1_serializer_speaks_objects(relay: RunningServer) -> None:
     try:
         a.join_ok(topic)
         b.join_ok(topic)
-        a.ws.send(json.dumps({"topic": topic, "event": "new_message", "payload": _body("v1"), "ref": "r1",
-                              "join_ref": a.join_refs[topic]}))
+        a.ws.send(
+            json.dumps(
+                {
+                    "topic": topic,
+                    "event": "new_message",
+                    "payload": _body("v1"),
+                    "ref": "r1",
+                    "join_ref": a.join_refs[topic],
+                }
+            )
+        )
         raw = json.loads(a.ws.recv(timeout=10))
         while raw["event"] != "phx_reply":
             raw = json.loads(a.ws.recv(timeout=10))

@@ -30,8 +30,9 @@ def services(store_url: str, key_path: str) -> Iterator[Services]:
 
 
 def _text(content: str, random: int | None = None, **fields: object) -> NewMessage:
-    return NewMessage(content=content, message_type="text",
-                      client_random=client_random() if random is None else random, **fields)  # type: ignore[arg-type]
+    return NewMessage(
+        content=content, message_type="text", client_random=client_random() if random is None else random, **fields
+    )  # type: ignore[arg-type]
 
 
 def _sent(outcome: Sent | Exception) -> Sent:
@@ -59,8 +60,14 @@ def test_sends_to_many_conversations_commit_together_in_arrival_order(services: 
     group_start = len(_stored(services, ids[2]))
     heard: list[PublishedEvent] = []
     services.bus.subscribe(heard.append)
-    plan = [(alice, ids[2], "g1"), (bob, ids[0], "d1"), (carol, ids[1], "e1"), (carol, ids[2], "g2"),
-            (alice, ids[0], "d2"), (bob, ids[2], "g3")]
+    plan = [
+        (alice, ids[2], "g1"),
+        (bob, ids[0], "d1"),
+        (carol, ids[1], "e1"),
+        (carol, ids[2], "g2"),
+        (alice, ids[0], "d2"),
+        (bob, ids[2], "g3"),
+    ]
     outcomes = send_batch(services, [SendRequest(a, c, _text(t)) for a, c, t in plan])
 
     sent = [_sent(o) for o in outcomes]
@@ -115,13 +122,19 @@ def test_a_bad_send_fails_alone_and_takes_no_seq(services: Services) -> None:
     assert isinstance(outcomes[6], DomainError) and outcomes[6].status == 413
     good = [_sent(outcomes[i]).message for i in (0, 7, 8)]
     assert [(m.content, m.seq) for m in good] == [
-        ("first", before[group] + 1), ("second", before[group] + 2), ("fine", before[e2ee] + 1)]
+        ("first", before[group] + 1),
+        ("second", before[group] + 2),
+        ("fine", before[e2ee] + 1),
+    ]
     assert [c for _, c in _stored(services, group)][-2:] == ["first", "second"]
     seqs = [s for s, _ in _stored(services, e2ee)]
     assert seqs == list(range(1, len(seqs) + 1))  # the failed insert gave its seq back
     assert "bad tokens" not in [c for _, c in _stored(services, e2ee)]
     assert sorted(e.payload["message"]["content"] for e in heard if e.name == "new_message") == [
-        "fine", "first", "second"]
+        "fine",
+        "first",
+        "second",
+    ]
 
 
 def test_duplicates_in_one_batch_or_already_stored_return_the_original(services: Services) -> None:
@@ -132,12 +145,15 @@ def test_duplicates_in_one_batch_or_already_stored_return_the_original(services:
     services.bus.subscribe(heard.append)
 
     laptop = Actor(alice.user_id, "laptop")  # client_random is per sender, whatever the device
-    outcomes = send_batch(services, [
-        SendRequest(alice, cid, _text("new", 8)),
-        SendRequest(laptop, cid, _text("new again", 8)),
-        SendRequest(alice, cid, _text("stored again", 7)),
-        SendRequest(bob, cid, _text("bob's own", 8)),
-    ])
+    outcomes = send_batch(
+        services,
+        [
+            SendRequest(alice, cid, _text("new", 8)),
+            SendRequest(laptop, cid, _text("new again", 8)),
+            SendRequest(alice, cid, _text("stored again", 7)),
+            SendRequest(bob, cid, _text("bob's own", 8)),
+        ],
+    )
 
     first, again, old, bobs = (_sent(o) for o in outcomes)
     assert first.created and first.message.seq == 2
@@ -145,7 +161,9 @@ def test_duplicates_in_one_batch_or_already_stored_return_the_original(services:
     assert not old.created and old.message.id == stored.id
     assert bobs.created and bobs.message.seq == 3
     assert [e.payload["message"]["id"] for e in heard if e.name == "new_message"] == [
-        first.message.id, bobs.message.id]  # no second event for a duplicate
+        first.message.id,
+        bobs.message.id,
+    ]  # no second event for a duplicate
     assert _stored(services, cid) == [(1, "stored"), (2, "new"), (3, "bob's own")]
 
 
@@ -164,14 +182,17 @@ def test_concurrent_batches_over_overlapping_conversations_neither_deadlock_nor_
     services: Services,
 ) -> None:
     users = [Actor(new_id(), "d") for _ in range(4)]
-    ids = [conversations.create_group(services, users[0], f"G{i}", [u.user_id for u in users[1:]], {}).view["id"]
-           for i in range(4)]
+    ids = [
+        conversations.create_group(services, users[0], f"G{i}", [u.user_id for u in users[1:]], {}).view["id"]
+        for i in range(4)
+    ]
     start = {cid: len(_stored(services, cid)) for cid in ids}
 
     def batch(n: int) -> list[Sent | Exception]:
         order = ids if n % 2 else list(reversed(ids))  # opposite arrival orders
-        return send_batch(services, [SendRequest(users[(n + k) % 4], cid, _text(f"{n}-{k}"))
-                                     for k, cid in enumerate(order * 2)])
+        return send_batch(
+            services, [SendRequest(users[(n + k) % 4], cid, _text(f"{n}-{k}")) for k, cid in enumerate(order * 2)]
+        )
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         results = [o for outcomes in pool.map(batch, range(24)) for o in outcomes]
@@ -185,8 +206,7 @@ def test_deferred_events_are_written_like_recorded_ones(services: Services) -> N
     """`Unit.defer_events`: the same outbox rows (targets included), in record order, and a
     savepoint rolled back takes its deferred events with it."""
     users = [new_id() for _ in range(3)]
-    recorded = [Event("draft_changed", {"n": n}, (f"user:{users[n]}", f"user:{users[(n + 1) % 3]}"))
-                for n in range(3)]
+    recorded = [Event("draft_changed", {"n": n}, (f"user:{users[n]}", f"user:{users[(n + 1) % 3]}")) for n in range(3)]
     with services.unit() as unit:
         unit.defer_events()
         unit.record(recorded[0])
@@ -199,10 +219,13 @@ def test_deferred_events_are_written_like_recorded_ones(services: Services) -> N
     positions = [e.position for e in unit.events]
     assert positions == sorted(positions)
     with services.db.transaction() as conn:
-        rows = conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(positions))
-                            .order_by(events.c.id)).all()
-        targets = conn.execute(select(event_targets.c.event_id, event_targets.c.user_id)
-                               .where(event_targets.c.event_id.in_(positions))).all()
+        rows = conn.execute(
+            select(events.c.id, events.c.payload).where(events.c.id.in_(positions)).order_by(events.c.id)
+        ).all()
+        targets = conn.execute(
+            select(event_targets.c.event_id, event_targets.c.user_id).where(event_targets.c.event_id.in_(positions))
+        ).all()
     assert [(r.id, r.payload) for r in rows] == [(p, {"n": n}) for n, p in enumerate(positions)]
     assert sorted((t.event_id, t.user_id) for t in targets) == sorted(
-        (positions[n], u) for n in range(3) for u in (users[n], users[(n + 1) % 3]))
+        (positions[n], u) for n in range(3) for u in (users[n], users[(n + 1) % 3])
+    )

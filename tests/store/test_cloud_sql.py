@@ -57,6 +57,7 @@ def test_pools_are_small_in_functions_and_larger_in_the_relay() -> None:
         engine = create_db_engine(settings)
         assert (engine.pool.size(), engine.pool._max_overflow) == (size, overflow)  # type: ignore[attr-defined]
         engine.dispose()
-    explicit = load_settings({"WHISPR_COMPONENT": "function", "WHISPR_DB_POOL_SIZE": "4",
-                              "WHISPR_DB_MAX_OVERFLOW": "0"})
+    explicit = load_settings(
+        {"WHISPR_COMPONENT": "function", "WHISPR_DB_POOL_SIZE": "4", "WHISPR_DB_MAX_OVERFLOW": "0"}
+    )
     assert explicit.db_pool == (4, 0)  # explicit settings win over the component's

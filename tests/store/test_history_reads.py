@@ -76,9 +76,15 @@ def test_pages_match_the_general_history_query_for_every_cursor(services: Servic
     with services.db.transaction() as conn:
         sent_at = [msg_store.get_message(conn, i).sent_at for i in ids]  # type: ignore[union-attr]
     cursors: list[dict[str, Any]] = [
-        {}, {"before_seq": 8}, {"after_seq": 4}, {"before_seq": 10, "after_seq": 2},
-        {"before": sent_at[9]}, {"after": sent_at[2]}, {"after": sent_at[2], "before_seq": 9},
-        {"before": sent_at[10], "after": sent_at[1]}, {"after_seq": 0, "after": sent_at[5]},
+        {},
+        {"before_seq": 8},
+        {"after_seq": 4},
+        {"before_seq": 10, "after_seq": 2},
+        {"before": sent_at[9]},
+        {"after": sent_at[2]},
+        {"after": sent_at[2], "before_seq": 9},
+        {"before": sent_at[10], "after": sent_at[1]},
+        {"after_seq": 0, "after": sent_at[5]},
     ]
     for now in (utcnow(), utcnow() + timedelta(hours=2)):  # before and after the ephemeral one expires
         for user in (alice.user_id, bob.user_id):

@@ -47,8 +47,9 @@ def services(store_url: str, key_path: str) -> Iterator[Services]:
 
 def _unpublished(svc: Services) -> int:
     with svc.db.transaction() as conn:
-        return int(conn.execute(select(func.count()).select_from(events)
-                                .where(events.c.published_at.is_(None))).scalar_one())
+        return int(
+            conn.execute(select(func.count()).select_from(events).where(events.c.published_at.is_(None))).scalar_one()
+        )
 
 
 def test_a_send_commits_even_when_the_bus_is_down_and_the_sweeper_delivers_later(services: Services) -> None:

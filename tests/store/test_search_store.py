@@ -77,8 +77,12 @@ def test_edit_delete_and_e2e_tokens_keep_the_index_in_step(services: Services) -
     messages.delete_message(services, alice, mid, for_everyone=True)
     assert _found(services, bob, "replaced") == []
     with services.db.transaction() as conn:
-        assert conn.execute(select(func.count()).select_from(message_search)
-                            .where(message_search.c.message_id == mid)).scalar_one() == 0
+        assert (
+            conn.execute(
+                select(func.count()).select_from(message_search).where(message_search.c.message_id == mid)
+            ).scalar_one()
+            == 0
+        )
         if conn.dialect.name == "sqlite":  # the FTS5 table follows its content table (triggers)
             fts = "SELECT count(*) FROM message_search_fts WHERE message_search_fts MATCH 'replaced'"
             hits = conn.execute(text(fts))
@@ -90,8 +94,14 @@ def test_edit_delete_and_e2e_tokens_keep_the_index_in_step(services: Services) -
     assert _found(services, bob, "t2 t1") == [sealed]
     assert _found(services, bob, "t1 t3") == []
     with services.db.transaction() as conn:
-        assert conn.execute(select(func.count()).select_from(message_search_tokens)
-                            .where(message_search_tokens.c.message_id == sealed)).scalar_one() == 2
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(message_search_tokens)
+                .where(message_search_tokens.c.message_id == sealed)
+            ).scalar_one()
+            == 2
+        )
     with pytest.raises(Invalid):
         _send(services, alice, group["id"], "x", metadata={"search_tokens": [1, 2]})
     with pytest.raises(Invalid):

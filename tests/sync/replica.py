@@ -75,7 +75,10 @@ class Replica:
             message = payload["message"]
             if cid in self.conversations:
                 self.messages.setdefault(cid, {})[message["id"]] = (
-                    message["seq"], message["content"], message["is_deleted"])
+                    message["seq"],
+                    message["content"],
+                    message["is_deleted"],
+                )
         elif name == "message_deleted":
             known = self.messages.get(cid, {})
             if payload["message_id"] in known:

@@ -56,8 +56,11 @@ def test_sync_is_private_and_follows_membership(server: RunningServer) -> None:
     assert names[-1] == "member_removed" and changes[-1]["payload"]["user_id"] == eve.user_id
     # like the REST API, a former member reads nothing of the conversation: only that they are out
     assert not [c for c in changes if c["event"] == "new_message"]
-    bobs = [c["payload"]["message"]["content"] for c in bob.get("/sync", params={"since": eve_start, "limit": 100})
-            .json()["data"] if c["event"] == "new_message" and c["payload"]["message"]["message_type"] == "text"]
+    bobs = [
+        c["payload"]["message"]["content"]
+        for c in bob.get("/sync", params={"since": eve_start, "limit": 100}).json()["data"]
+        if c["event"] == "new_message" and c["payload"]["message"]["message_type"] == "text"
+    ]
     assert bobs == ["before", "after eve left"]
 
 
@@ -67,8 +70,23 @@ def test_bad_cursor_is_a_400(server: RunningServer) -> None:
     assert_error(alice.get("/sync", params={"since": "1-2", "limit": "many"}), 400)
 
 
-OPS = ["direct", "group", "send", "send", "send", "edit", "delete_me", "delete_all", "read", "add", "remove",
-       "rename", "pin", "archive", "snapshot"]
+OPS = [
+    "direct",
+    "group",
+    "send",
+    "send",
+    "send",
+    "edit",
+    "delete_me",
+    "delete_all",
+    "read",
+    "add",
+    "remove",
+    "rename",
+    "pin",
+    "archive",
+    "snapshot",
+]
 
 
 class World:
@@ -128,7 +146,8 @@ class World:
 @given(
     ops=st.lists(
         st.tuples(st.sampled_from(OPS), st.integers(0, 2), st.integers(0, 2), st.integers(0, 1000)),
-        min_size=4, max_size=20,
+        min_size=4,
+        max_size=20,
     )
 )
 def test_replaying_sync_from_any_cursor_converges_to_a_full_read(server: RunningServer, ops: list[Any]) -> None:
@@ -162,7 +181,6 @@ def test_expired_and_deleted_content_is_gone_from_sync(server: RunningServer) ->
 
     changes = bob.get("/sync", params={"since": start, "limit": 100}).json()["data"]
     assert "secret" not in str(changes)
-    names = [(c["event"], c["payload"].get("message_id") or c["payload"].get("message", {}).get("id"))
-             for c in changes]
+    names = [(c["event"], c["payload"].get("message_id") or c["payload"].get("message", {}).get("id")) for c in changes]
     assert ("message_expired", ephemeral["id"]) in names and ("message_deleted", deleted["id"]) in names
     assert_error(bob.get(f"/messages/{ephemeral['id']}"), 404)

@@ -38,7 +38,7 @@ def list_conversations(call: Call) -> Reply:
         after_id = _decode_cursor(cursor)
         ids = [v["id"] for v in views]
         start = ids.index(after_id) + 1 if after_id in ids else 0
-    page = views[start:start + limit]
+    page = views[start : start + limit]
     has_more = start + limit < len(views)
     meta = {"count": len(page), "has_more": has_more, "next_cursor": _encode_cursor(page[-1]) if has_more else None}
     return Reply(page, meta=meta)
@@ -48,7 +48,7 @@ def list_archived(call: Call) -> Reply:
     limit = parse_int(call.query.get("limit"), "limit", minimum=1) or 50
     offset = parse_int(call.query.get("offset"), "offset", minimum=0) or 0
     views = uc.list_conversations(call.services, call.actor, archived=True)
-    page = views[offset:offset + limit]
+    page = views[offset : offset + limit]
     return Reply(page, meta={"count": len(page), "has_more": offset + limit < len(views), "offset": offset})
 
 

@@ -14,8 +14,9 @@ from shared.http.schemas import EditMessage, MarkRead, SendMessage
 def send_message(call: Call) -> Reply:
     body: SendMessage = call.body
     sent = uc.send_message(call.services, call.actor, call.path["conversation_id"], body.to_new_message())
-    return Reply(message_view(sent.message, "sent"), status=201 if sent.created else 200,
-                 meta={"duplicate": not sent.created})
+    return Reply(
+        message_view(sent.message, "sent"), status=201 if sent.created else 200, meta={"duplicate": not sent.created}
+    )
 
 
 def history(call: Call) -> Reply:
@@ -60,8 +61,12 @@ def mark_read(call: Call) -> Reply:
     if body.up_to_seq is not None and body.message_id is not None:
         raise Invalid.field("up_to_seq", "give up_to_seq or message_id, not both")
     view = receipts.move_watermark(
-        call.services, call.actor, call.path["conversation_id"], "read",
-        up_to_seq=body.up_to_seq, message_id=body.message_id,
+        call.services,
+        call.actor,
+        call.path["conversation_id"],
+        "read",
+        up_to_seq=body.up_to_seq,
+        message_id=body.message_id,
     )
     return Reply(view)
 

@@ -12,8 +12,14 @@ from shared.http.schemas import Body
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 PAGE_QUERY = (
-    QueryParam("limit", type="integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT,
-               description="page size (larger values are capped)"),
+    QueryParam(
+        "limit",
+        type="integer",
+        minimum=1,
+        maximum=MAX_LIMIT,
+        default=DEFAULT_LIMIT,
+        description="page size (larger values are capped)",
+    ),
     QueryParam("offset", type="integer", minimum=0, default=0),
 )
 

@@ -40,7 +40,9 @@ LIST_DOC = ResponseDoc(
     "of the caller's scheduled messages, soonest first",
 )
 CREATE_DOC = ResponseDoc(
-    ScheduledMessageDoc, meta=DuplicateMeta, statuses=(200,),
+    ScheduledMessageDoc,
+    meta=DuplicateMeta,
+    statuses=(200,),
     description="201: scheduled; 200: the scheduled message an earlier request with this `client_random` made",
 )
 ONE_DOC = ResponseDoc(ScheduledMessageDoc)

@@ -39,10 +39,14 @@ class ExpireResultDoc(View):
 class SweepResultDoc(View):
     sent: int = Field(ge=0, description="scheduled messages sent by this call")
     expired: int = Field(ge=0, description="messages expired by this call")
-    enqueued: int = Field(ge=0, description="scheduled messages and expiries that came within the scheduler's "
-                                            "horizon (Cloud Tasks: 30 days), handed to it by this call")
-    republished: int = Field(ge=0, description="outbox events a crash or a bus outage had left unpublished, "
-                                               "republished by this call")
+    enqueued: int = Field(
+        ge=0,
+        description="scheduled messages and expiries that came within the scheduler's "
+        "horizon (Cloud Tasks: 30 days), handed to it by this call",
+    )
+    republished: int = Field(
+        ge=0, description="outbox events a crash or a bus outage had left unpublished, republished by this call"
+    )
 
 
 FIRE_DOC = ResponseDoc(FireResultDoc, description="What firing did (idempotent)")
