@@ -864,9 +864,9 @@ class CatchupJob:
 
         async def one(i: int) -> None:
             async with window:
-                reply = await self.sender.call(
+                reply = await self.sender.call(  # type: ignore[union-attr]
                     topic,
-                    "new_message",  # type: ignore[union-attr]
+                    "new_message",
                     {"content": content(f"c{i}", 128), "message_type": "text", "client_random": client_random()},
                 )
                 if reply.get("status") != "ok":

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.app.message_log import store_messages
 from shared.app.messages import (
     Prepared,
     SendScope,
@@ -43,7 +44,6 @@ from shared.app.messages import (
     take_send_token,
 )
 from shared.app.services import Services
-from shared.app.system_messages import store_messages
 from shared.domain.errors import DomainError
 from shared.domain.models import Actor, NewMessage
 

@@ -16,8 +16,8 @@ from shared.app.access import (
     topic_conversation,
     topic_user,
 )
+from shared.app.message_log import store_messages
 from shared.app.services import Services, Unit
-from shared.app.system_messages import store_messages
 from shared.app.views import message_view
 from shared.config import Limits
 from shared.domain import rules

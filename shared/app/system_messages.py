@@ -4,53 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
-from shared.app.access import topic_conversation, topic_user
+from shared.app.message_log import store_message
 from shared.app.services import Unit
-from shared.app.views import message_view
-from shared.domain.models import Actor, Conversation, Event, Member, Message
-from shared.storage import conversations as conv_store
-from shared.storage import messages as msg_store
-from shared.storage import search as search_index
-
-
-def store_message(unit: Unit, conv: Conversation, message: Message, *, members: list[Member] | None = None) -> Message:
-    """Give the message the next `seq`, store it, and record `new_message` for everyone who
-    hears it: the conversation topic and every other active member's `user:` topic. `members`:
-    the active members if the caller has read them since it locked the conversation (sends do)."""
-    store_messages(unit, [(conv, message, members)])
-    return message
-
-
-def store_messages(unit: Unit, batch: Sequence[tuple[Conversation, Message, list[Member] | None]]) -> None:
-    """`store_message` for many messages, set-based: one UPDATE takes every conversation's
-    `seq`s (in the order given within each conversation), one statement stores the messages, at
-    most two index them. Each message gets its `seq` in place."""
-    counts = Counter(conv.id for conv, _, _ in batch)
-    last = conv_store.take_seqs(unit.conn, counts, unit.now)
-    next_seq = {cid: last[cid] - n + 1 for cid, n in counts.items()}
-    for conv, message, _ in batch:
-        message.seq = next_seq[conv.id]
-        next_seq[conv.id] += 1
-        conv.last_seq = last[conv.id]
-    msg_store.insert_messages(unit.conn, [message for _, message, _ in batch])
-    search_index.index_messages(unit.conn, [(conv, message) for conv, message, _ in batch])  # searchable once committed
-    listed: dict[str, list[Member]] = {}
-    for conv, message, members in batch:
-        if members is None:
-            if conv.id not in listed:
-                listed[conv.id] = conv_store.list_members(unit.conn, conv.id)
-            members = listed[conv.id]
-        topics = (
-            topic_conversation(conv.id),
-            *[topic_user(m.user_id) for m in members if m.user_id != message.sender_id],
-        )
-        unit.record(
-            Event("new_message", {"message": message_view(message)}, topics, conversation_id=conv.id, seq=message.seq)
-        )
+from shared.domain.models import Actor, Conversation, Message
 
 
 def post_system_message(unit: Unit, conv: Conversation, actor: Actor, action: str, details: dict[str, Any]) -> Message:

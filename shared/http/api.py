@@ -25,8 +25,8 @@ from shared.domain.errors import (
     TooLarge,
     Unauthorized,
 )
+from shared.domain.ids import parse_uuid
 from shared.domain.models import Actor
-from shared.http.params import parse_uuid
 from shared.http.routing import Call, Reply, Route, RouteTable
 
 log = logging.getLogger(__name__)

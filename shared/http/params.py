@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 
 from shared.domain.errors import BadRequest, Invalid
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def parse_uuid(value: str, name: str, *, invalid: type[Exception] = BadRequest) -> str:
-    """A lowercase canonical UUID string."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        if invalid is BadRequest:
-            raise BadRequest(
-                f"{name} is not a valid UUID", code="invalid_id", details={name: ["not a valid UUID"]}
-            ) from None
-        raise invalid(f"{name}: not a valid UUID") from None
 
 
 def parse_int(raw: str | None, name: str, *, minimum: int | None = None) -> int | None:

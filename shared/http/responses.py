@@ -74,8 +74,8 @@ class Message(View):
     is_deleted: bool
     expires_at: Timestamp | None
     status: DeliveryStatus = Field(
-        default=None,
-        description="for the sender only: the least advanced of the recipients",  # type: ignore[arg-type]
+        default=None,  # type: ignore[arg-type]
+        description="for the sender only: the least advanced of the recipients",
         json_schema_extra=_not_nullable,
     )
 
@@ -288,8 +288,8 @@ class Health(View):
     status: Literal["ok"]
     service: str
     checks: dict[str, str] = Field(
-        default=None,
-        description="readiness only: each dependency checked",  # type: ignore[arg-type]
+        default=None,  # type: ignore[arg-type]
+        description="readiness only: each dependency checked",
         json_schema_extra=_not_nullable,
     )
 

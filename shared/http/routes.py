@@ -5,19 +5,7 @@ ones where both could match (`/conversations/archived` before `/conversations/{i
 
 from __future__ import annotations
 
-from shared.http.handlers import conversations as conv
-from shared.http.handlers import docs as api_docs
-from shared.http.handlers import drafts, health, pins, sync, tasks
-from shared.http.handlers import members as mem
-from shared.http.handlers import message_actions as act
-from shared.http.handlers import messages as msg
-from shared.http.handlers import reactions as rx
-from shared.http.handlers import reports as rep
-from shared.http.handlers import sanctions as sanc
-from shared.http.handlers import scheduled as sch
-from shared.http.handlers import search as srch
-from shared.http.routing import QueryParam, Route
-from shared.http.schemas import (
+from shared.app.commands import (
     AddAttachment,
     AddMembers,
     AddReaction,
@@ -33,6 +21,18 @@ from shared.http.schemas import (
     UpdateScheduled,
     UpdateSettings,
 )
+from shared.http.handlers import conversations as conv
+from shared.http.handlers import docs as api_docs
+from shared.http.handlers import drafts, health, pins, sync, tasks
+from shared.http.handlers import members as mem
+from shared.http.handlers import message_actions as act
+from shared.http.handlers import messages as msg
+from shared.http.handlers import reactions as rx
+from shared.http.handlers import reports as rep
+from shared.http.handlers import sanctions as sanc
+from shared.http.handlers import scheduled as sch
+from shared.http.handlers import search as srch
+from shared.http.routing import QueryParam, Route
 
 C = "/conversations/{conversation_id}"
 M = "/messages/{message_id}"

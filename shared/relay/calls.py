@@ -12,12 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from shared.app import conversations, messages, reactions, receipts
 from shared.app.access import require_member
 from shared.app.batch_send import Outcome, SendRequest
+from shared.app.commands import EditMessage, MarkRead, SendMessage
 from shared.app.services import Services
 from shared.app.views import message_view
 from shared.domain.errors import DomainError, Invalid, NotFound
+from shared.domain.ids import parse_uuid
 from shared.domain.models import Actor, NewMessage
-from shared.http.params import parse_uuid
-from shared.http.schemas import EditMessage, MarkRead, SendMessage
 from shared.storage import history as reads
 from shared.storage import messages as msg_store
 

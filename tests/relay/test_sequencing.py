@@ -11,8 +11,8 @@ from __future__ import annotations
 import secrets
 import uuid
 
+from shared.app.message_log import store_message
 from shared.app.services import Unit
-from shared.app.system_messages import store_message
 from shared.domain.models import Message
 from shared.ports.bus import PublishedEvent
 from shared.storage import conversations as conv_store

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 
 from shared.app import conversations as uc
+from shared.app.commands import CreateConversation, UpdateConversation, UpdateSettings
 from shared.domain.errors import BadRequest, Invalid
 from shared.http.params import parse_bool, parse_int
 from shared.http.routing import Call, Reply
-from shared.http.schemas import CreateConversation, UpdateConversation, UpdateSettings
 
 
 def _encode_cursor(view: dict[str, Any]) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.app import drafts as uc
+from shared.app.commands import SaveDraft
 from shared.http.routing import Call, Reply
-from shared.http.schemas import SaveDraft
 
 
 def get_draft(call: Call) -> Reply:

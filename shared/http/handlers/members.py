@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.app import members as uc
+from shared.app.commands import AddMembers, ChangeRole
 from shared.http.routing import Call, Reply
-from shared.http.schemas import AddMembers, ChangeRole
 
 
 def list_members(call: Call) -> Reply:

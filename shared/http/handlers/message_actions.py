@@ -4,9 +4,9 @@ attachments, forward, mark unread (served by the `messages` function)."""
 from __future__ import annotations
 
 from shared.app import attachments, forwarding, unread
+from shared.app.commands import AddAttachment, ForwardMessage
 from shared.app.views import message_view
 from shared.http.routing import Call, Reply
-from shared.http.schemas import AddAttachment, ForwardMessage
 
 
 def list_attachments(call: Call) -> Reply:

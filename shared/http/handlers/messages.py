@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from shared.app import messages as uc
 from shared.app import receipts
+from shared.app.commands import EditMessage, MarkRead, SendMessage
 from shared.app.views import message_view
 from shared.domain.errors import Invalid
 from shared.http.params import parse_bool, parse_int, parse_time
 from shared.http.routing import Call, Reply
-from shared.http.schemas import EditMessage, MarkRead, SendMessage
 
 
 def send_message(call: Call) -> Reply:

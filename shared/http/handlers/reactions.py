@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from shared.app import reactions as uc
+from shared.app.commands import AddReaction
 from shared.http.routing import Call, Reply
-from shared.http.schemas import AddReaction
 
 
 def list_reactions(call: Call) -> Reply:

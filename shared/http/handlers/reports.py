@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from shared.app import moderation as uc
+from shared.app.commands import Body
+from shared.domain.ids import parse_uuid
 from shared.domain.moderation import ReportAction, ReportCategory, Resolution
-from shared.http.params import parse_int, parse_uuid
+from shared.http.params import parse_int
 from shared.http.routing import Call, QueryParam, Reply
-from shared.http.schemas import Body
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 PAGE_QUERY = (

@@ -7,10 +7,11 @@ from datetime import datetime
 from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from shared.app import moderation as uc
+from shared.app.commands import Body
+from shared.domain.ids import parse_uuid
 from shared.domain.moderation import SanctionKind
-from shared.http.params import parse_bool, parse_uuid
+from shared.http.params import parse_bool
 from shared.http.routing import Call, Reply
-from shared.http.schemas import Body
 
 
 class CreateSanction(Body):

@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from shared.app import scheduled as uc
-from shared.http.params import parse_uuid
+from shared.app.commands import ScheduleMessage, UpdateScheduled
+from shared.domain.ids import parse_uuid
 from shared.http.responses import DuplicateMeta, Json, ResponseDoc, Timestamp, Uuid, View
 from shared.http.routing import Call, QueryParam, Reply
-from shared.http.schemas import ScheduleMessage, UpdateScheduled
 
 
 class ScheduledMessageDoc(View):

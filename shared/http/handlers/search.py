@@ -10,7 +10,8 @@ import orjson
 
 from shared.app import search as uc
 from shared.domain.errors import BadRequest
-from shared.http.params import parse_int, parse_uuid
+from shared.domain.ids import parse_uuid
+from shared.http.params import parse_int
 from shared.http.routing import Call, Reply
 from shared.storage.search import Cursor
 

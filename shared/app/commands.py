@@ -1,4 +1,5 @@
-"""Request bodies (pydantic). Extra fields are ignored: clients send some the token already says."""
+"""Request commands (pydantic): what REST bodies, socket pushes and gRPC calls ask of the use cases, validated
+the same way wherever they come from. Extra fields are ignored: clients send some the token already says."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from shared.domain.ids import parse_uuid
 from shared.domain.models import NewMessage
-from shared.http.params import parse_uuid
 
 # A UUID in a body: validated by the model's own validators (a 422 naming the field); the schema
 # says `format: uuid` for the OpenAPI document.
