@@ -126,6 +126,21 @@ resource "google_pubsub_topic_iam_member" "publishers" {
   member = google_service_account.sa[each.value.account].member
 }
 
+# Readiness probes (`/health/ready`, shared/app/health.py) read the topics (pubsub.topics.get):
+# publishing alone grants no read of the topic itself.
+resource "google_pubsub_topic_iam_member" "probe_viewers" {
+  for_each = {
+    for pair in setproduct(local.runtime, ["conversation", "domain"]) : "${pair[0]} ${pair[1]}" => {
+      account = pair[0]
+      topic   = pair[1] == "conversation" ? google_pubsub_topic.conversation_events.id : google_pubsub_topic.domain_events.id
+    }
+  }
+
+  topic  = each.value.topic
+  role   = "roles/pubsub.viewer"
+  member = google_service_account.sa[each.value.account].member
+}
+
 # Each relay instance creates (and later deletes) its own subscription to the conversation
 # events topic: attach to that topic only, and manage subscriptions in this project.
 resource "google_pubsub_topic_iam_member" "relay_attaches" {

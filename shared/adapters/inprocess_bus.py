@@ -37,6 +37,9 @@ class InProcessBus:
 
         return unsubscribe
 
+    def ping(self) -> None:
+        return None  # in this process: it answers whenever the process does
+
     def close(self) -> None:
         with self._lock:
             self._subscribers.clear()

@@ -30,6 +30,7 @@ from shared.ports.bus import PublishedEvent, Subscriber
 log = logging.getLogger(__name__)
 
 SUBSCRIPTION_TTL_SECONDS = 24 * 3600  # the minimum Pub/Sub allows: abandoned ones go away
+PING_TIMEOUT_SECONDS = 5.0  # a readiness probe answers within its own deadline
 
 
 def encode(event: PublishedEvent) -> bytes:
@@ -150,6 +151,15 @@ class PubSubBus:
                 self._publisher.resume_publish(self._events_topic, key)
                 self._publisher.resume_publish(self._domain_topic, key)
                 raise
+
+    def ping(self) -> None:
+        """Both topics answer (a missing one is a NotFound), and this instance's pull, once
+        started, is still running."""
+        for topic in (self._events_topic, self._domain_topic):
+            self._publisher.get_topic(request={"topic": topic}, timeout=PING_TIMEOUT_SECONDS)
+        streaming = self._streaming
+        if streaming is not None and streaming.done():
+            raise ConnectionError("the pull from the conversation-events subscription stopped")
 
     # --- consuming ----------------------------------------------------------------------
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:

@@ -89,7 +89,9 @@ NO_BODY_NOTE = "The body may be absent or empty: it is then taken as `{}`."
 
 RESPONSES: dict[str, ResponseDoc] = {
     "health.live": ResponseDoc(Health, description="The process is up"),
-    "health.ready": ResponseDoc(Health, description="The store is reachable"),
+    "health.ready": ResponseDoc(
+        Health, description="The store and the bus answer; 503 `not_ready` names the failed checks in `details.failed`"
+    ),
     "docs.openapi_json": ResponseDoc(bare=True, description="This OpenAPI document"),
     "docs.docs_page": ResponseDoc(media_type="text/html", description="A self-contained page rendering this document"),
     # conversations

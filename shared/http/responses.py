@@ -287,9 +287,11 @@ class ReportStats(View):
 class Health(View):
     status: Literal["ok"]
     service: str
+    version: str = Field(description="the service's version")
+    time: str = Field(description="the server's clock, RFC 3339 UTC")
     checks: dict[str, str] = Field(
         default=None,  # type: ignore[arg-type]
-        description="readiness only: each dependency checked",
+        description='readiness only: each dependency checked (store, bus) and "ok"',
         json_schema_extra=_not_nullable,
     )
 

@@ -42,8 +42,22 @@ ROUTES: list[Route] = [
     Route("GET", "/health", "health", health.live, "Liveness", authenticated=False),
     Route("GET", "/health/live", "health", health.live, "Liveness", authenticated=False),
     Route("GET", "/live", "health", health.live, "Liveness", authenticated=False),
-    Route("GET", "/health/ready", "health", health.ready, "Readiness: store reachable", authenticated=False),
-    Route("GET", "/ready", "health", health.ready, "Readiness: store reachable", authenticated=False),
+    Route(
+        "GET",
+        "/health/ready",
+        "health",
+        health.ready,
+        "Readiness: the store and the bus answer (503 names the failed check)",
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/ready",
+        "health",
+        health.ready,
+        "Readiness: the store and the bus answer (503 names the failed check)",
+        authenticated=False,
+    ),
     # conversations
     Route("GET", "/conversations", "conversations", conv.list_conversations, "The caller's conversations"),
     Route(

@@ -1,20 +1,35 @@
-"""Health: liveness answers while the process runs; readiness checks the store."""
+"""Health: liveness answers while the process runs (with its version and time); readiness checks
+the store and the bus (`shared.app.health`) and names what failed."""
 
 from __future__ import annotations
 
+from shared.app.health import SERVICE, check_readiness, service_version
+from shared.app.views import timestamp
 from shared.domain.errors import Unavailable
 from shared.http.routing import Call, Reply
 
-SERVICE = "whispr-messaging"
-
 
 def live(call: Call) -> Reply:
-    return Reply({"status": "ok", "service": SERVICE})
+    return Reply(
+        {"status": "ok", "service": SERVICE, "version": service_version(), "time": timestamp(call.services.clock())}
+    )
 
 
 def ready(call: Call) -> Reply:
-    try:
-        call.services.db.ping()
-    except Exception as exc:
-        raise Unavailable("the store is not reachable", code="store_unavailable") from exc
-    return Reply({"status": "ok", "service": SERVICE, "checks": {"store": "ok"}})
+    readiness = check_readiness(call.services)
+    if not readiness.ok:
+        failed = readiness.failed
+        raise Unavailable(
+            f"not ready: {' and '.join('the ' + name for name in failed)} did not answer",
+            code="not_ready",
+            details={"failed": failed, "checks": readiness.checks},
+        )
+    return Reply(
+        {
+            "status": "ok",
+            "service": SERVICE,
+            "version": service_version(),
+            "time": timestamp(readiness.checked_at),
+            "checks": readiness.checks,
+        }
+    )
