@@ -25,6 +25,7 @@ class Limits:
 
     max_content_bytes: int = 64 * 1024
     max_metadata_bytes: int = 16 * 1024
+    max_json_depth: int = 32  # client JSON values (metadata...) nest at most this deep (at most 128)
     max_request_bytes: int = 256 * 1024
     max_group_name_chars: int = 100
     max_custom_name_chars: int = 50

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +26,7 @@ from shared.devtools.postgres import free_port
 from shared.http.gateway import create_gateway
 
 BASE = "/messaging/api/v1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_settings(database_url: str, key_path: str, **limits: Any) -> Settings:
@@ -169,3 +174,52 @@ def moderator_client(server: RunningServer, **claims: Any) -> UserClient:
     }
     key = load_or_create_dev_key(server.services.settings.dev_key_path)
     return UserClient(server, user_id, jwt.encode(body, key, algorithm="ES256", headers={"kid": DEV_KID}))
+
+
+def service_env(
+    database_url: str, key_path: str, port: int, limits: dict[str, Any] | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of the service run as its own process (`service_process`): this
+    database, this dev key, this port, no scheduler, `limits` as WHISPR_<NAME>, then `extra`."""
+    return {
+        **os.environ,
+        **{f"WHISPR_{name.upper()}": str(value) for name, value in (limits or {}).items()},
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "WHISPR_DEV_KEY_PATH": key_path,
+        "WHISPR_PORT": str(port),
+        "WHISPR_SCHEDULER": "none",
+        "WHISPR_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@contextmanager
+def service_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The gateway and relay in their own process (`python -m shared.cli dev`, what
+    `whispr-messaging dev` runs), ready once /health answers; killed at the end. A test that
+    may bring the process down runs it this way, so that a crash fails the test, not the run."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"the service exited:\n{log.read_text()[-4000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{BASE}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the service did not start:\n{log.read_text()[-4000:]}"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)

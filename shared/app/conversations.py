@@ -165,6 +165,9 @@ def update_conversation(
         if conv.type == "group":
             rules.require_role(me, "admin", "change the group")
         values: dict[str, Any] = {"updated_at": unit.now}
+        # the caller's part is bounded; what is stored already was when it was written (or is
+        # read back cut, if written before the bound existed)
+        rules.check_json_depth(metadata or {}, limits)
         merged = {**conv.metadata, **(metadata or {})}
         if name is not None or (metadata and "name" in metadata and conv.type == "group"):
             if conv.type != "group":
@@ -172,7 +175,7 @@ def update_conversation(
             new_name = rules.check_group_name(name if name is not None else str(merged.get("name")), limits)
             values["name"] = new_name
             merged["name"] = new_name  # the client shows metadata.name: keep both in step
-        rules.check_metadata(merged, limits)
+        rules.check_metadata_size(merged, limits)
         values["metadata"] = merged
         store.update_conversation(unit.conn, conv.id, **values)
         renamed = "name" in values and values["name"] != conv.name

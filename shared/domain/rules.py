@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from shared.config import Limits
+from shared.domain import nesting
 from shared.domain.emoji import is_single_emoji
 from shared.domain.errors import Forbidden, Invalid, TooLarge
 from shared.domain.models import Conversation, Member, Message, MessageStatus, Role
@@ -39,7 +40,39 @@ def check_content(content: str, limits: Limits, field: str = "content") -> None:
         )
 
 
+def json_depth_limit(limits: Limits) -> int:
+    """How deep a client's JSON value may nest: the configured bound, kept under the depth that
+    stored values are read back within (shared.domain.nesting)."""
+    return max(1, min(limits.max_json_depth, nesting.MAX_STORED_DEPTH))
+
+
+def envelope_depth_limit(limits: Limits) -> int:
+    """How deep a whole request body or socket frame may nest (its JSON values and its own levels)."""
+    return json_depth_limit(limits) + nesting.ENVELOPE_DEPTH
+
+
+def nesting_too_deep(field: str, limit: int) -> Invalid:
+    return Invalid(
+        f"{field} nests deeper than {limit} levels",
+        code="nesting_too_deep",
+        details={field: [f"at most {limit} levels of nested objects and arrays"]},
+    )
+
+
+def check_json_depth(value: Any, limits: Limits, field: str = "metadata") -> None:
+    """A client-supplied JSON value nests at most `max_json_depth` levels (422 otherwise)."""
+    limit = json_depth_limit(limits)
+    if nesting.exceeds(value, limit):
+        raise nesting_too_deep(field, limit)
+
+
 def check_metadata(metadata: dict[str, Any], limits: Limits) -> None:
+    """Depth first: the size is measured by encoding, which must never see a value too deep."""
+    check_json_depth(metadata, limits)
+    check_metadata_size(metadata, limits)
+
+
+def check_metadata_size(metadata: dict[str, Any], limits: Limits) -> None:
     size = len(orjson.dumps(metadata))
     if size > limits.max_metadata_bytes:
         raise TooLarge(

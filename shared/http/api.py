@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from shared.app.services import Services
 from shared.auth.tokens import TokenVerifier
+from shared.domain import nesting, rules
 from shared.domain.errors import (
     BadRequest,
     DomainError,
@@ -163,8 +164,11 @@ class Api:
         raw = b"".join(chunks)
         data: Any = {}
         if raw.strip():
-            try:
-                data = orjson.loads(raw)
+            max_depth = rules.envelope_depth_limit(self.services.settings.limits)
+            try:  # bounded before validation sees it: nothing deeper reaches pydantic or the rules
+                data = nesting.loads(raw, max_depth)
+            except nesting.TooDeep as exc:
+                raise rules.nesting_too_deep("body", max_depth) from exc
             except orjson.JSONDecodeError as exc:
                 raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
         if not isinstance(data, dict):

@@ -22,6 +22,7 @@ import orjson
 from shared.app.batch_send import SendRequest
 from shared.app.services import Services
 from shared.config import Limits
+from shared.domain import rules
 from shared.domain.errors import DomainError, Invalid
 from shared.domain.models import Actor
 from shared.ports.state import StateStore
@@ -54,6 +55,11 @@ class RelayContext:
     @property
     def limits(self) -> Limits:
         return self.services.settings.limits
+
+    @property
+    def max_frame_depth(self) -> int:
+        """A payload's JSON values as deep as REST allows, plus the frame's own levels."""
+        return rules.envelope_depth_limit(self.limits)
 
 
 class Socket(Protocol):

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import orjson
 
+from shared.domain import nesting
+
 Version = Literal[1, 2]
 Ref = str | int | None
 
@@ -24,6 +26,7 @@ HEARTBEAT = "heartbeat"
 
 MAX_TOPIC_CHARS = 255
 MAX_EVENT_CHARS = 64
+MAX_FRAME_DEPTH = 64  # the relay passes its own (rules.envelope_depth_limit)
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,21 @@ def _best_effort(data: Any, version: Version) -> tuple[Ref, Ref, str]:
     return join_ref, ref, topic
 
 
-def decode(raw: str | bytes, version: Version) -> Frame:
-    """A validated frame, or FrameError."""
+def decode(raw: str | bytes, version: Version, max_depth: int = MAX_FRAME_DEPTH) -> Frame:
+    """A validated frame, or FrameError (`nesting_too_deep` past `max_depth` levels)."""
     try:
-        data = orjson.loads(raw)
+        data = nesting.loads(raw, max_depth)
+    except nesting.TooDeep as exc:
+        raise FrameError("nesting_too_deep", f"the frame {exc}", **_readable_refs(raw, version)) from exc
     except orjson.JSONDecodeError as exc:
         raise FrameError("invalid_json", f"the frame is not valid JSON: {exc}") from exc
     return validate(data, version)
+
+
+def _readable_refs(raw: str | bytes, version: Version) -> dict[str, Any]:
+    """The refs and topic of a frame refused for its depth, where orjson can read them."""
+    join_ref, ref, topic = peek(raw, version)
+    return {"join_ref": join_ref, "ref": ref, "topic": topic}
 
 
 def validate(data: Any, version: Version) -> Frame:

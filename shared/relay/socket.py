@@ -284,7 +284,7 @@ class Connection:
             )
             return
         try:
-            frame = protocol.decode(text, self.version)
+            frame = protocol.decode(text, self.version, self.ctx.max_frame_depth)
         except protocol.FrameError as error:
             self.bucket.take()
             self._error(error.join_ref, error.ref, error.topic, error.reason, error.message)

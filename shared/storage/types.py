@@ -10,6 +10,8 @@ from sqlalchemy import DateTime, LargeBinary, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from shared.domain.nesting import loaded_within
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in, aware UTC datetimes out, on every backend."""
@@ -34,7 +36,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class JSONText(TypeDecorator[Any]):
-    """JSON stored as text. Not JSONB: jsonb refuses `\\u0000`, and content must round-trip."""
+    """JSON stored as text. Not JSONB: jsonb refuses `\\u0000`, and content must round-trip.
+    A value nested too deep to encode again (stored before writes were bounded) reads back cut
+    at `MAX_STORED_DEPTH` (shared.domain.nesting), so that no read fails on it."""
 
     impl = Text
     cache_ok = True
@@ -43,7 +47,7 @@ class JSONText(TypeDecorator[Any]):
         return None if value is None else orjson.dumps(value).decode()
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else orjson.loads(value)
+        return None if value is None else loaded_within(value, orjson.loads(value))
 
 
 class UTF8Bytes(TypeDecorator[str]):

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
@@ -30,57 +25,12 @@ from shared.devtools.postgres import free_port
 from shared.storage.schema import messages as messages_table
 from tests.relay.conftest import FREE
 from tests.relay.phx import Phx
-from tests.support import BASE, RunningServer, client_random, fresh_database, make_settings
+from tests.support import RunningServer, client_random, fresh_database, make_settings, service_env, service_process
 
-ROOT = Path(__file__).resolve().parents[2]
 CONVERSATIONS = 2
 SENDERS_PER_CONVERSATION = 3
 IN_FLIGHT = 4  # pushes each sender keeps outstanding
 ACKED_BEFORE_KILL = 40  # per conversation, at least
-
-
-def _env(database_url: str, key_path: str, port: int) -> dict[str, str]:
-    limits = {f"WHISPR_{name.upper()}": str(value) for name, value in FREE.items()}
-    return {
-        **os.environ,
-        **limits,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": database_url,
-        "WHISPR_DEV_KEY_PATH": key_path,
-        "WHISPR_PORT": str(port),
-        "WHISPR_SCHEDULER": "none",
-        "WHISPR_LOG_LEVEL": "warning",
-        "WHISPR_WS_CATCH_UP_MAX_MESSAGES": "100000",
-    }
-
-
-@contextmanager
-def _process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The gateway and relay in their own process, ready once /health answers."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"the service exited:\n{log.read_text()[-4000:]}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{BASE}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"the service did not start:\n{log.read_text()[-4000:]}"
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
 
 
 @dataclass
@@ -178,12 +128,12 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
     database_url = fresh_database(pg_url, "whispr_crash", key_path)
     settings = make_settings(database_url, key_path, **FREE)
     port = free_port()
-    env = _env(database_url, key_path, port)
+    env = service_env(database_url, key_path, port, FREE, WHISPR_WS_CATCH_UP_MAX_MESSAGES="100000")
     log = tmp_path / "service.log"
     services = build_services(settings)  # tokens and reading the store; the process serves
     try:
         server = RunningServer(f"http://127.0.0.1:{port}", services)
-        with _process(env, port, log) as proc:
+        with service_process(env, port, log) as proc:
             senders: list[Sender] = []
             for _ in range(CONVERSATIONS):
                 users = [server.client() for _ in range(SENDERS_PER_CONVERSATION)]
@@ -212,7 +162,7 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
         assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
         assert sum(len(s.unanswered) for s in senders) > 0  # the kill did cut sends short
 
-        with _process(env, port, log):  # same database, same port
+        with service_process(env, port, log):  # same database, same port
             for i, sender in enumerate(senders):
                 view = sender.rejoin(server, keep=(1.0, 0.5, 0.0)[i % 3])
                 seqs = [m["seq"] for m in view]
