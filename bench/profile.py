@@ -19,8 +19,9 @@ def py_spy() -> str:
     return str(Path(sys.executable).parent / "py-spy")
 
 
-def record(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[bytes]:
-    """Start py-spy for `seconds` on `pid` (`fmt`: raw or flamegraph); the caller waits for it."""
+def record(pid: int, seconds: float, out: Path, fmt: str, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """Start py-spy for `seconds` on `pid` (`fmt`: raw or flamegraph); the caller waits for it.
+    `gil`: only the samples of the thread holding the GIL, i.e. where the Python CPU goes."""
     return subprocess.Popen(
         [
             py_spy(),
@@ -36,6 +37,7 @@ def record(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[by
             fmt,
             "--output",
             str(out),
+            *(["--gil"] if gil else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -114,6 +114,25 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{_fmt(c['throughput'])}, {_fmt(c['p50_ms'])} / {_fmt(c['p99_ms'])}",
                 )
             )
+            out.append(
+                (
+                    "B1",
+                    f"closed loop x{key}: CPU per message, service / PostgreSQL us; busy cores",
+                    f"{_fmt(c.get('service_us_per_msg'))} / {_fmt(c.get('postgres_us_per_msg'))}; "
+                    f"{_fmt(c.get('busy_cores'), 2)}",
+                )
+            )
+        sustained = next(
+            (s for s in b1.get("steps", []) if s.get("rate") == b1.get("sustained") and not s.get("not_reached")), None
+        )
+        if sustained is not None:
+            out.append(
+                (
+                    "B1",
+                    f"at {_fmt(sustained['rate'])} msgs/s: CPU per message, service / PostgreSQL us",
+                    f"{_fmt(sustained.get('service_us_per_msg'))} / {_fmt(sustained.get('postgres_us_per_msg'))}",
+                )
+            )
     b2 = r.get("B2")
     if b2 and "error" not in b2:
         for s in b2.get("sizes", []):
@@ -122,6 +141,14 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
                     "B2",
                     f"{s['members']} members: p99 all delivered at 50/s; deliveries/s saturated",
                     f"{_fmt(s['p99_ms'])} ms; {_fmt(s['deliveries_per_s'])}",
+                )
+            )
+            out.append(
+                (
+                    "B2",
+                    f"{s['members']} members: deliveries per service CPU-second; service / PostgreSQL us per delivery",
+                    f"{_fmt(s.get('deliveries_per_cpu_s'))}; {_fmt(s.get('service_us_per_delivery'))} / "
+                    f"{_fmt(s.get('postgres_us_per_delivery'))}",
                 )
             )
     b3 = r.get("B3")
@@ -154,6 +181,13 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "B5",
                 "REST send: req/s, p50 / p99 ms",
                 f"{_fmt(b5['requests_per_s'])}, {_fmt(b5['p50_ms'])} / {_fmt(b5['p99_ms'])}",
+            )
+        )
+        out.append(
+            (
+                "B5",
+                "REST send: CPU per request, service / PostgreSQL us",
+                f"{_fmt(b5.get('service_us_per_request'))} / {_fmt(b5.get('postgres_us_per_request'))}",
             )
         )
     b6 = r.get("B6")

@@ -113,6 +113,94 @@ def cpu_ticks(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system seconds of a process and all its descendants (see `tree_cpu`)."""
+    user, system = tree_cpu(root)
+    return user + system
+
+
+def tree_cpu(root: int) -> tuple[float, float]:
+    """(user, system) seconds of a process and all its descendants: the live ones, and (through
+    each process's `cutime`/`cstime`) the children that ended and were waited for. The service's
+    worker processes and PostgreSQL's backends are counted this way."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry)] = int(_stat_fields(int(entry))[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    user = system = 0
+    for pid in tree:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(pid)
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    hz = os.sysconf("SC_CLK_TCK")
+    return user / hz, system / hz
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, elapsed) CPU seconds of the whole machine so far, all cores summed (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])
+    hz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hz, total / hz
+
+
+@dataclass
+class CpuMeter:
+    """CPU spent while load ran: the service's process tree, PostgreSQL's (the postmaster and its
+    backends), and the whole machine's busy cores. `stop()` gives seconds of each."""
+
+    service_pid: int | None
+    postgres_pid: int | None
+    _start: dict[str, float] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, float]:
+        busy, elapsed = machine_busy_seconds()
+        out = {"machine_busy_s": busy, "machine_s": elapsed, "wall_s": time.monotonic()}
+        if self.service_pid is not None:
+            user, system = tree_cpu(self.service_pid)
+            out.update(service_s=user + system, service_user_s=user, service_system_s=system)
+        if self.postgres_pid is not None:
+            out["postgres_s"] = tree_cpu_seconds(self.postgres_pid)
+        return out
+
+    def start(self) -> CpuMeter:
+        self._start = self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        spent = {k: end[k] - self._start[k] for k in end if k in self._start}
+        cores = os.cpu_count() or 1
+        if spent.get("machine_s"):
+            spent["machine_busy_cores"] = spent["machine_busy_s"] / spent["machine_s"] * cores
+        return {k: round(v, 4) for k, v in spent.items() if k not in ("machine_s",)}
+
+
+def per_item_us(cpu: dict[str, float] | None, items: int) -> dict[str, float | None]:
+    """CPU per message (or per delivery) in microseconds, for the service and for PostgreSQL."""
+    if not cpu or items <= 0:
+        return {"service_us": None, "postgres_us": None}
+    return {
+        "service_us": cpu["service_s"] / items * 1e6 if "service_s" in cpu else None,
+        "postgres_us": cpu["postgres_s"] / items * 1e6 if "postgres_s" in cpu else None,
+    }
+
+
 def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -352,6 +440,7 @@ class Bench:
                 g.ready_info = info  # type: ignore[attr-defined]
             self.progress.step(label, seconds)
             start = time.monotonic()
+            meter = CpuMeter(self.service.pid if self.service else None, self.cluster.postmaster_pid()).start()
             for g in gens:
                 g.tell("go")
             ticker = threading.Event()
@@ -366,12 +455,14 @@ class Bench:
                 if during is not None:
                     during(gens)
                 results = [g.expect("result", seconds + 600) for g in gens]
+                cpu = meter.stop()
             finally:
                 ticker.set()
                 thread.join(1)
             for g, info in zip(gens, ready, strict=True):
                 result = results[gens.index(g)]
                 result["ready"] = info
+                result["cpu"] = cpu  # the same for every generator: what the run cost the service
             return results
         finally:
             for g in gens:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.scenarios.common import P99_TARGET_MS, median_of, merge_step, pair_jobs, phx_pairs
+from bench.scenarios.common import P99_TARGET_MS, cpu_figures, median_of, merge_step, pair_jobs, phx_pairs
 
 if TYPE_CHECKING:
     from bench.runner import Bench
@@ -46,6 +46,8 @@ def one_rate(
     step["offered"] = rate
     step["achieved"] = step["received"] / duration
     step["generator_load"] = bench.generator_load(results)
+    if proto == "phx":
+        step.update(cpu_figures(results, step["received"]))
     p99 = step["latency"]["p99_ms"]
     step["generator_kept_up"] = step["sent"] >= 0.95 * rate * duration
     step["ok"] = (
@@ -71,6 +73,9 @@ def combine(rate: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "lost": max(r["lost"] for r in runs),
         "errors": max(r["errors"] for r in runs),
         "generator_load": max(r["generator_load"] for r in runs),
+        "service_us_per_msg": median_of(runs, "service_us_per_item"),
+        "postgres_us_per_msg": median_of(runs, "postgres_us_per_item"),
+        "busy_cores": median_of(runs, "busy_cores"),
         "ok": ok_runs * 2 > len(runs),
         "runs": runs,
     }
@@ -131,6 +136,8 @@ def closed_loop(
         step = merge_step(results, "closed")
         step["throughput"] = step["received"] / duration
         step["generator_load"] = bench.generator_load(results)
+        if proto == "phx":
+            step.update(cpu_figures(results, step["received"]))
         runs.append(step)
     profile = None
     profiled = 4 if bench.quick else max(CLOSED)  # the saturated case, once
@@ -146,6 +153,9 @@ def closed_loop(
         "ack_p99_ms": median_of(runs, "ack", "p99_ms"),
         "errors": max(r["errors"] for r in runs),
         "generator_load": max(r["generator_load"] for r in runs),
+        "service_us_per_msg": median_of(runs, "service_us_per_item"),
+        "postgres_us_per_msg": median_of(runs, "postgres_us_per_item"),
+        "busy_cores": median_of(runs, "busy_cores"),
         "runs": runs,
     }
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.fixtures import new_user
 from bench.runner import percentile, split
-from bench.scenarios.common import median_of
+from bench.scenarios.common import cpu_figures, median_of
 
 if TYPE_CHECKING:
     from bench.runner import Bench
@@ -82,12 +82,18 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
         results = bench.run_generators(
             fanout_jobs(bench, members, sender, base, bench.options.generators), f"B2 group of {size}", duration + 5
         )
+        at_50, saturated = merge(results, "s0", size - 1), merge(results, "s1", size - 1)
+        deliveries = at_50["deliveries"] + saturated["deliveries"]
+        cost = cpu_figures(results, deliveries)
+        service_s = (cost["cpu"] or {}).get("service_s")
         runs.append(
             {
-                "at_50": merge(results, "s0", size - 1),
-                "burst": merge(results, "s1", size - 1),
+                "at_50": at_50,
+                "burst": saturated,
                 "generator_load": bench.generator_load(results),
                 "errors": sum(r.get("errors", 0) for r in results),
+                **cost,
+                "deliveries_per_cpu_s": deliveries / service_s if service_s else None,
             }
         )
     return {
@@ -99,6 +105,9 @@ def one_size(bench: Bench, size: int) -> dict[str, Any]:
         "burst_p99_ms": median_of(runs, "burst", "p99_ms"),
         "generator_load": max(r["generator_load"] for r in runs),
         "errors": max(r["errors"] for r in runs),
+        "deliveries_per_cpu_s": median_of(runs, "deliveries_per_cpu_s"),
+        "service_us_per_delivery": median_of(runs, "service_us_per_item"),
+        "postgres_us_per_delivery": median_of(runs, "postgres_us_per_item"),
         "runs": runs,
     }
 

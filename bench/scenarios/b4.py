@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bench.fixtures import bulk_directs, bulk_messages
-from bench.scenarios.common import median_of
+from bench.scenarios.common import cpu_figures, median_of
 
 if TYPE_CHECKING:
     from bench.runner import Bench
@@ -48,6 +48,7 @@ def read_load(
         "requests_per_s": len(lat) / elapsed if elapsed else None,
         "status": status,
         "generator_load": bench.generator_load(results),
+        **cpu_figures(results, len(lat)),
     }
 
 
@@ -94,6 +95,8 @@ def run(bench: Bench) -> dict[str, Any]:
                 "p99_ms": median_of(runs, "p99_ms"),
                 "requests_per_s": median_of(runs, "requests_per_s"),
                 "generator_load": max(r["generator_load"] for r in runs),
+                "service_us_per_request": median_of(runs, "service_us_per_item"),
+                "postgres_us_per_request": median_of(runs, "postgres_us_per_item"),
                 "status": runs[-1]["status"],
                 "runs": runs,
             }

@@ -41,6 +41,8 @@ def run(bench: Bench) -> dict[str, Any]:
         "requests_per_s": median_of(runs, "requests_per_s"),
         "p50_ms": median_of(runs, "p50_ms"),
         "p99_ms": median_of(runs, "p99_ms"),
+        "service_us_per_request": median_of(runs, "service_us_per_item"),
+        "postgres_us_per_request": median_of(runs, "postgres_us_per_item"),
         "status": runs[-1]["status"],
         "generator_load": max(r["generator_load"] for r in runs),
         "runs": runs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.runner import latency_summary, median, split
+from bench.runner import latency_summary, median, per_item_us, split
 
 if TYPE_CHECKING:
     from bench.fixtures import Pair
@@ -59,3 +59,17 @@ def median_of(runs: list[dict[str, Any]], *path: str) -> float | None:
             value = value.get(key) if isinstance(value, dict) else None
         values.append(value if isinstance(value, int | float) else None)
     return median(values)
+
+
+def cpu_figures(results: list[dict[str, Any]], items: int) -> dict[str, Any]:
+    """What the run cost: the CPU seconds measured by the runner (the service's process tree,
+    PostgreSQL's, the machine's busy cores) and the service's and PostgreSQL's CPU per item
+    (message or delivery) in microseconds."""
+    cpu = results[0].get("cpu") if results else None
+    per = per_item_us(cpu, items)
+    return {
+        "cpu": cpu,
+        "service_us_per_item": per["service_us"],
+        "postgres_us_per_item": per["postgres_us"],
+        "busy_cores": cpu.get("machine_busy_cores") if cpu else None,
+    }

@@ -73,6 +73,14 @@ class PostgresCluster:
             cmd = ["runuser", "-u", PG_USER, "--", *cmd]
         return subprocess.run(cmd, check=True, capture_output=True, cwd=self.root)
 
+    def postmaster_pid(self) -> int | None:
+        """The server's main process (its backends are its children), while it runs."""
+        try:
+            with open(os.path.join(self.root, "data", "postmaster.pid")) as handle:
+                return int(handle.readline().strip())
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", os.path.join(self.root, "data"), "stop", "-m", "immediate", "-w")

@@ -54,6 +54,10 @@ def test_every_scenario_has_numbers(quick_run: tuple[str, dict[str, Any], Path])
     closed = next(iter(r["B1"]["closed"].values()))
     assert number(closed["throughput"]) and number(closed["p99_ms"])
     assert all(number(step["p99_ms"]) for step in r["B1"]["steps"])
+    # the bench's own CPU accounting: the service's and PostgreSQL's CPU per message, busy cores
+    assert number(closed["service_us_per_msg"]) and number(closed["postgres_us_per_msg"])
+    assert number(closed["busy_cores"])
+    assert all(number(s["deliveries_per_cpu_s"]) for s in r["B2"]["sizes"])
     assert all(number(s["p99_ms"]) and number(s["deliveries_per_s"]) for s in r["B2"]["sizes"])
     assert all(
         s["connected"] > 0 and number(s["kb_per_socket"]) and number(s["probe_p99_ms"]) for s in r["B3"]["sizes"]
