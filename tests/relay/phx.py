@@ -149,6 +149,20 @@ class Phx:
         assert status == "ok", (topic, response)
         return response
 
+    def joined(self, topic: str, timeout: float = TIMEOUT) -> None:
+        """Return once the conversation join of `topic` is over. A join goes on after its reply
+        (presence_state, catch-up, then live), and a heartbeat's reply (`barrier`) can overtake
+        those frames: wait for its presence_state (kept in the inbox) instead."""
+        join_ref = self.join_refs[topic]
+        deadline = time.monotonic() + timeout
+        while not any(m.event == "presence_state" and m.join_ref == join_ref for m in self.inbox):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no presence_state after joining {topic}; got: {self.inbox[-10:]}"
+            try:
+                self.inbox.append(self.recv(left))
+            except TimeoutError:
+                continue
+
     def event(
         self, topic: str, event: str, match: Callable[[Any], bool] | None = None, timeout: float = TIMEOUT
     ) -> Any:
