@@ -39,6 +39,9 @@ class Limits:
     history_max_limit: int = 100
     messages_per_minute: int = 100
     messages_burst: int = 20
+    key_changes_per_hour: int = 30  # sender key changes per (user, device): logins, prekey replenishments
+    key_change_burst: int = 10
+    replaced_key_grace_seconds: int = 24 * 3600  # a replaced sender key still signs this long (queued messages)
     group_creations_per_day: int = 10
     # reactions, drafts, attachments, forwarding
     max_reactions_per_user_per_message: int = 5

@@ -51,20 +51,31 @@ def check_sendable(svc: Services, conversation_id: str, new: NewMessage) -> None
         verify_signature(new.content, conversation_id, new.client_random, new.signature, new.sender_public_key)
 
 
-def _check_sender_key(unit: Unit, conv: Conversation, actor: Actor, public_key: str) -> None:
-    """Trust on first use, per (user, device), after the signature verified. A new key is a
-    re-login (clients make a new key at every login) only if the token was issued after the
-    current key was first seen; otherwise the device is presenting two keys at once."""
+def _check_sender_key(svc: Services, unit: Unit, actor: Actor, public_key: str) -> None:
+    """Sender keys per (user, device), after the signature verified (rules.md, "Signatures";
+    docs/decisions.md, "Sender key rotation"). The device's first key is recorded. A changed key
+    is accepted whatever the token (the client makes one at every login and prekey
+    replenishment), within the device's rate of key changes: recorded as the current key, the
+    old one kept as history, and announced. A key the device replaced less than
+    `replaced_key_grace_seconds` ago still signs (messages queued before the change) without
+    becoming current again; an older one is refused."""
     device = actor.device_id or DEFAULT_DEVICE
     current = store.current_sender_key(unit.conn, actor.user_id, device)
     if current == public_key:
         return
+    store.lock_sender_keys(unit.conn, actor.user_id, device)
+    current = store.current_sender_key(unit.conn, actor.user_id, device)  # again, under the lock
+    if current == public_key:
+        return
     if current is not None:
-        first_seen = store.current_sender_key_since(unit.conn, actor.user_id, device)
-        issued_at = actor.claims.get("iat")
-        # iat has whole seconds: a login in the second the key was first seen may predate it, so it is no proof
-        if not isinstance(issued_at, (int, float)) or first_seen is None or issued_at <= first_seen.timestamp():
-            raise Forbidden("this device already signs with another key", code="key_mismatch")
+        replaced_at = store.replaced_sender_key_at(unit.conn, actor.user_id, device, public_key)
+        if replaced_at is not None:
+            if unit.now - replaced_at <= timedelta(seconds=svc.settings.limits.replaced_key_grace_seconds):
+                return  # stored as signed; recipients check it against the key it names
+            raise Forbidden(
+                "this device replaced that key too long ago; sign with its current key", code="key_replaced"
+            )
+        _take_key_change_token(svc, actor.user_id, device)
     store.record_sender_key(unit.conn, actor.user_id, device, public_key, unit.now)
     if current is not None:  # a safety-number change: told in every conversation the device writes to
         written = [c.id for c, _ in conv_store.conversations_of_user(unit.conn, actor.user_id, archived=None)]
@@ -78,6 +89,20 @@ def _check_sender_key(unit: Unit, conv: Conversation, actor: Actor, public_key: 
                     conversation_id=conversation_id,
                 )
             )
+
+
+def _take_key_change_token(svc: Services, user_id: str, device_id: str) -> None:
+    """The per-device rate of key changes: 429 `key_change_rate_limited` past it."""
+    limits = svc.settings.limits
+    wait = svc.limiter.acquire(
+        f"key_change:{user_id}:{device_id}",
+        per_second=limits.key_changes_per_hour / 3600,
+        burst=limits.key_change_burst,
+    )
+    if wait:
+        raise RateLimited(
+            "this device changes its key too often; try again later", retry_after=wait, code="key_change_rate_limited"
+        )
 
 
 class SendScope:
@@ -174,7 +199,8 @@ def prepare_send(
     """Every check of one send inside a transaction the caller holds (`scope.unit`), after
     `check_sendable` and the rate limit, and the message it will store: a `Prepared`, or the
     `Sent` original when its `client_random` duplicates one. Writes nothing, except a first or
-    new sender key (`_check_sender_key`), which is the last step and cannot fail after writing."""
+    new sender key (`_check_sender_key`), which is the last step and cannot fail after writing
+    (its rate limit and refusals come before its writes)."""
     unit = scope.unit
     conv, members = scope.require_member(conversation_id, actor.user_id)
     scope.check_can_send(conv.id, actor.user_id)
@@ -205,7 +231,7 @@ def prepare_send(
     if conv.e2ee_enabled:
         search_index.search_tokens(message)  # 422 now if malformed, not when indexing
     if new.sender_public_key is not None:
-        _check_sender_key(unit, conv, actor, new.sender_public_key)
+        _check_sender_key(svc, unit, actor, new.sender_public_key)
     return Prepared(conv, members, message)
 
 

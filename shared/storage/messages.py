@@ -192,6 +192,14 @@ def current_sender_key(conn: Connection, user_id: str, device_id: str) -> str | 
     ).scalar()
 
 
+def lock_sender_keys(conn: Connection, user_id: str, device_id: str) -> None:
+    """Serialise changes of one device's key until commit (two concurrent changes would both
+    retire the same key and leave two current ones). SQLite: BEGIN IMMEDIATE already does."""
+    if conn.dialect.name == "postgresql":
+        key = f"sender_keys:{user_id}:{device_id}"
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 def record_sender_key(conn: Connection, user_id: str, device_id: str, public_key: str, now: datetime) -> None:
     """Retire the device's current key (kept as history) and record the new one."""
     conn.execute(
@@ -208,12 +216,14 @@ def record_sender_key(conn: Connection, user_id: str, device_id: str, public_key
     )
 
 
-def current_sender_key_since(conn: Connection, user_id: str, device_id: str) -> datetime | None:
+def replaced_sender_key_at(conn: Connection, user_id: str, device_id: str, public_key: str) -> datetime | None:
+    """When the device last stopped using `public_key` (None: never one of its replaced keys)."""
     value: datetime | None = conn.execute(
-        select(sender_keys.c.first_seen_at).where(
+        select(func.max(sender_keys.c.replaced_at)).where(
             sender_keys.c.user_id == user_id,
             sender_keys.c.device_id == device_id,
-            sender_keys.c.replaced_at.is_(None),
+            sender_keys.c.public_key == public_key,
+            sender_keys.c.replaced_at.is_not(None),
         )
     ).scalar()
     return value

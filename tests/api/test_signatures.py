@@ -5,19 +5,22 @@ The signed bytes are built here from the rule's text, not with the service's own
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.auth.keys import DEV_KID, load_or_create_dev_key
 from shared.storage.schema import messages, sender_keys
 from tests.api.event_rows import recorded
+from tests.relay.phx import Phx
 from tests.support import RunningServer, UserClient, assert_error, client_random, new_id
 
 
@@ -151,33 +154,122 @@ def test_the_first_key_is_recorded_only_after_its_signature_verifies(server: Run
     response = alice.post(f"/conversations/{conv['id']}/messages", signed_body(real_key, conv["id"]))
     assert response.status_code == 201, response.text
     assert [k["public_key"] for k in keys_of(server, alice.user_id, device)] == [public_key(real_key)]
-    # and from now on the attacker's key is refused on that device, even correctly signed
+    # a correctly signed other key from the same authenticated device is a key change (the token is
+    # the authority): accepted, and announced, so the change is never silent
     response = alice.post(f"/conversations/{conv['id']}/messages", signed_body(attacker_key, conv["id"]))
-    assert_error(response, 403, "key_mismatch")
+    assert response.status_code == 201, response.text
+    assert len(recorded(server, "sender_key_changed", conv["id"])) == 1
 
 
-def test_a_second_key_within_the_same_login_is_key_mismatch(server: RunningServer) -> None:
+def test_a_relogin_in_the_same_second_with_a_new_key_is_accepted_and_announced(server: RunningServer) -> None:
+    """The real client's flow: a new identity key at every login and prekey replenishment, on the
+    same device id, within the second of its last message, with a new token or the same one."""
     iat = int(time.time())
     alice, bob, conv, device = setup(server, iat)
-    first, second = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    assert alice.post(f"/conversations/{conv['id']}/messages", signed_body(first, conv["id"])).status_code == 201
     path = f"/conversations/{conv['id']}/messages"
-    same_token = alice.post(path, signed_body(second, conv["id"]))
-    error = assert_error(same_token, 403, "key_mismatch")
-    assert public_key(first) not in error["error"]
-    # another token from the same login (same iat) is the same login
-    same_login = login(server, alice.user_id, device, iat)
-    assert_error(same_login.post(path, signed_body(second, conv["id"])), 403, "key_mismatch")
-    # nor does a token issued before the key was first seen get to change it
-    earlier = login(server, alice.user_id, device, iat - 600)
-    assert_error(earlier.post(path, signed_body(second, conv["id"])), 403, "key_mismatch")
-    # nothing changed: one message, one key, no announcement; the first key still works
-    assert stored_count(server, conv["id"]) == 1
-    assert [k["public_key"] for k in keys_of(server, alice.user_id, device)] == [public_key(first)]
-    assert recorded(server, "sender_key_changed", conv["id"]) == []
-    assert alice.post(path, signed_body(first, conv["id"])).status_code == 201
-    history = bob.get(path).json()["data"]
-    assert {m["sender_public_key"] for m in history} == {public_key(first)}
+    keys = [Ed25519PrivateKey.generate() for _ in range(3)]
+    bob_socket = Phx.open(server, bob.user_id)
+    try:
+        bob_socket.join_ok(f"user:{bob.user_id}")
+        assert alice.post(path, signed_body(keys[0], conv["id"], "with key 1")).status_code == 201
+
+        relogged = login(server, alice.user_id, device, iat)  # a new token, issued in the same second
+        response = relogged.post(path, signed_body(keys[1], conv["id"], "with key 2"))
+        assert response.status_code == 201, response.text
+        assert response.json()["data"]["sender_public_key"] == public_key(keys[1])
+        changed = bob_socket.event(f"user:{bob.user_id}", "sender_key_changed")
+        assert {"user_id": alice.user_id, "device_id": device}.items() <= changed.items()
+
+        # a prekey replenishment: a third key on the very same token
+        response = relogged.post(path, signed_body(keys[2], conv["id"], "with key 3"))
+        assert response.status_code == 201, response.text
+        changed = bob_socket.event(f"user:{bob.user_id}", "sender_key_changed")
+        assert {"user_id": alice.user_id, "device_id": device}.items() <= changed.items()
+    finally:
+        bob_socket.close()
+
+    history = keys_of(server, alice.user_id, device)
+    assert [k["public_key"] for k in history] == [public_key(k) for k in keys]
+    assert [k["replaced_at"] is None for k in history] == [False, False, True]
+    for older, newer in itertools.pairwise(history):
+        assert older["first_seen_at"] <= older["replaced_at"] <= newer["first_seen_at"]
+    assert len(recorded(server, "sender_key_changed", conv["id"])) == 2
+    seen = bob.get(path).json()["data"]
+    assert [(m["content"], m["sender_public_key"]) for m in reversed(seen)] == [
+        ("with key 1", public_key(keys[0])),
+        ("with key 2", public_key(keys[1])),
+        ("with key 3", public_key(keys[2])),
+    ]
+
+
+def test_a_burst_of_key_changes_past_the_limit_is_refused(server: RunningServer) -> None:
+    alice, _, conv, device = setup(server)
+    path = f"/conversations/{conv['id']}/messages"
+    burst = server.services.settings.limits.key_change_burst
+    assert alice.post(path, signed_body(Ed25519PrivateKey.generate(), conv["id"])).status_code == 201  # first key
+    for _ in range(burst):
+        response = alice.post(path, signed_body(Ed25519PrivateKey.generate(), conv["id"]))
+        assert response.status_code == 201, response.text
+    current = keys_of(server, alice.user_id, device)[-1]["public_key"]
+
+    flood = alice.post(path, signed_body(Ed25519PrivateKey.generate(), conv["id"], "one key too many"))
+    error = assert_error(flood, 429, "key_change_rate_limited")
+    assert int(flood.headers["Retry-After"]) >= 1 and error["details"]["retry_after"] >= 1
+    # refused whole: no message, no key, no announcement
+    assert stored_count(server, conv["id"]) == 1 + burst
+    assert len(keys_of(server, alice.user_id, device)) == 1 + burst
+    assert len(recorded(server, "sender_key_changed", conv["id"])) == burst
+    # the device's current key still signs; unsigned messages still go; another device has its own budget
+    assert keys_of(server, alice.user_id, device)[-1]["public_key"] == current
+    assert (
+        alice.post(path, {"content": "plain", "message_type": "text", "client_random": client_random()}).status_code
+        == 201
+    )
+    tablet = login(server, alice.user_id, f"tablet-{new_id()}", int(time.time()))
+    for _ in range(2):
+        assert tablet.post(path, signed_body(Ed25519PrivateKey.generate(), conv["id"])).status_code == 201
+
+
+def test_a_replaced_key_coming_back_is_accepted_for_a_day_without_becoming_current_again(
+    server: RunningServer,
+) -> None:
+    """A message queued offline before a re-login arrives signed with the key the device has just
+    replaced: it is stored as signed (recipients check it against that key), the device's current
+    key stays the new one and nothing is announced. After the grace period, it is refused."""
+    alice, bob, conv, device = setup(server)
+    old_key, new_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    path = f"/conversations/{conv['id']}/messages"
+    assert alice.post(path, signed_body(old_key, conv["id"], "before")).status_code == 201
+    assert alice.post(path, signed_body(new_key, conv["id"], "after re-login")).status_code == 201
+
+    queued = alice.post(path, signed_body(old_key, conv["id"], "queued offline"))
+    assert queued.status_code == 201, queued.text
+    assert queued.json()["data"]["sender_public_key"] == public_key(old_key)
+    history = keys_of(server, alice.user_id, device)
+    assert [(k["public_key"], k["replaced_at"] is None) for k in history] == [
+        (public_key(old_key), False),
+        (public_key(new_key), True),
+    ]
+    assert len(recorded(server, "sender_key_changed", conv["id"])) == 1  # the one real change
+    assert alice.post(path, signed_body(new_key, conv["id"])).status_code == 201
+    assert len(recorded(server, "sender_key_changed", conv["id"])) == 1
+    # a replaced key that signs must still verify
+    forged = {**signed_body(old_key, conv["id"], "forged"), "content": "not what was signed"}
+    assert_error(alice.post(path, forged), 422, "invalid_signature")
+
+    grace = server.services.settings.limits.replaced_key_grace_seconds
+    with server.services.db.transaction() as conn:  # the replacement was longer ago than the grace
+        conn.execute(
+            update(sender_keys)
+            .where(sender_keys.c.user_id == alice.user_id, sender_keys.c.public_key == public_key(old_key))
+            .values(replaced_at=datetime.now(timezone.utc) - timedelta(seconds=grace + 60))
+        )
+    late = alice.post(path, signed_body(old_key, conv["id"], "far too late"))
+    error = assert_error(late, 403, "key_replaced")
+    assert public_key(old_key) not in error["error"]
+    contents = [m["content"] for m in bob.get(path).json()["data"]]
+    assert "queued offline" in contents and "far too late" not in contents
+    assert keys_of(server, alice.user_id, device)[-1]["public_key"] == public_key(new_key)
 
 
 def test_another_device_of_the_same_user_has_its_own_key(server: RunningServer) -> None:
@@ -215,9 +307,6 @@ def test_a_new_key_after_a_new_login_is_accepted_recorded_and_announced(server: 
     assert f"user:{bob.user_id}" in announced[0]["topics"]
     assert f"conversation:{conv['id']}" in announced[0]["topics"]
 
-    # one device, one key at a time: the old key (even on the old token) is now refused
-    assert_error(relogged.post(path, signed_body(old_key, conv["id"])), 403, "key_mismatch")
-    assert_error(alice.post(path, signed_body(old_key, conv["id"])), 403, "key_mismatch")
     # the new key keeps working, with no further announcement
     assert relogged.post(path, signed_body(new_key, conv["id"])).status_code == 201
     assert len(recorded(server, "sender_key_changed", conv["id"])) == 1
