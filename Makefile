@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck setup clean bench bench-quick
+.PHONY: run test lint typecheck audit soak setup clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy shared functions bench
 
-## make test: lint, types, then the whole suite against a throwaway PostgreSQL (store tests on SQLite too)
-test: lint typecheck
+## make audit: known vulnerabilities in the installed pinned packages (pip-audit; shared/devtools/audit.py)
+audit: $(TEST_STAMP)
+	$(BIN)/python -m shared.devtools.audit
+
+## make test: lint, types, the advisory check, then the whole suite against a throwaway PostgreSQL (store tests on SQLite too)
+test: lint typecheck audit
 	$(BIN)/pytest
 
 ## make bench: the whole benchmark (B1-B6, Synapse, ceilings; long). Results in ./bench-results

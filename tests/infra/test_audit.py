@@ -1,0 +1,37 @@
+"""The advisory check (`make audit`): what it makes of pip-audit's JSON report. The report below
+is in pip-audit's own format (`pip-audit --format json`), with the orjson advisory of issue 10."""
+
+from __future__ import annotations
+
+from shared.devtools.audit import summarise
+
+REPORT = {
+    "dependencies": [
+        {"name": "httpx", "version": "0.28.1", "vulns": []},
+        {
+            "name": "orjson",
+            "version": "3.11.4",
+            "vulns": [
+                {
+                    "id": "GHSA-hx9q-6w63-j58v",
+                    "fix_versions": ["3.11.5"],
+                    "aliases": [],
+                    "description": "dumps recursion",
+                }
+            ],
+        },
+        {"name": "alembic", "skip_reason": "Dependency not found on PyPI and could not be audited: alembic (1.17.2)"},
+    ],
+    "fixes": [],
+}
+
+
+def test_a_known_vulnerability_is_reported_with_its_fix() -> None:
+    vulnerable, skipped, audited = summarise(REPORT)
+    assert vulnerable == ["orjson==3.11.4: GHSA-hx9q-6w63-j58v; fixed in 3.11.5"]
+    assert audited == 2
+    assert [s.split(":")[0] for s in skipped] == ["alembic"]
+
+
+def test_a_clean_report_has_nothing_to_say() -> None:
+    assert summarise({"dependencies": [{"name": "httpx", "version": "0.28.1", "vulns": []}]}) == ([], [], 1)
