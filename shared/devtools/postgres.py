@@ -62,6 +62,7 @@ class PostgresCluster:
     owner: tuple[int, int] | None
     database: str = "whispr"
     user: str = "whispr"
+    options: str = ""  # the server's command-line options (pg_ctl -o), kept for `start_server`
 
     @property
     def url(self) -> str:
@@ -81,6 +82,31 @@ class PostgresCluster:
         except (OSError, ValueError):
             return None
 
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.root, "data")
+
+    def start_server(self) -> None:
+        """Start the server on its port with its options (after `stop_server`): the same data."""
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data_dir,
+            "-l",
+            os.path.join(self.root, "log"),
+            "-o",
+            self.options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def stop_server(self, mode: str = "immediate") -> None:
+        """Stop the server and keep its data (`immediate`: as a crash, no shutdown checkpoint;
+        `fast`: clients are disconnected cleanly)."""
+        self._run("pg_ctl", "-D", self.data_dir, "stop", "-m", mode, "-w")
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", os.path.join(self.root, "data"), "stop", "-m", "immediate", "-w")
@@ -96,13 +122,14 @@ def start_cluster(*, durable: bool = False) -> PostgresCluster:
     if owner is not None:
         os.chown(root, *owner)
     cluster = PostgresCluster(root=root, port=free_port(), bin_dir=bin_dir, owner=owner)
-    data = os.path.join(root, "data")
+    data = cluster.data_dir
     try:
         cluster._run("initdb", "-D", data, "-U", cluster.user, "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8")
         options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        cluster._run("pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-o", options, "-w", "-t", "60", "start")
+        cluster.options = options
+        cluster.start_server()
         for _ in range(50):
             try:
                 cluster._run("createdb", "-h", root, "-p", str(cluster.port), "-U", cluster.user, cluster.database)
