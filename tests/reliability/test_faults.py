@@ -120,7 +120,7 @@ def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(
             target = ACKED_BEFORE
             for _ in range(OUTAGES):
                 wait_until(
-                    lambda: min(acked_per_conversation(senders).values()) >= target,
+                    lambda target=target: min(acked_per_conversation(senders).values()) >= target,
                     "the senders get going",
                     check=healthy,
                 )
@@ -128,8 +128,8 @@ def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(
                 durable_cluster.stop_server("immediate")
                 # down until both kinds of client have seen it fail (sends in flight were cut)
                 wait_until(
-                    lambda: all(
-                        any(len(s.failures) > failures_before[id(s)] for s in senders if isinstance(s, kind))
+                    lambda before=failures_before: all(
+                        any(len(s.failures) > before[id(s)] for s in senders if isinstance(s, kind))
                         for kind in (SocketSender, RestSender)
                     ),
                     "socket and REST senders see the store down",
@@ -167,10 +167,9 @@ def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(
                 kind.__name__: sum(len(s.failures) for s in senders if isinstance(s, kind))
                 for kind in (SocketSender, RestSender)
             }
-            print(sorted({f[:60] for s in senders for f in s.failures}))
-            print(
-                f"acknowledged {sum(len(s.acked) for s in senders)} messages over {OUTAGES} outage(s); retried: {failures}"
-            )
+            acknowledged = sum(len(s.acked) for s in senders)
+            print(f"acknowledged {acknowledged} messages over {OUTAGES} outage(s); retried: {failures}")
+            print("failures seen:", sorted({f[:60] for s in senders for f in s.failures}))
     finally:
         for sender in senders:
             sender.stop.set()
