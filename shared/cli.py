@@ -7,7 +7,7 @@ import logging
 import sys
 import uuid
 
-from shared.config import get_settings
+from shared.config import ConfigurationError, get_settings
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(run=_token)
 
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ConfigurationError as exc:  # refuse to start, naming each bad variable and its rule
+        print(f"whispr-messaging {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

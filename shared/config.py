@@ -2,14 +2,36 @@
 
 Names are `WHISPR_<FIELD>` in upper case (for example `WHISPR_MAX_CONTENT_BYTES`), except the
 few the spec names itself (`DATABASE_URL`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`).
+
+Every field is typed and bounded here, in one place: `Settings` and `Limits` are pydantic
+dataclasses, so a value out of its bounds is refused wherever settings are built (from the
+environment by `load_settings`, or in code and tests with `Settings(...)` /
+`dataclasses.replace`), and `load_settings` turns the refusal into a `ConfigurationError` that
+names each variable and its rule. Why pydantic dataclasses and not a pydantic-settings
+`BaseSettings`: the code and the tests build and copy settings as dataclasses (`Settings(...)`,
+`dataclasses.replace`) and must not read the environment when they do; and the limits keep
+their flat `WHISPR_<LIMIT>` names although the code reads them as `settings.limits.<limit>`,
+which BaseSettings would nest (`WHISPR_LIMITS__…`). Reading the environment is a dictionary
+lookup per field (`load_settings`); pydantic, which pydantic-settings is built on, does the rest.
+An unknown `WHISPR_*` variable is warned about with the nearest known name.
+
+docs/configuration.md documents every variable; tests/infra/test_configuration_doc.py checks it
+against these definitions (names both ways, and defaults).
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+log = logging.getLogger("whispr.config")
 
 _SPEC_NAMES = {
     "database_url": "DATABASE_URL",
@@ -18,63 +40,134 @@ _SPEC_NAMES = {
     "jwt_audience": "JWT_AUDIENCE",
 }
 
+# WHISPR_* variables read directly by tools, not settings of the service (docs/configuration.md,
+# "Set by the platform or for tools"): known, so not warned about.
+TOOL_VARIABLES = frozenset({"WHISPR_PG_BIN", "WHISPR_GCLOUD_SDK", "WHISPR_TEST_DATABASE_URL", "WHISPR_FUZZ_EXAMPLES"})
 
-@dataclass(frozen=True)
+# Fields whose value is never echoed in an error message.
+_SECRET_FIELDS = frozenset({"database_url", "tasks_secret"})
+
+# The kinds of value, with their bounds. `Count`: how many of something (at least one);
+# `Seconds`: a duration (more than zero).
+Count = Annotated[int, Field(ge=1)]
+Bytes = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0)]
+WholeSeconds = Annotated[int, Field(ge=0)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def normalise_database_url(url: str) -> str:
+    """The one place a `DATABASE_URL` is read: a PostgreSQL URL without a driver
+    (`postgresql://`, `postgres://`) means psycopg 3, the driver the service is measured with
+    (docs/performance.md, "The database driver"); an explicit one (`postgresql+pg8000://`) is
+    kept. Every engine (the service's, the migrations') is built from the result."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    for short in ("postgresql://", "postgres://"):
+        if url.startswith(short):
+            url = "postgresql+psycopg://" + url[len(short) :]
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError("not a SQLAlchemy URL (forms: docs/configuration.md)") from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: sqlite or postgresql")
+    return url
+
+
+def _algorithms_allowed(value: str) -> str:
+    names = [a.strip() for a in value.split(",") if a.strip()]
+    if not names:
+        raise ValueError("at least one algorithm")
+    refused = [a for a in names if a.upper().startswith("HS") or a.lower() == "none"]
+    if refused:
+        raise ValueError(f"asymmetric algorithms only ({', '.join(refused)} refused)")
+    return value
+
+
+def _http_url_or_empty(value: str) -> str:
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError("an http(s) URL, or empty")
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(normalise_database_url)]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)]
+Component = Annotated[Literal["", "function", "relay", "grpc", "gateway"], BeforeValidator(_lower)]
+SchedulerKind = Annotated[Literal["local", "cloudtasks", "none"], BeforeValidator(_lower)]
+EventBusKind = Annotated[Literal["inprocess", "pubsub"], BeforeValidator(_lower)]
+StateStoreKind = Annotated[Literal["memory", "firestore"], BeforeValidator(_lower)]
+HttpUrl = Annotated[str, AfterValidator(_http_url_or_empty)]
+Algorithms = Annotated[str, AfterValidator(_algorithms_allowed)]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Limits:
     """Business limits from rules.md. All configurable, enforced on every entry point."""
 
-    max_content_bytes: int = 64 * 1024
-    max_metadata_bytes: int = 16 * 1024
-    max_json_depth: int = 32  # client JSON values (metadata...) nest at most this deep (at most 128)
-    max_request_bytes: int = 256 * 1024
-    max_group_name_chars: int = 100
-    max_custom_name_chars: int = 50
-    max_group_members: int = 1024
-    max_pinned_conversations: int = 5
-    max_pinned_messages: int = 10
-    edit_window_seconds: int = 15 * 60
-    delete_for_everyone_window_seconds: int = 24 * 3600
-    client_random_window_seconds: int = 24 * 3600
-    history_default_limit: int = 50
-    history_max_limit: int = 100
-    messages_per_minute: int = 100
-    messages_burst: int = 20
-    key_changes_per_hour: int = 30  # sender key changes per (user, device): logins, prekey replenishments
-    key_change_burst: int = 10
-    replaced_key_grace_seconds: int = 24 * 3600  # a replaced sender key still signs this long (queued messages)
-    group_creations_per_day: int = 10
+    max_content_bytes: Bytes = 64 * 1024
+    max_metadata_bytes: Bytes = 16 * 1024
+    # client JSON values (metadata...) nest at most this deep: at most 128, the depth stored
+    # values are read back within (docs/reliability.md)
+    max_json_depth: Annotated[int, Field(ge=1, le=128)] = 32
+    max_request_bytes: Bytes = 256 * 1024
+    max_group_name_chars: Count = 100
+    max_custom_name_chars: Count = 50
+    max_group_members: Annotated[int, Field(ge=2)] = 1024
+    max_pinned_conversations: Count = 5
+    max_pinned_messages: Count = 10
+    edit_window_seconds: WholeSeconds = 15 * 60
+    delete_for_everyone_window_seconds: WholeSeconds = 24 * 3600
+    client_random_window_seconds: WholeSeconds = 24 * 3600
+    history_default_limit: Count = 50
+    history_max_limit: Count = 100
+    messages_per_minute: Count = 100
+    messages_burst: Count = 20
+    key_changes_per_hour: Count = 30  # sender key changes per (user, device): logins, prekey replenishments
+    key_change_burst: Count = 10
+    replaced_key_grace_seconds: WholeSeconds = (
+        24 * 3600
+    )  # a replaced sender key still signs this long (queued messages)
+    group_creations_per_day: Count = 10
     # reactions, drafts, attachments, forwarding
-    max_reactions_per_user_per_message: int = 5
-    max_distinct_reactions_per_message: int = 50
-    max_draft_bytes: int = 64 * 1024
-    max_attachments_per_message: int = 20
-    max_forward_targets: int = 20
+    max_reactions_per_user_per_message: Count = 5
+    max_distinct_reactions_per_message: Count = 50
+    max_draft_bytes: Bytes = 64 * 1024
+    max_attachments_per_message: Count = 20
+    max_forward_targets: Count = 20
     # search
-    searches_per_hour: int = 500
-    search_default_limit: int = 20
-    search_max_limit: int = 100
-    max_search_query_chars: int = 512
+    searches_per_hour: Count = 500
+    search_default_limit: Count = 20
+    search_max_limit: Count = 100
+    max_search_query_chars: Count = 512
     # moderation
-    reports_per_day: int = 20
-    report_cooldown_seconds: int = 24 * 3600
-    max_report_reason_chars: int = 1000
-    max_sanction_seconds: int = 365 * 24 * 3600
+    reports_per_day: Count = 20
+    report_cooldown_seconds: WholeSeconds = 24 * 3600
+    max_report_reason_chars: Count = 1000
+    max_sanction_seconds: Annotated[int, Field(ge=1)] = 365 * 24 * 3600
     # scheduled messages (rules.md: Scheduled; Abuse)
-    scheduled_min_lead_seconds: int = 60
-    scheduled_max_lead_seconds: int = 365 * 24 * 3600
-    max_pending_scheduled_per_user: int = 50
-    scheduled_per_hour: int = 10
+    scheduled_min_lead_seconds: WholeSeconds = 60
+    scheduled_max_lead_seconds: Annotated[int, Field(ge=1)] = 365 * 24 * 3600
+    max_pending_scheduled_per_user: Count = 50
+    scheduled_per_hour: Count = 10
     # WebSocket relay (realtime.md): frames, idle sockets, per-connection and per-IP limits
-    ws_max_frame_bytes: int = 64 * 1024
-    ws_idle_timeout_seconds: float = 60.0
-    ws_pushes_per_minute: int = 200
-    ws_push_burst: int = 50
-    ws_sockets_per_ip: int = 10
-    ws_send_queue_bytes: int = 4 * 1024 * 1024
-    ws_catch_up_max_messages: int = 500
-    typing_expiry_seconds: float = 10.0
-    presence_away_seconds: float = 300.0  # rules.md: away after 5 minutes without activity
-    ws_gap_fill_seconds: float = 0.5  # a message event missing this long past a later one is read from the store
+    ws_max_frame_bytes: Bytes = 64 * 1024
+    ws_idle_timeout_seconds: Seconds = 60.0
+    ws_pushes_per_minute: Count = 200
+    ws_push_burst: Count = 50
+    ws_sockets_per_ip: Count = 10
+    ws_send_queue_bytes: Bytes = 4 * 1024 * 1024
+    ws_catch_up_max_messages: Count = 500
+    typing_expiry_seconds: Seconds = 10.0
+    presence_away_seconds: Seconds = 300.0  # rules.md: away after 5 minutes without activity
+    ws_gap_fill_seconds: Seconds = 0.5  # a message event missing this long past a later one is read from the store
 
 
 # Pool (size, overflow) per component. A function instance serves few requests at a time and
@@ -89,63 +182,64 @@ _COMPONENT_POOLS: dict[str, tuple[int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class Settings:
-    database_url: str = "sqlite:///var/whispr.db"
+    database_url: DatabaseUrl = "sqlite:///var/whispr.db"
     # SQLAlchemy pool per process; 0 / -1 (the defaults): sized for WHISPR_COMPONENT (see db_pool)
-    db_pool_size: int = 0
-    db_max_overflow: int = -1
-    component: str = ""  # WHISPR_COMPONENT: function | relay | grpc | gateway (empty: gateway)
-    jwt_jwks_url: str = ""
+    db_pool_size: Annotated[int, Field(ge=0, le=1000)] = 0
+    db_max_overflow: Annotated[int, Field(ge=-1, le=1000)] = -1
+    component: Component = ""  # WHISPR_COMPONENT: function | relay | grpc | gateway (empty: gateway)
+    jwt_jwks_url: HttpUrl = ""
     jwt_issuer: str = ""
     jwt_audience: str = ""
-    jwt_algorithms: str = "ES256"
-    jwks_refetch_interval_seconds: float = 30.0
-    dev_key_path: str = "var/dev-signing-key.pem"
+    jwt_algorithms: Algorithms = "ES256"
+    jwks_refetch_interval_seconds: Annotated[float, Field(ge=0)] = 30.0
+    dev_key_path: NonEmpty = "var/dev-signing-key.pem"
     cors_origins: str = "*"
-    host: str = "127.0.0.1"
-    port: int = 4000
-    log_level: str = "info"
+    host: NonEmpty = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 4000
+    log_level: LogLevel = "info"
     moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
     # scheduler port: "local" (in-process timer over the store), "cloudtasks" (Cloud Tasks, one
     # task per item) or "none" (nothing fires here)
-    scheduler: str = "local"
-    scheduler_rescan_seconds: float = 300.0  # the local timer also rereads the store this often
-    scheduler_lease_seconds: float = 60.0  # a claimed scheduled message not finished by then is retried
+    scheduler: SchedulerKind = "local"
+    scheduler_rescan_seconds: Seconds = 300.0  # the local timer also rereads the store this often
+    scheduler_lease_seconds: Seconds = 60.0  # a claimed scheduled message not finished by then is retried
     tasks_secret: str = ""  # WHISPR_TASKS_SECRET: required by the /tasks/* routes (Cloud Tasks targets)
     # Cloud Tasks scheduler (WHISPR_SCHEDULER=cloudtasks)
     tasks_queue: str = ""  # projects/<project>/locations/<region>/queues/<queue>
-    tasks_target_url: str = ""  # base URL of the `tasks` function (or the local gateway)
+    tasks_target_url: HttpUrl = ""  # base URL of the `tasks` function (or the local gateway)
     tasks_invoker_email: str = ""  # service account whose OIDC token the tasks carry (empty: none)
     tasks_audience: str = ""  # the OIDC token's audience (empty: tasks_target_url)
     tasks_emulator_host: str = ""  # host:port of a Cloud Tasks emulator (plain gRPC, no credentials)
-    tasks_horizon_seconds: float = 30 * 86400 - 3600  # items due further ahead wait for the sweep
+    # items due further ahead wait for the sweep; Cloud Tasks takes at most 30 days
+    tasks_horizon_seconds: Annotated[float, Field(gt=0, le=30 * 86400)] = 30 * 86400 - 3600
     # adapters (see docs/configuration.md): embedded defaults, or Google Cloud / its emulators
-    event_bus: str = "inprocess"  # WHISPR_EVENT_BUS: inprocess | pubsub
-    gcp_project: str = "whispr-local"  # WHISPR_GCP_PROJECT
-    pubsub_conversation_topic: str = "messaging-conversation-events"
-    pubsub_domain_topic: str = "messaging-domain-events"
+    event_bus: EventBusKind = "inprocess"  # WHISPR_EVENT_BUS: inprocess | pubsub
+    gcp_project: NonEmpty = "whispr-local"  # WHISPR_GCP_PROJECT
+    pubsub_conversation_topic: NonEmpty = "messaging-conversation-events"
+    pubsub_domain_topic: NonEmpty = "messaging-domain-events"
     pubsub_create_missing: bool = False  # create topics at start (emulator / local only)
     instance_id: str = ""  # names this process's Pub/Sub subscription; random when empty
     # group commit on the relay's send path (docs/performance.md, "Group commit"): socket sends
     # arriving within the window (from the first one waiting), up to `send_batch_max` of them,
     # share one transaction; at most `send_batch_parallel` batches are in flight at once.
-    send_batch_window_ms: float = 1.0  # WHISPR_SEND_BATCH_WINDOW_MS; 0: no waiting, batch what queued up
-    send_batch_max: int = 64  # WHISPR_SEND_BATCH_MAX; 1 turns group commit off
-    send_batch_parallel: int = 2  # WHISPR_SEND_BATCH_PARALLEL
+    send_batch_window_ms: Annotated[float, Field(ge=0)] = 1.0  # 0: no waiting, batch what queued up
+    send_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 64  # 1 turns group commit off
+    send_batch_parallel: Annotated[int, Field(ge=1, le=64)] = 2
     # state store port (presence, device sessions): "memory" (this process) or "firestore"
-    state_store: str = "memory"  # WHISPR_STATE_STORE: memory | firestore
-    firestore_database: str = "(default)"  # WHISPR_FIRESTORE_DATABASE (project: WHISPR_GCP_PROJECT)
-    presence_heartbeat_seconds: float = 15.0  # a relay instance proves its sessions alive this often
-    presence_lease_seconds: float = 45.0  # sessions of an instance silent this long are over
-    presence_tick_seconds: float = 5.0  # the relay's presence upkeep (away, lapsed instances)
+    state_store: StateStoreKind = "memory"  # WHISPR_STATE_STORE: memory | firestore
+    firestore_database: NonEmpty = "(default)"  # WHISPR_FIRESTORE_DATABASE (project: WHISPR_GCP_PROJECT)
+    presence_heartbeat_seconds: Seconds = 15.0  # a relay instance proves its sessions alive this often
+    presence_lease_seconds: Seconds = 45.0  # sessions of an instance silent this long are over
+    presence_tick_seconds: Seconds = 5.0  # the relay's presence upkeep (away, lapsed instances)
     limits: Limits = field(default_factory=Limits)
 
     @property
     def db_pool(self) -> tuple[int, int]:
         """(pool_size, max_overflow) of this process's SQLAlchemy pool: the explicit
         WHISPR_DB_POOL_SIZE / WHISPR_DB_MAX_OVERFLOW, else what suits WHISPR_COMPONENT."""
-        size, overflow = _COMPONENT_POOLS.get(self.component.strip().lower(), _COMPONENT_POOLS[""])
+        size, overflow = _COMPONENT_POOLS[self.component]
         return (
             self.db_pool_size if self.db_pool_size > 0 else size,
             self.db_max_overflow if self.db_max_overflow >= 0 else overflow,
@@ -164,37 +258,66 @@ class Settings:
         return frozenset(u.strip().lower() for u in self.moderator_ids.split(",") if u.strip())
 
 
-def _coerce(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
+class ConfigurationError(ValueError):
+    """Settings the service refuses to start with; the message names every variable and rule."""
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
+    """The environment variable of a field of `Settings` or `Limits`."""
     return _SPEC_NAMES.get(name, f"WHISPR_{name.upper()}")
 
 
+_env_name = env_name  # the name tests/infra/test_configuration_doc.py imported first
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable this code reads: one per setting and limit, and the tools' own."""
+    names = {env_name(f.name) for f in fields(Settings) if f.name != "limits"}
+    names |= {env_name(f.name) for f in fields(Limits)}
+    return frozenset(names | TOOL_VARIABLES)
+
+
+def unknown_variables(env: dict[str, str]) -> list[tuple[str, str | None]]:
+    """`WHISPR_*` variables set but read by nothing, each with the nearest known name (or None)."""
+    known = known_variables()
+    by_suffix = {name.removeprefix("WHISPR_"): name for name in known}  # compare what follows WHISPR_
+    found = []
+    for name in sorted(env):
+        if name.startswith("WHISPR_") and name not in known:
+            nearest = difflib.get_close_matches(name.removeprefix("WHISPR_"), by_suffix, n=1, cutoff=0.75)
+            found.append((name, by_suffix[nearest[0]] if nearest else None))
+    return found
+
+
+def _describe(error: dict[str, Any], raw: dict[str, str]) -> str:
+    field_name = next((str(part) for part in reversed(error["loc"]) if isinstance(part, str)), "")
+    variable = env_name(field_name) if field_name else "(settings)"
+    rule = error["msg"].removeprefix("Value error, ")
+    if field_name in _SECRET_FIELDS or variable not in raw:
+        return f"{variable}: {rule}"
+    return f"{variable}={raw[variable]!r}: {rule}"
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Build settings from environment variables (or an explicit mapping, for tests)."""
+    """Build settings from environment variables (or an explicit mapping, for tests).
+
+    Raises ConfigurationError naming each bad variable and its rule; warns (logger
+    `whispr.config`) about each unknown `WHISPR_*` variable with the nearest known name."""
     env = dict(os.environ) if env is None else env
-    limit_values: dict[str, Any] = {}
-    for f in fields(Limits):
-        raw = env.get(_env_name(f.name))
-        if raw is not None:
-            limit_values[f.name] = _coerce(raw, getattr(Limits(), f.name))
-    values: dict[str, Any] = {"limits": Limits(**limit_values)}
-    defaults = Settings()
-    for f in fields(Settings):
-        if f.name == "limits":
-            continue
-        raw = env.get(_env_name(f.name))
-        if raw is not None:
-            values[f.name] = _coerce(raw, getattr(defaults, f.name))
-    return Settings(**values)
+    for name, nearest in unknown_variables(env):
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        log.warning("unknown setting %s is ignored%s", name, hint)
+    limits = {f.name: env[env_name(f.name)] for f in fields(Limits) if env_name(f.name) in env}
+    values: dict[str, Any] = {
+        f.name: env[env_name(f.name)] for f in fields(Settings) if f.name != "limits" and env_name(f.name) in env
+    }
+    raw = {env_name(name): value for name, value in (values | limits).items()}
+    values["limits"] = limits
+    try:
+        return Settings(**values)  # pydantic parses the strings (and the limits' mapping)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(dict(error), raw) for error in exc.errors())
+        raise ConfigurationError(f"refusing to start with these settings:\n  {problems}") from None
 
 
 @lru_cache(maxsize=1)

@@ -18,11 +18,11 @@ def resource_function(name: str) -> Callable[[Request], Awaitable[Response]]:
     """An async request handler serving exactly the routes of function `name`, built lazily so
     that importing the module (as functions-framework does) costs nothing."""
     api: Api | None = None
+    settings = get_settings()  # a bad setting stops the instance from starting (ConfigurationError)
 
     async def serve(request: Request) -> Response:
         nonlocal api
         if api is None:
-            settings = get_settings()
             api = Api(process_services(), build_verifier(settings), routes_of(name), cors_origins=settings.cors_origins)
         return await api(request)
 

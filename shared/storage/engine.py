@@ -23,13 +23,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from shared.config import Settings
 
 
 def create_db_engine(settings: Settings) -> Engine:
-    url = postgres_driver(make_url(settings.database_url))
+    url = make_url(settings.database_url)  # normalised by Settings (shared.config.normalise_database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings.database_url)
     pool_size, max_overflow = settings.db_pool
@@ -40,15 +40,6 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
-
-
-def postgres_driver(url: URL) -> URL:
-    """A PostgreSQL URL without a driver (`postgresql://`, `postgres://`) means psycopg 3, the
-    driver the service is measured with (docs/performance.md, "The database driver"); an explicit
-    one (`postgresql+pg8000://`) is used as given."""
-    if url.drivername in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
-    return url
 
 
 def _sqlite_engine(database_url: str) -> Engine:

@@ -7,12 +7,15 @@ import os
 from alembic import command
 from alembic.config import Config
 
-from shared.config import Settings
+from shared.config import Settings, normalise_database_url
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
 def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration for `database_url`, normalised like the service's own engine
+    (`postgresql://` means psycopg 3), since the migrations' env.py builds its engine from it."""
+    database_url = normalise_database_url(database_url)
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
