@@ -42,7 +42,16 @@ _SPEC_NAMES = {
 
 # WHISPR_* variables read directly by tools, not settings of the service (docs/configuration.md,
 # "Set by the platform or for tools"): known, so not warned about.
-TOOL_VARIABLES = frozenset({"WHISPR_PG_BIN", "WHISPR_GCLOUD_SDK", "WHISPR_TEST_DATABASE_URL", "WHISPR_FUZZ_EXAMPLES"})
+TOOL_VARIABLES = frozenset(
+    {
+        "WHISPR_PG_BIN",
+        "WHISPR_GCLOUD_SDK",
+        "WHISPR_TEST_DATABASE_URL",
+        "WHISPR_FUZZ_EXAMPLES",
+        "WHISPR_SOAK",
+        "WHISPR_AUDIT_STRICT",
+    }
+)
 
 # Fields whose value is never echoed in an error message.
 _SECRET_FIELDS = frozenset({"database_url", "tasks_secret"})
