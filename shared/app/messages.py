@@ -335,6 +335,7 @@ def edit_message(svc: Services, actor: Actor, message_id: str, content: str, sig
     with svc.unit() as unit:
         message, conv, _ = require_message(unit.conn, message_id, actor.user_id)
         rules.check_edit(message, actor.user_id, unit.now, svc.settings.limits)
+        rules.check_text_content(message.message_type, content)
         if message.signature is not None and signature is None:
             raise Invalid.field("signature", "a signed message must be re-signed when edited")
         if signature is not None:
@@ -359,6 +360,7 @@ def edit_message(svc: Services, actor: Actor, message_id: str, content: str, sig
 def delete_message(svc: Services, actor: Actor, message_id: str, *, for_everyone: bool) -> dict[str, Any]:
     with svc.unit() as unit:
         message, conv, me = require_message(unit.conn, message_id, actor.user_id)
+        rules.check_deletable(message)
         payload = {
             "message_id": message.id,
             "conversation_id": conv.id,

@@ -100,7 +100,19 @@ def check_new_message(
     if expires_in_seconds is not None and expires_in_seconds not in EPHEMERAL_DURATIONS:
         raise Invalid.field("expires_in_seconds", f"must be one of {', '.join(map(str, EPHEMERAL_DURATIONS))}")
     check_content(content, limits)
+    check_text_content(message_type, content)
     check_metadata(metadata, limits)
+
+
+def check_text_content(message_type: str, content: str) -> None:
+    """A text message says something: empty or blank content is refused (media messages may
+    have none, their substance is in metadata and attachments; an E2E envelope is never blank)."""
+    if message_type == "text" and not content.strip():
+        raise Invalid(
+            "a text message needs some content: it is empty or only blank",
+            code="empty_content",
+            details={"content": ["must not be empty or blank in a text message"]},
+        )
 
 
 def check_group_name(name: str | None, limits: Limits) -> str:
@@ -150,6 +162,17 @@ def check_edit(message: Message, actor_id: str, now: datetime, limits: Limits) -
         raise Invalid("deleted and system messages cannot be edited", code="not_editable")
     if now - message.sent_at > timedelta(seconds=limits.edit_window_seconds):
         raise Forbidden("the edit window has passed", code="edit_window_expired")
+
+
+def check_deletable(message: Message) -> None:
+    """System messages (joins, leaves, renames, role changes) are the conversation's record:
+    nobody deletes them, for everyone or for themselves."""
+    if message.message_type == "system":
+        raise Invalid(
+            "system messages cannot be deleted",
+            code="not_deletable",
+            details={"message_id": ["system messages cannot be deleted"]},
+        )
 
 
 def check_delete_for_everyone(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from tests.support import RunningServer, assert_error
+from tests.relay.phx import Phx
+from tests.support import RunningServer, assert_error, client_random
 
 
 def test_edit_only_by_sender_within_fifteen_minutes(server: RunningServer, time_travel: list[timedelta]) -> None:
@@ -47,6 +48,72 @@ def test_group_admin_deletes_anyones_message_any_time(server: RunningServer, tim
     message = bob.send(cid, "old")
     time_travel.append(timedelta(days=30))
     assert alice.delete(f"/messages/{message['id']}", params={"delete_for_everyone": "true"}).status_code == 200
+
+
+def test_system_messages_cannot_be_deleted(server: RunningServer) -> None:
+    """Not for everyone, not even by the group's owner, and not for oneself either."""
+    alice, bob = server.client(), server.client()
+    cid = alice.group_with(bob)["id"]
+    assert alice.put(f"/conversations/{cid}", {"name": "Renamed"}).status_code == 200
+    path = f"/conversations/{cid}/messages"
+    before = alice.get(path).json()["data"]
+    system = [m for m in before if m["message_type"] == "system"]
+    assert system, before
+    for message in system:
+        for client, params in ((alice, {"delete_for_everyone": "true"}), (alice, {}), (bob, {})):
+            body = assert_error(client.delete(f"/messages/{message['id']}", params=params), 422, "not_deletable")
+            assert "system" in body["error"] and "message_id" in body["details"]
+    for client in (alice, bob):  # nothing changed for anyone
+        seen = client.get(path).json()["data"]
+        assert [(m["id"], m["is_deleted"], m["content"]) for m in seen] == [
+            (m["id"], m["is_deleted"], m["content"]) for m in before
+        ]
+    # the user's own messages still delete as before
+    mine = alice.send(cid, "mine")
+    assert alice.delete(f"/messages/{mine['id']}", params={"delete_for_everyone": "true"}).status_code == 200
+
+
+def test_a_text_message_with_empty_content_is_refused(server: RunningServer) -> None:
+    alice, bob = server.client(), server.client()
+    cid = alice.direct_with(bob)["id"]
+    path = f"/conversations/{cid}/messages"
+    for content in ("", "   ", "\n\t "):
+        body = assert_error(
+            alice.post(path, {"content": content, "message_type": "text", "client_random": client_random()}),
+            422,
+            "empty_content",
+        )
+        assert "content" in body["details"] and "empty" in body["error"]
+    assert_error(alice.post(path, {"content": "", "client_random": client_random()}), 422, "empty_content")
+    assert alice.get(path).json()["data"] == []  # nothing was stored
+
+    # a media message may have no text, and an E2E conversation's envelope is content like any other
+    media = alice.post(path, {"content": "", "message_type": "media", "client_random": client_random()})
+    assert media.status_code == 201, media.text
+    assert media.json()["data"]["content"] == ""
+    e2e = alice.group_with(bob, name="Secret")["id"]
+    assert alice.put(f"/conversations/{e2e}", {"metadata": {"e2ee": {"enabled": True}}}).status_code == 200
+    assert alice.send(e2e, "eyJjaXBoZXJ0ZXh0IjoiLi4uIn0=")["content"] == "eyJjaXBoZXJ0ZXh0IjoiLi4uIn0="
+    assert_error(alice.post(f"/conversations/{e2e}/messages", {"content": "", "client_random": 1}), 422)
+
+    # nor may an edit empty one, nor a scheduled message, nor a socket push
+    kept = alice.send(cid, "kept")
+    assert_error(alice.put(f"/messages/{kept['id']}", {"content": " "}), 422, "empty_content")
+    assert bob.get(f"/messages/{kept['id']}").json()["data"]["content"] == "kept"
+    due = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    scheduled = alice.post(
+        "/messages/scheduled", {"conversation_id": cid, "content": "", "message_type": "text", "scheduled_at": due}
+    )
+    assert_error(scheduled, 422, "empty_content")
+    socket = Phx.open(server, alice.user_id)
+    try:
+        socket.join_ok(f"conversation:{cid}")
+        ref = socket.push(f"conversation:{cid}", "new_message", {"content": "", "client_random": client_random()})
+        reply = socket.reply(ref).payload
+        assert reply["status"] == "error" and reply["response"]["reason"] == "empty_content", reply
+    finally:
+        socket.close()
+    assert [m["content"] for m in bob.get(path).json()["data"]] == ["kept", ""]
 
 
 def test_reply_must_stay_in_the_conversation(server: RunningServer) -> None:
