@@ -16,7 +16,7 @@ def _dev(args: argparse.Namespace) -> int:
     from shared.auth.tokens import build_verifier
     from shared.bootstrap import build_services
     from shared.http.gateway import create_gateway
-    from shared.relay.server import uvicorn_ws_options
+    from shared.relay.server import uvicorn_options
     from shared.storage.migrate import upgrade
 
     settings = get_settings()
@@ -29,7 +29,7 @@ def _dev(args: argparse.Namespace) -> int:
     services.scheduler.start()
     try:
         uvicorn.run(
-            app, host=host, port=port, log_level=settings.log_level, access_log=False, **uvicorn_ws_options(settings)
+            app, host=host, port=port, log_level=settings.log_level, access_log=False, **uvicorn_options(settings)
         )
     finally:
         services.close()

@@ -65,6 +65,19 @@ WholeSeconds = Annotated[int, Field(ge=0)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
+def _proxy_list(value: str) -> str:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8`), each one valid."""
+    import ipaddress
+
+    for entry in value.split(","):
+        if entry.strip():
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad one
+    return value
+
+
+ProxyList = Annotated[str, AfterValidator(_proxy_list)]
+
+
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
@@ -208,6 +221,10 @@ class Settings:
     host: NonEmpty = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 4000
     log_level: LogLevel = "info"
+    # X-Forwarded-For is believed only as written by these proxies (shared/http/forwarded.py):
+    # the last N entries (Cloud Run's front end: 1), and what the listed addresses appended
+    trusted_proxy_hops: Annotated[int, Field(ge=0, le=16)] = 0  # WHISPR_TRUSTED_PROXY_HOPS
+    trusted_proxies: ProxyList = ""  # WHISPR_TRUSTED_PROXIES: comma-separated addresses or networks
     moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
     # scheduler port: "local" (in-process timer over the store), "cloudtasks" (Cloud Tasks, one
     # task per item) or "none" (nothing fires here)

@@ -66,7 +66,11 @@ resource "google_cloud_run_v2_service" "relay" {
       }
 
       dynamic "env" {
-        for_each = merge(local.common_env, { WHISPR_COMPONENT = "relay" })
+        for_each = merge(local.common_env, {
+          WHISPR_COMPONENT = "relay"
+          # the client's address is the X-Forwarded-For entry Cloud Run's front end appended
+          WHISPR_TRUSTED_PROXY_HOPS = "1"
+        })
         content {
           name  = env.key
           value = env.value

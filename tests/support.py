@@ -24,13 +24,23 @@ from shared.bootstrap import build_services
 from shared.config import Limits, Settings
 from shared.devtools.postgres import free_port
 from shared.http.gateway import create_gateway
+from shared.relay.server import uvicorn_options
 
 BASE = "/messaging/api/v1"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_settings(database_url: str, key_path: str, **limits: Any) -> Settings:
-    return Settings(database_url=database_url, dev_key_path=key_path, limits=dataclasses.replace(Limits(), **limits))
+_SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
+
+
+def make_settings(database_url: str, key_path: str, **values: Any) -> Settings:
+    """Settings for a test service: `values` are limits (`ws_sockets_per_ip=2`) or, by name,
+    settings (`trusted_proxy_hops=1`)."""
+    own = {k: v for k, v in values.items() if k in _SETTINGS_FIELDS}
+    limits = {k: v for k, v in values.items() if k not in _SETTINGS_FIELDS}
+    return Settings(
+        database_url=database_url, dev_key_path=key_path, limits=dataclasses.replace(Limits(), **limits), **own
+    )
 
 
 @dataclasses.dataclass
@@ -52,7 +62,10 @@ def serve(settings: Settings, port: int | None = None) -> Iterator[RunningServer
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **uvicorn_options(settings)
+    )
+    server = uvicorn.Server(config)
     services.scheduler.start()
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

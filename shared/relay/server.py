@@ -28,6 +28,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.config import Settings
 from shared.domain.errors import DomainError
 from shared.domain.models import Actor
+from shared.http.forwarded import ClientAddress
 from shared.ports.state import PresenceDiff, StateStore
 from shared.relay import protocol
 from shared.relay.batching import SendBatcher
@@ -71,6 +72,7 @@ class Relay:
         self._unlisten_presence = presence.subscribe(self._presence_changed)
         self._upkeep: asyncio.Task[None] | None = None
         self._per_ip: dict[str, int] = {}
+        self._client_address = ClientAddress(services.settings.trusted_proxy_hops, services.settings.trusted_proxies)
         redact_tokens_in_server_logs()
 
     def _presence_changed(self, diffs: Sequence[PresenceDiff]) -> None:
@@ -124,7 +126,7 @@ class Relay:
         self.hub.attach(asyncio.get_running_loop())
         if self._upkeep is None or self._upkeep.done():
             self._upkeep = asyncio.get_running_loop().create_task(self._presence_upkeep(), name="presence upkeep")
-        ip = websocket.client.host if websocket.client else "unknown"
+        ip = self._client_address.of_scope(websocket.scope)
         limit = self.services.settings.limits.ws_sockets_per_ip
         try:
             actor, version = await self._authenticate(websocket)
@@ -230,8 +232,12 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
     return Starlette(routes=relay.routes(), lifespan=lifespan)
 
 
-def uvicorn_ws_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn serves the relay's sockets, for every way the service starts.
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the service, for every way it starts (`dev`, `relay`, the tests).
+
+    No proxy headers: uvicorn would believe X-Forwarded-For from any allowed address (and take
+    the entry the client wrote); the relay finds the client's address itself, from the
+    configured proxies only (shared/http/forwarded.py).
 
     websockets' sans-I/O protocol (no task of its own per socket; uvicorn's "auto" picks it
     too, named here so that an installed `wsproto` does not change it), and no
@@ -239,6 +245,7 @@ def uvicorn_ws_options(settings: Settings) -> dict[str, Any]:
     do), more than the rest of the socket; Phoenix frames are small JSON, and a client must
     accept a server that declines the extension (RFC 7692)."""
     return {
+        "proxy_headers": False,
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": max(settings.limits.ws_max_frame_bytes * 16, 1024 * 1024),
@@ -247,7 +254,8 @@ def uvicorn_ws_options(settings: Settings) -> dict[str, Any]:
 
 def run(host: str | None = None, port: int | None = None) -> None:
     """Serve the relay alone with uvicorn (`whispr-messaging relay`). Behind Cloud Run's front end
-    the client address comes from X-Forwarded-For, which is what the per-IP socket limit counts."""
+    the client address comes from the X-Forwarded-For entry it appended
+    (`WHISPR_TRUSTED_PROXY_HOPS=1`), which is what the per-IP socket limit counts."""
     import uvicorn
 
     from shared.auth.tokens import build_verifier
@@ -264,9 +272,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
             port=port or settings.port,
             log_level=settings.log_level,
             access_log=False,
-            proxy_headers=True,
-            forwarded_allow_ips="*",
-            **uvicorn_ws_options(settings),
+            **uvicorn_options(settings),
         )
     finally:
         services.close()
