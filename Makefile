@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck audit soak setup clean bench bench-quick
+.PHONY: run test lint typecheck audit soak setup clean bench bench-quick protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(TEST_STAMP)
 ## make bench-quick: the seconds-long smoke run of every scenario (what CI runs, Synapse left out)
 bench-quick: $(TEST_STAMP)
 	$(BIN)/whispr-messaging bench --quick --skip-synapse $(BENCH_ARGS)
+
+## make protos: regenerate shared/protogen/ from protos/ (committed; tests/infra/test_protos.py checks it)
+protos: $(TEST_STAMP)
+	$(BIN)/python -m shared.devtools.protogen
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

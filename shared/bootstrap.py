@@ -12,6 +12,7 @@ from shared.app.services import Services
 from shared.config import Settings, get_settings
 from shared.ports.bus import EventBus
 from shared.ports.scheduler import Scheduler
+from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
 from shared.ports.state import StateStore
 from shared.storage.engine import Database, create_db_engine
 
@@ -53,16 +54,43 @@ def build_state_store(settings: Settings) -> StateStore:
     raise ValueError(f"unknown WHISPR_STATE_STORE {settings.state_store!r} (memory or firestore)")
 
 
+def build_user_directory(settings: Settings) -> UserDirectory:
+    if not settings.user_service_grpc_endpoint:
+        return PermissiveUserDirectory()
+    from shared.adapters.grpc_siblings import GrpcUserDirectory, SiblingClient
+
+    client = SiblingClient.from_settings("user-service", settings.user_service_grpc_endpoint, settings)
+    return GrpcUserDirectory(client, cache_seconds=settings.block_cache_seconds)
+
+
+def build_media_library(settings: Settings) -> MediaLibrary:
+    if not settings.media_service_grpc_endpoint:
+        return PermissiveMediaLibrary()
+    from shared.adapters.grpc_siblings import GrpcMediaLibrary, SiblingClient
+
+    endpoint = settings.media_service_grpc_endpoint
+    return GrpcMediaLibrary(SiblingClient.from_settings("media-service", endpoint, settings))
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    if not settings.notification_service_grpc_endpoint:
+        return DiscardingNotifier()
+    from shared.adapters.grpc_siblings import GrpcNotifier, SiblingClient
+
+    endpoint = settings.notification_service_grpc_endpoint
+    return GrpcNotifier(SiblingClient.from_settings("notification-service", endpoint, settings))
+
+
 def build_services(settings: Settings) -> Services:
     services = Services(
         settings=settings,
         db=Database(create_db_engine(settings)),
         bus=build_bus(settings),
-        users=PermissiveUserDirectory(),
+        users=build_user_directory(settings),
         limiter=MemoryRateLimiter(),
         state=build_state_store(settings),
-        media=PermissiveMediaLibrary(),
-        notifier=DiscardingNotifier(),
+        media=build_media_library(settings),
+        notifier=build_notifier(settings),
     )
     # the scheduler fires through the services it belongs to; long-running entry points start it
     if settings.scheduler == "local":

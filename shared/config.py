@@ -38,6 +38,10 @@ _SPEC_NAMES = {
     "jwt_jwks_url": "JWT_JWKS_URL",
     "jwt_issuer": "JWT_ISSUER",
     "jwt_audience": "JWT_AUDIENCE",
+    # what Terraform sets for every runtime component (terraform/main.tf, common_env)
+    "user_service_grpc_endpoint": "USER_SERVICE_GRPC_ENDPOINT",
+    "media_service_grpc_endpoint": "MEDIA_SERVICE_GRPC_ENDPOINT",
+    "notification_service_grpc_endpoint": "NOTIFICATION_SERVICE_GRPC_ENDPOINT",
 }
 
 # WHISPR_* variables read directly by tools, not settings of the service (docs/configuration.md,
@@ -54,7 +58,7 @@ TOOL_VARIABLES = frozenset(
 )
 
 # Fields whose value is never echoed in an error message.
-_SECRET_FIELDS = frozenset({"database_url", "tasks_secret"})
+_SECRET_FIELDS = frozenset({"database_url", "tasks_secret", "grpc_shared_secret"})
 
 # The kinds of value, with their bounds. `Count`: how many of something (at least one);
 # `Seconds`: a duration (more than zero).
@@ -259,6 +263,26 @@ class Settings:
     presence_heartbeat_seconds: Seconds = 15.0  # a relay instance proves its sessions alive this often
     presence_lease_seconds: Seconds = 45.0  # sessions of an instance silent this long are over
     presence_tick_seconds: Seconds = 5.0  # the relay's presence upkeep (away, lapsed instances)
+    # gRPC shim (`whispr-messaging grpc`; docs/configuration.md, "gRPC shim"). Callers authenticate
+    # with a shared secret in metadata and/or a Google ID token for `grpc_audience`; with
+    # neither configured, calls are not authenticated (local mode, logged once at start).
+    grpc_port: Annotated[int, Field(ge=0, le=65535)] = 9090  # `dev` serves gRPC here too; Cloud Run: PORT
+    grpc_shared_secret: str = ""  # WHISPR_GRPC_SHARED_SECRET: metadata `x-whispr-service-secret`
+    grpc_audience: str = ""  # WHISPR_GRPC_AUDIENCE: required `aud` of callers' ID tokens (enables them)
+    grpc_jwks_url: HttpUrl = "https://www.googleapis.com/oauth2/v3/certs"  # keys of those ID tokens
+    grpc_token_issuers: str = "https://accounts.google.com,accounts.google.com"  # accepted `iss`
+    grpc_allowed_callers: str = ""  # WHISPR_GRPC_ALLOWED_CALLERS: token emails allowed (empty: any)
+    grpc_shutdown_grace_seconds: Seconds = 10.0  # SIGTERM: in-flight calls get this long to finish
+    # sibling services (shared/adapters/grpc_siblings.py): empty endpoint = permissive local policy;
+    # `host:port` plaintext (private network), `grpcs://host:port` TLS
+    user_service_grpc_endpoint: str = ""
+    media_service_grpc_endpoint: str = ""
+    notification_service_grpc_endpoint: str = ""
+    sibling_deadline_seconds: Seconds = 5.0  # a call's whole budget, retries included
+    sibling_max_retries: Annotated[int, Field(ge=0, le=10)] = 3  # on UNAVAILABLE only, jittered backoff
+    sibling_breaker_failures: Count = 5  # consecutive failures that open a service's circuit
+    sibling_breaker_reset_seconds: Seconds = 30.0  # open this long, then one half-open probe
+    block_cache_seconds: Annotated[float, Field(ge=0)] = 30.0  # CheckUserBlocks answers kept this long
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -278,6 +302,14 @@ class Settings:
     @property
     def uses_jwks(self) -> bool:
         return bool(self.jwt_jwks_url)
+
+    @property
+    def grpc_callers(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.grpc_allowed_callers.split(",") if e.strip())
+
+    @property
+    def grpc_issuers(self) -> list[str]:
+        return [i.strip() for i in self.grpc_token_issuers.split(",") if i.strip()]
 
     @property
     def moderators(self) -> frozenset[str]:

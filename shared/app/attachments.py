@@ -13,6 +13,7 @@ from shared.app.views import attachment_view
 from shared.app.visibility import require_visible_message
 from shared.config import Limits
 from shared.domain import rules
+from shared.domain.errors import Forbidden
 from shared.domain.models import Actor, Attachment, Event, Message
 from shared.storage import attachments as store
 from shared.storage import messages as msg_store
@@ -65,7 +66,20 @@ def add_attachment(
         message, _, _ = require_visible_message(unit.conn, message_id, actor.user_id, unit.now)
         check_can_interact(unit.conn, message.conversation_id, actor.user_id, unit.now)
         rules.check_attachable(message, actor.user_id)
+        require_media_access(svc, clean_id, actor.user_id, message.conversation_id)
         return link(unit, message, clean_id, media_type, metadata, limits)
+
+
+def require_media_access(svc: Services, media_id: str, user_id: str, conversation_id: str) -> None:
+    """media-service must let `user_id` attach `media_id` in this conversation: 403
+    `media_access_denied` with its reason when it refuses, 503 `sibling_unavailable` when it
+    cannot answer (the attachment fails, nothing is linked; the client retries)."""
+    if svc.media is None:
+        return
+    check = svc.media.validate_access(media_id, user_id, conversation_id)
+    if not check.allowed:
+        reason = check.reason or "the media service does not allow it"
+        raise Forbidden(f"media_id: {reason}", code="media_access_denied", details={"media_id": [reason]})
 
 
 def list_attachments(svc: Services, actor: Actor, message_id: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
 from shared.domain.moderation import Sanction
 from shared.domain.signatures import verify_signature
+from shared.ports.siblings import SiblingUnavailable
 from shared.storage import conversations as conv_store
 from shared.storage import history as reads
 from shared.storage import messages as store
 from shared.storage import outbox
 from shared.storage import search as search_index
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "default"
 
@@ -204,6 +208,8 @@ def prepare_send(
     unit = scope.unit
     conv, members = scope.require_member(conversation_id, actor.user_id)
     scope.check_can_send(conv.id, actor.user_id)
+    if conv.type == "direct":
+        refuse_if_blocked(svc, actor.user_id, members)
     original = scope.original(conv.id, actor.user_id, new.client_random)
     if original is not None:
         return Sent(original, created=False)
@@ -246,6 +252,22 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
     store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.members)])
     scope.sent(prepared.message)  # last: a send that fails gives nothing to the ones after it
     return Sent(prepared.message, created=True)
+
+
+def refuse_if_blocked(svc: Services, sender_id: str, members: list[Member]) -> None:
+    """403 `user_blocked` when the other member of a direct conversation blocks the sender or is
+    blocked by them (user-service, cached briefly). If user-service cannot answer, the send goes
+    through: the conversation exists, so the pair was checked when it was opened, and an outage
+    of a sibling must not stop every direct conversation (integration.md fails closed for new
+    direct conversations only; docs/decisions.md)."""
+    for other in (m.user_id for m in members if m.user_id != sender_id):
+        try:
+            blocked = svc.users.is_blocked(sender_id, other)
+        except SiblingUnavailable:
+            log.warning("block check skipped (user-service unavailable) for a send into a direct conversation")
+            return
+        if blocked:
+            raise Forbidden("one of you blocks the other", code="user_blocked")
 
 
 def take_send_token(svc: Services, actor: Actor) -> None:

@@ -113,6 +113,10 @@ class Services:
         return True
 
     def close(self) -> None:
+        for sibling in (self.users, self.media, self.notifier):  # gRPC adapters hold a channel
+            close = getattr(sibling, "close", None)
+            if close is not None:
+                close()
         self.scheduler.stop()
         if self.state is not None:
             self.state.close()

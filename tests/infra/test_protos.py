@@ -170,3 +170,12 @@ def test_ids_are_strings_and_times_are_timestamps(described: dict[str, Any], pro
         if name.endswith("_at") and field["message_type"] != "google.protobuf.Timestamp":
             wrong.append(f"{where} is a time but not a google.protobuf.Timestamp")
     assert not wrong, "\n".join(wrong)
+
+
+def test_committed_generated_code_is_current() -> None:
+    """shared/protogen/ is committed (the images and functions import it without grpcio-tools):
+    it must be exactly what protos/ generates today."""
+    from shared.devtools import protogen
+
+    stale = protogen.check()
+    assert not stale, f"run python -m shared.devtools.protogen; stale: {stale}"

@@ -1,0 +1,1 @@
+"""Generated from protos/ by `python -m shared.devtools.protogen`: do not edit."""
