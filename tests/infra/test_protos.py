@@ -1,5 +1,6 @@
-"""The gRPC contracts in protos/ compile with grpcio-tools, the generated modules import, and
-they declare every rpc that spec/integration.md lists (served and consumed).
+"""The gRPC contracts in protos/ compile with grpcio-tools into the committed shared/protogen/,
+the generated modules import, and they declare every rpc that spec/integration.md lists
+(served and consumed).
 
 Generated code is imported in a child process so that its descriptors never meet the ones
 another test (or the gRPC shim) registers in this process's default descriptor pool."""
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def fields(message, into):
         fields(nested, into)
 
 for proto in sys.argv[2:]:
-    base = proto[: -len(".proto")].replace("/", ".")
+    base = "shared.protogen." + proto[: -len(".proto")].replace("/", ".")
     pb2 = importlib.import_module(base + "_pb2")
     pb2_grpc = importlib.import_module(base + "_pb2_grpc")
     file = pb2.DESCRIPTOR
@@ -100,27 +100,11 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from grpc_tools import protoc
-
-    out = tmp_path_factory.mktemp("generated")
-    well_known = resources.files("grpc_tools") / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"--proto_path={PROTOS}",
-        f"--proto_path={well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        *CONTRACTS,
-    ]
-    assert protoc.main(args) == 0, "protoc failed (its errors are on stderr above)"
-    return out
-
-
-@pytest.fixture(scope="module")
-def described(generated: Path) -> dict[str, Any]:
+def described() -> dict[str, Any]:
+    """The committed generated modules (test_committed_generated_code_is_current proves they are
+    what protoc makes of protos/ today), described by a child process."""
     result = subprocess.run(
-        [sys.executable, "-c", _DESCRIBE, str(generated), *CONTRACTS],
+        [sys.executable, "-c", _DESCRIBE, str(ROOT), *CONTRACTS],
         capture_output=True,
         text=True,
         timeout=120,
