@@ -20,6 +20,12 @@ from shared.storage.engine import Database, create_db_engine
 def build_bus(settings: Settings) -> EventBus:
     if settings.event_bus == "inprocess":
         return InProcessBus()
+    if settings.event_bus == "local":
+        from shared.adapters.local_bus import LocalBus
+
+        if not settings.bus_socket:
+            raise ValueError("WHISPR_EVENT_BUS=local needs WHISPR_BUS_SOCKET (the broker's socket)")
+        return LocalBus(settings.bus_socket)
     if settings.event_bus == "pubsub":
         from shared.adapters.pubsub_bus import PubSubBus  # the Google client loads only when chosen
 
@@ -30,7 +36,7 @@ def build_bus(settings: Settings) -> EventBus:
             create_missing=settings.pubsub_create_missing,
             instance_id=settings.instance_id or None,
         )
-    raise ValueError(f"unknown WHISPR_EVENT_BUS {settings.event_bus!r} (inprocess or pubsub)")
+    raise ValueError(f"unknown WHISPR_EVENT_BUS {settings.event_bus!r} (inprocess, local or pubsub)")
 
 
 def build_state_store(settings: Settings) -> StateStore:

@@ -20,17 +20,29 @@ def _dev(args: argparse.Namespace) -> int:
     from shared.storage.migrate import upgrade
 
     settings = get_settings()
-    upgrade(settings)
+    host, port = args.host or settings.host, args.port or settings.port
+    if not args.worker:
+        upgrade(settings)
+        print(f"Whispr messaging on http://{host}:{port}/messaging/api/v1 (store: {settings.database_url})", flush=True)
+        print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
+    workers = args.workers or settings.dev_workers
+    if workers > 1 and not args.worker:
+        from shared.devtools.workers import Supervisor
+
+        print(f"{workers} worker processes on the port, events between them through a local bus", flush=True)
+        return Supervisor(host, port, workers).run()
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
-    host, port = args.host or settings.host, args.port or settings.port
-    print(f"Whispr messaging on http://{host}:{port}/messaging/api/v1 (store: {settings.database_url})", flush=True)
-    print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
     services.scheduler.start()
     try:
-        uvicorn.run(
-            app, host=host, port=port, log_level=settings.log_level, access_log=False, **uvicorn_options(settings)
-        )
+        options = {"log_level": settings.log_level, "access_log": False, **uvicorn_options(settings)}
+        if args.worker:  # one of `dev --workers N`: the port is shared (SO_REUSEPORT)
+            from shared.devtools.workers import reuse_port_socket
+
+            server = uvicorn.Server(uvicorn.Config(app, **options))
+            server.run(sockets=[reuse_port_socket(host, port)])
+        else:
+            uvicorn.run(app, host=host, port=port, **options)
     finally:
         services.close()
     return 0
@@ -93,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     dev = sub.add_parser("dev", help="run the gateway locally (SQLite under ./var, migrations applied)")
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
+    dev.add_argument(
+        "--workers", type=int, help="worker processes sharing the port, a local bus between them (WHISPR_DEV_WORKERS)"
+    )
+    dev.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers
     dev.set_defaults(run=_dev)
 
     relay = sub.add_parser("relay", help="run the WebSocket relay alone (the Cloud Run service)")

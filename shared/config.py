@@ -126,7 +126,7 @@ DatabaseUrl = Annotated[str, AfterValidator(normalise_database_url)]
 LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)]
 Component = Annotated[Literal["", "function", "relay", "grpc", "gateway"], BeforeValidator(_lower)]
 SchedulerKind = Annotated[Literal["local", "cloudtasks", "none"], BeforeValidator(_lower)]
-EventBusKind = Annotated[Literal["inprocess", "pubsub"], BeforeValidator(_lower)]
+EventBusKind = Annotated[Literal["inprocess", "local", "pubsub"], BeforeValidator(_lower)]
 StateStoreKind = Annotated[Literal["memory", "firestore"], BeforeValidator(_lower)]
 HttpUrl = Annotated[str, AfterValidator(_http_url_or_empty)]
 Algorithms = Annotated[str, AfterValidator(_algorithms_allowed)]
@@ -224,6 +224,7 @@ class Settings:
     cors_origins: str = "*"
     host: NonEmpty = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 4000
+    dev_workers: Count = 1  # WHISPR_DEV_WORKERS: `dev` worker processes sharing the port (--workers)
     log_level: LogLevel = "info"
     # X-Forwarded-For is believed only as written by these proxies (shared/http/forwarded.py):
     # the last N entries (Cloud Run's front end: 1), and what the listed addresses appended
@@ -245,7 +246,8 @@ class Settings:
     # items due further ahead wait for the sweep; Cloud Tasks takes at most 30 days
     tasks_horizon_seconds: Annotated[float, Field(gt=0, le=30 * 86400)] = 30 * 86400 - 3600
     # adapters (see docs/configuration.md): embedded defaults, or Google Cloud / its emulators
-    event_bus: EventBusKind = "inprocess"  # WHISPR_EVENT_BUS: inprocess | pubsub
+    event_bus: EventBusKind = "inprocess"  # WHISPR_EVENT_BUS: inprocess | local (dev --workers) | pubsub
+    bus_socket: str = ""  # WHISPR_BUS_SOCKET: the local bus broker's Unix socket (event_bus=local)
     gcp_project: NonEmpty = "whispr-local"  # WHISPR_GCP_PROJECT
     pubsub_conversation_topic: NonEmpty = "messaging-conversation-events"
     pubsub_domain_topic: NonEmpty = "messaging-domain-events"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -208,17 +210,21 @@ def service_env(
 
 
 @contextmanager
-def service_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def service_process(
+    env: dict[str, str], port: int, log: Path, args: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     """The gateway and relay in their own process (`python -m shared.cli dev`, what
-    `whispr-messaging dev` runs), ready once /health answers; killed at the end. A test that
-    may bring the process down runs it this way, so that a crash fails the test, not the run."""
+    `whispr-messaging dev` runs, with `args`), ready once /health answers; its whole process
+    group (workers included) killed at the end. A test that may bring the process down runs it
+    this way, so that a crash fails the test, not the run."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port)],
+            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port), *args],
             cwd=ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 60
@@ -233,6 +239,6 @@ def service_process(env: dict[str, str], port: int, log: Path) -> Iterator[subpr
             time.sleep(0.1)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)

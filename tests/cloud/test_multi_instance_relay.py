@@ -19,19 +19,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from shared.app.outbox_sweeper import sweep_outbox
 from shared.config import Settings
 from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
 from shared.relay.hub import Hub
-from tests.relay.phx import Msg, Phx
+from tests.relay.phx import Phx
+from tests.relay.streams import Reader, eventually, push_sender, rest_sender
 from tests.support import BASE, RunningServer, UserClient, client_random, fresh_database, make_settings, serve
 
 FREE = {
@@ -67,62 +67,6 @@ def project(pubsub_emulator: Emulator, firestore_emulator: Emulator) -> str:
 def instance_settings(db_url: str, key_path: str, project: str, **limits: Any) -> Settings:
     settings = make_settings(db_url, key_path, **{**FREE, **limits})
     return dataclasses.replace(settings, gcp_project=project, instance_id=f"relay-{uuid.uuid4().hex[:10]}", **ADAPTERS)  # type: ignore[arg-type]
-
-
-def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}; last: {value!r}")
-        time.sleep(0.05)
-
-
-class Reader(threading.Thread):
-    """Reads everything a socket gets, in a thread of its own (heartbeating meanwhile)."""
-
-    def __init__(self, sock: Phx, topic: str):
-        super().__init__(daemon=True)
-        self.sock, self.topic = sock, topic
-        self.frames: list[Msg] = list(sock.inbox)
-        sock.inbox.clear()
-        self.lock = threading.Lock()
-        self.closed = False
-        self.stopping = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        beat = time.monotonic()
-        while not self.stopping.is_set():
-            try:
-                if time.monotonic() - beat > 10:
-                    self.sock.push("phoenix", "heartbeat", {}, join_ref=None)
-                    beat = time.monotonic()
-                msg = self.sock.recv(timeout=0.2)
-            except TimeoutError:
-                continue
-            except (ConnectionClosed, OSError):
-                self.closed = True
-                return
-            with self.lock:
-                self.frames.append(msg)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(5)
-
-    def messages(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [m.payload["message"] for m in self.frames if m.topic == self.topic and m.event == "new_message"]
-
-    def seqs(self) -> list[int]:
-        return [m["seq"] for m in self.messages()]
-
-    def events(self, name: str) -> list[Any]:
-        with self.lock:
-            return [m.payload for m in self.frames if m.topic == self.topic and m.event == name]
 
 
 def presence_view(frames: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -242,18 +186,6 @@ def test_presence_crosses_instances_online_away_offline(db_url: str, key_path: s
                     sock.close()
 
 
-def _push_sender(sock: Phx, topic: str, count: int, label: str, sent: list[dict[str, Any]]) -> None:
-    for i in range(count):
-        body = {"content": f"{label} {i}", "message_type": "text", "client_random": client_random()}
-        sent.append(sock.ok(topic, "new_message", body)["message"])
-        sock.inbox = [m for m in sock.inbox if m.event == "phx_reply"]  # its own copies: not needed here
-
-
-def _rest_sender(user: UserClient, conversation_id: str, count: int, label: str, sent: list[dict[str, Any]]) -> None:
-    for i in range(count):
-        sent.append(user.send(conversation_id, f"{label} {i}"))
-
-
 def test_a_thousand_messages_from_both_instances_reach_both_sockets_in_order_once(
     db_url: str, key_path: str, project: str
 ) -> None:
@@ -276,10 +208,10 @@ def test_a_thousand_messages_from_both_instances_reach_both_sockets_in_order_onc
             readers = [Reader(receive_alice, topic), Reader(receive_bob, topic)]
             sent: list[list[dict[str, Any]]] = [[], [], [], []]
             senders = [
-                threading.Thread(target=_push_sender, args=(push_alice, topic, 250, "alice socket A", sent[0])),
-                threading.Thread(target=_push_sender, args=(push_bob, topic, 250, "bob socket B", sent[1])),
-                threading.Thread(target=_rest_sender, args=(alice_on_b, cid, 250, "alice REST B", sent[2])),
-                threading.Thread(target=_rest_sender, args=(bob_on_a, cid, 250, "bob REST A", sent[3])),
+                threading.Thread(target=push_sender, args=(push_alice, topic, 250, "alice socket A", sent[0])),
+                threading.Thread(target=push_sender, args=(push_bob, topic, 250, "bob socket B", sent[1])),
+                threading.Thread(target=rest_sender, args=(alice_on_b, cid, 250, "alice REST B", sent[2])),
+                threading.Thread(target=rest_sender, args=(bob_on_a, cid, 250, "bob REST A", sent[3])),
             ]
             started = time.monotonic()
             for thread in senders:

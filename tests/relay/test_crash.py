@@ -20,11 +20,14 @@ from typing import Any
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
+from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.devtools.postgres import free_port
 from shared.storage.schema import messages as messages_table
 from tests.relay.conftest import FREE
 from tests.relay.phx import Phx
+from tests.relay.streams import eventually
+from tests.relay.workers import children, worker_of
 from tests.support import RunningServer, client_random, fresh_database, make_settings, service_env, service_process
 
 CONVERSATIONS = 2
@@ -46,6 +49,7 @@ class Sender:
     unanswered: set[int] = field(default_factory=set)  # client_randoms pushed that got no reply
     errors: list[Any] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    sock: Phx | None = None  # opened already (on a chosen worker), else opened by `run`
 
     @property
     def topic(self) -> str:
@@ -54,7 +58,7 @@ class Sender:
     def run(self) -> None:
         """Send continuously until the connection dies."""
         try:
-            sock = Phx.open(self.server, self.user_id)
+            sock = self.sock or Phx.open(self.server, self.user_id)
             sock.join_ok(self.topic, {"last_seq": 0})
         except Exception as error:  # reported by the test
             self.errors.append(error)
@@ -163,37 +167,117 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
         assert sum(len(s.unanswered) for s in senders) > 0  # the kill did cut sends short
 
         with service_process(env, port, log):  # same database, same port
-            for i, sender in enumerate(senders):
-                view = sender.rejoin(server, keep=(1.0, 0.5, 0.0)[i % 3])
-                seqs = [m["seq"] for m in view]
-                assert seqs == list(range(1, len(seqs) + 1)), "in seq order, gap-free, each once"
-                by_id = {m["id"]: m for m in view}
-                assert len(by_id) == len(view), "no message twice"
-                mates = [s for s in senders if s.conversation_id == sender.conversation_id]
-                for mate in mates:
-                    for message_id, acked in mate.acked.items():
-                        assert message_id in by_id, f"acknowledged message {acked['seq']} lost"
-                        assert by_id[message_id]["seq"] == acked["seq"]
-                randoms = [(m["sender_id"], m["client_random"]) for m in view if m["message_type"] == "text"]
-                assert len(randoms) == len(set(randoms)), "a send stored twice"
-                unanswered = {(mate.user_id, r) for mate in mates for r in mate.unanswered}
-                acked_keys = {(m["sender_id"], m["client_random"]) for mate in mates for m in mate.acked.values()}
-                assert set(randoms) <= unanswered | acked_keys, "a message nobody sent"
+            check_rejoined(server, senders)
+        check_store(services, senders)
+    finally:
+        services.close()
 
-        with services.db.transaction() as conn:  # the store agrees with what the clients saw
-            for conversation_id in {s.conversation_id for s in senders}:
-                rows = conn.execute(
-                    select(
-                        messages_table.c.seq,
-                        messages_table.c.sender_id,
-                        messages_table.c.client_random,
-                        messages_table.c.message_type,
-                    )
-                    .where(messages_table.c.conversation_id == conversation_id)
-                    .order_by(messages_table.c.seq)
-                ).all()
-                assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
-                texts = [(r.sender_id, r.client_random) for r in rows if r.message_type == "text"]
-                assert len(texts) == len(set(texts))
+
+def check_rejoined(server: RunningServer, senders: list[Sender]) -> None:
+    """Every sender rejoins with last_seq (keeping all, half or none of what it saw live): its
+    view is its conversation in seq order, gap-free, each message once, every acknowledged one
+    there with the seq it was acknowledged with, nothing stored twice or that nobody sent."""
+    for i, sender in enumerate(senders):
+        view = sender.rejoin(server, keep=(1.0, 0.5, 0.0)[i % 3])
+        seqs = [m["seq"] for m in view]
+        assert seqs == list(range(1, len(seqs) + 1)), "in seq order, gap-free, each once"
+        by_id = {m["id"]: m for m in view}
+        assert len(by_id) == len(view), "no message twice"
+        mates = [s for s in senders if s.conversation_id == sender.conversation_id]
+        for mate in mates:
+            for message_id, acked in mate.acked.items():
+                assert message_id in by_id, f"acknowledged message {acked['seq']} lost"
+                assert by_id[message_id]["seq"] == acked["seq"]
+        randoms = [(m["sender_id"], m["client_random"]) for m in view if m["message_type"] == "text"]
+        assert len(randoms) == len(set(randoms)), "a send stored twice"
+        unanswered = {(mate.user_id, r) for mate in mates for r in mate.unanswered}
+        acked_keys = {(m["sender_id"], m["client_random"]) for mate in mates for m in mate.acked.values()}
+        assert set(randoms) <= unanswered | acked_keys, "a message nobody sent"
+
+
+def check_store(services: Services, senders: list[Sender]) -> None:
+    """The store agrees with what the clients saw: gap-free seqs, no send stored twice."""
+    with services.db.transaction() as conn:
+        for conversation_id in {s.conversation_id for s in senders}:
+            rows = conn.execute(
+                select(
+                    messages_table.c.seq,
+                    messages_table.c.sender_id,
+                    messages_table.c.client_random,
+                    messages_table.c.message_type,
+                )
+                .where(messages_table.c.conversation_id == conversation_id)
+                .order_by(messages_table.c.seq)
+            ).all()
+            assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+            texts = [(r.sender_id, r.client_random) for r in rows if r.message_type == "text"]
+            assert len(texts) == len(set(texts))
+
+
+def open_on(server: RunningServer, user_id: str, port: int, worker: int, workers: list[int]) -> Phx:
+    """A socket for `user_id` served by the worker process `worker` (sockets are opened until the
+    kernel hands one to it)."""
+    for _ in range(200):
+        sock = Phx.open(server, user_id)
+        if worker_of(sock.ws.socket, port, workers) == worker:
+            return sock
+        sock.close()
+    raise AssertionError(f"no socket landed on worker {worker} of {workers}")
+
+
+def test_killing_one_worker_mid_stream_loses_nothing(pg_url: str, key_path: str, tmp_path: Path) -> None:
+    """`dev --workers 2`: each conversation has senders on both worker processes, so their
+    concurrent sends take seqs in two processes; one worker is killed (SIGKILL) mid-stream and
+    started again by the parent. Every sender, rejoining with last_seq on whichever worker the
+    kernel picks, has its conversation exactly once, gap-free, every acknowledged message in it."""
+    database_url = fresh_database(pg_url, "whispr_crash_workers", key_path)
+    settings = make_settings(database_url, key_path, **FREE)
+    port = free_port()
+    env = service_env(database_url, key_path, port, FREE, WHISPR_WS_CATCH_UP_MAX_MESSAGES="100000")
+    services = build_services(settings)
+    try:
+        server = RunningServer(f"http://127.0.0.1:{port}", services)
+        with service_process(env, port, tmp_path / "service.log", ["--workers", "2"]) as proc:
+            workers = eventually(lambda: children(proc.pid), lambda pids: len(pids) == 2, 60, "two workers")
+            senders: list[Sender] = []
+            placed: dict[int, list[Sender]] = {pid: [] for pid in workers}
+            for _ in range(CONVERSATIONS):
+                users = [server.client() for _ in range(SENDERS_PER_CONVERSATION + 1)]
+                conversation = users[0].group_with(*users[1:])["id"]
+                for i, user in enumerate(users):
+                    worker = workers[i % 2]
+                    sender = Sender(server, user.user_id, conversation)
+                    sender.sock = open_on(server, user.user_id, port, worker, workers)
+                    senders.append(sender)
+                    placed[worker].append(sender)
+                    user.close()
+            threads = {id(s): threading.Thread(target=s.run, daemon=True) for s in senders}
+            for thread in threads.values():
+                thread.start()
+            deadline = time.monotonic() + 120
+            while any(
+                sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
+                for c in {s.conversation_id for s in senders}
+            ):
+                assert time.monotonic() < deadline, "the senders did not get going"
+                assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
+                time.sleep(0.05)
+            victim, survivor = workers
+            os.kill(victim, signal.SIGKILL)  # mid-stream: its senders have pushes in flight
+            for sender in placed[victim]:
+                threads[id(sender)].join(30)
+                assert not threads[id(sender)].is_alive(), "a socket of the killed worker stayed open"
+            for sender in placed[survivor]:  # they went on sending meanwhile
+                sender.stop.set()
+                threads[id(sender)].join(30)
+                assert not threads[id(sender)].is_alive()
+            assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
+            assert all(s.unanswered for s in placed[victim])  # the kill did cut its sends short
+            restarted = eventually(
+                lambda: children(proc.pid), lambda pids: len(pids) == 2 and victim not in pids, 60, "a new worker"
+            )
+            assert survivor in restarted
+            check_rejoined(server, senders)
+        check_store(services, senders)
     finally:
         services.close()

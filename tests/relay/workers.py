@@ -1,0 +1,57 @@
+"""Which worker process of `whispr-messaging dev --workers N` serves a client socket, read from
+/proc (Linux): the kernel spreads connections between the workers (`SO_REUSEPORT`), so a test
+that needs a socket on a given worker opens sockets until one lands there."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _server_inode(client: socket.socket, server_port: int) -> int | None:
+    """The inode of the server's end of a loopback TCP connection (IPv4)."""
+    client_port = client.getsockname()[1]
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], int(fields[9])
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return inode
+    return None
+
+
+def worker_of(client: socket.socket, server_port: int, workers: list[int]) -> int | None:
+    """The worker (pid) holding the server's end of `client`'s connection, if found."""
+    inode = _server_inode(client, server_port)
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in workers:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+            except OSError:
+                continue
+    return None
