@@ -28,6 +28,7 @@ from datetime import datetime
 
 import orjson
 
+from shared.adapters.inprocess_bus import InProcessBus
 from shared.ports.bus import PublishedEvent, Subscriber
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,7 @@ class LocalBus:
     """A worker's end of the bus: the `EventBus` port over the broker at `path`."""
 
     def __init__(self, path: str, *, connect_timeout: float = 30.0) -> None:
-        self._subscribers: list[Subscriber] = []
-        self._lock = threading.Lock()  # subscribers
+        self._local = InProcessBus()  # this worker's subscribers
         self._send_lock = threading.Lock()  # one frame at a time on the socket
         self._sock = self._connect(path, connect_timeout)
         self._closed = False
@@ -109,17 +109,7 @@ class LocalBus:
         frame = encode(events)
         with self._send_lock:
             self._sock.sendall(frame)
-        self._hand_out(events)
-
-    def _hand_out(self, events: Sequence[PublishedEvent]) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for event in events:
-            for subscriber in subscribers:
-                try:
-                    subscriber(event)
-                except Exception:  # one bad consumer must not stop the others
-                    log.exception("event subscriber failed on %s", event.name)
+        self._local.publish(events)
 
     def _read(self) -> None:
         while True:
@@ -136,18 +126,10 @@ class LocalBus:
             except Exception:  # a frame we cannot read must not end the stream
                 log.exception("an unreadable frame on the local event bus was dropped")
                 continue
-            self._hand_out(events)
+            self._local.publish(events)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        with self._lock:
-            self._subscribers.append(subscriber)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
-
-        return unsubscribe
+        return self._local.subscribe(subscriber)
 
     def ping(self) -> None:
         if not self._reader.is_alive():
@@ -155,8 +137,7 @@ class LocalBus:
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
-            self._subscribers.clear()
+        self._local.close()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -26,21 +26,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.adapters.firestore_state import SESSIONS, USERS, FirestoreStateStore
 from shared.devtools.emulators import Emulator
 from shared.ports.state import PresenceDiff, UserPresence
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], check: Callable[[T], bool], timeout: float = 20.0, what: str = "") -> T:
-    """Poll `probe` until `check` holds (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what or check}; last: {value!r}")
-        time.sleep(0.05)
-
+from tests.relay.streams import eventually
 
 class Diffs:
     """A listener that keeps every diff it hears, and whether the store had it when it came."""

@@ -148,14 +148,7 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
             threads = [threading.Thread(target=s.run, daemon=True) for s in senders]
             for thread in threads:
                 thread.start()
-            deadline = time.monotonic() + 120
-            while any(
-                sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
-                for c in {s.conversation_id for s in senders}
-            ):
-                assert time.monotonic() < deadline, "the senders did not get going"
-                assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
-                time.sleep(0.05)
+            wait_until_going(senders)
             os.kill(proc.pid, signal.SIGKILL)  # mid-stream: every sender has pushes in flight
             proc.wait(30)
             for thread in threads:
@@ -171,6 +164,18 @@ def test_killing_the_relay_mid_stream_loses_no_acknowledged_message(pg_url: str,
         check_store(services, senders)
     finally:
         services.close()
+
+
+def wait_until_going(senders: list[Sender]) -> None:
+    """Until every conversation has ACKED_BEFORE_KILL acknowledged sends (none refused)."""
+    deadline = time.monotonic() + 120
+    while any(
+        sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
+        for c in {s.conversation_id for s in senders}
+    ):
+        assert time.monotonic() < deadline, "the senders did not get going"
+        assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
+        time.sleep(0.05)
 
 
 def check_rejoined(server: RunningServer, senders: list[Sender]) -> None:
@@ -254,14 +259,7 @@ def test_killing_one_worker_mid_stream_loses_nothing(pg_url: str, key_path: str,
             threads = {id(s): threading.Thread(target=s.run, daemon=True) for s in senders}
             for thread in threads.values():
                 thread.start()
-            deadline = time.monotonic() + 120
-            while any(
-                sum(len(s.acked) for s in senders if s.conversation_id == c) < ACKED_BEFORE_KILL
-                for c in {s.conversation_id for s in senders}
-            ):
-                assert time.monotonic() < deadline, "the senders did not get going"
-                assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
-                time.sleep(0.05)
+            wait_until_going(senders)
             victim, survivor = workers
             os.kill(victim, signal.SIGKILL)  # mid-stream: its senders have pushes in flight
             for sender in placed[victim]:
