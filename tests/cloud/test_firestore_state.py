@@ -28,6 +28,7 @@ from shared.devtools.emulators import Emulator
 from shared.ports.state import PresenceDiff, UserPresence
 from tests.relay.streams import eventually
 
+
 class Diffs:
     """A listener that keeps every diff it hears, and whether the store had it when it came."""
 
