@@ -139,8 +139,10 @@ def test_presence_crosses_instances_online_away_offline(db_url: str, key_path: s
                 lambda s: s == [("alice-phone", "online")],
                 what="bob sees alice online",
             )
-            online = state_b.user_presence(alice.user_id)
-            assert online.status == "online"
+            # Instance A writes her session to Firestore behind the bus event Bob saw: wait for it.
+            online = eventually(
+                lambda: state_b.user_presence(alice.user_id), lambda p: p.status == "online", what="alice stored"
+            )
             assert [s.instance_id for s in online.sessions] == [settings_a.instance_id]
 
             # Idle past the away period: Bob sees her away; she types: online again.
