@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.domain.errors import Invalid
 from shared.domain.ids import parse_uuid
 from shared.domain.models import NewMessage
 
@@ -40,6 +41,14 @@ class Body(BaseModel):
         if info.field_name not in cls.nul_allowed and any(isinstance(t, str) and "\x00" in t for t in texts):
             raise ValueError("must not contain NUL characters")
         return value
+
+    def aliased(self, name: str, older: str) -> Any:
+        """The value of field `name`, or else of `older`, the name it had before clients settled
+        on `name` (both are accepted); 422 when both are given and differ."""
+        value, old_value = getattr(self, name), getattr(self, older)
+        if value is not None and old_value is not None and value != old_value:
+            raise Invalid.field(name, f"differs from {older}, its other name: give one of them")
+        return value if value is not None else old_value
 
 
 def _uuid_list(values: list[str]) -> list[str]:

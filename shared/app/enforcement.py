@@ -17,9 +17,13 @@ from shared.storage import moderation as store
 _WORDS = {"mute": "muted", "restrict": "restricted"}
 
 
-def _refuse(sanction: Sanction, what: str) -> Forbidden:
+def _until(sanction: Sanction) -> str:
     until = timestamp(sanction.expires_at)
-    when = f"until {until}" if until else "until a moderator lifts it"
+    return f"until {until}" if until else "until a moderator lifts it"
+
+
+def _refuse(sanction: Sanction, what: str) -> Forbidden:
+    until, when = timestamp(sanction.expires_at), _until(sanction)
     return Forbidden(
         f"you are {_WORDS.get(sanction.kind, sanction.kind)} in this conversation {when}: you cannot {what}",
         code="sanctioned",
@@ -53,7 +57,7 @@ def check_can_join(conn: Connection, conversation_id: str, user_ids: Sequence[st
     if found:
         kicked = sorted({s.user_id for s in found})
         raise Forbidden(
-            f"kicked from this conversation until {timestamp(found[0].expires_at)}: {', '.join(kicked)}",
+            f"kicked from this conversation {_until(found[0])}: {', '.join(kicked)}",
             code="sanctioned",
             details={"user_ids": kicked, "kind": "kick", "expires_at": timestamp(found[0].expires_at)},
         )

@@ -59,7 +59,8 @@ def report_view(report: rules.Report, *, for_moderator: bool) -> dict[str, Any]:
         "reported_user_id": report.reported_user_id,
         "conversation_id": report.conversation_id,
         "category": report.category,
-        "reason": report.reason,
+        "description": report.reason,
+        "reason": report.reason,  # the older name of description
         "status": report.status,
         "resolution": report.resolution,
         "created_at": timestamp(report.created_at),
@@ -81,6 +82,7 @@ def sanction_view(sanction: rules.Sanction, now: datetime) -> dict[str, Any]:
         "id": sanction.id,
         "conversation_id": sanction.conversation_id,
         "user_id": sanction.user_id,
+        "type": rules.sanction_type(sanction.kind),
         "kind": sanction.kind,
         "reason": sanction.reason,
         "created_by": sanction.created_by,
@@ -108,7 +110,7 @@ def create_report(
     rules.check_category(category)
     clean_reason = rules.clean_text(reason, "reason", limits.max_report_reason_chars)
     if message_id is None and user_id is None:
-        raise Invalid.field("message_id", "give message_id (a message) or user_id (a user) to report")
+        raise Invalid.field("message_id", "give message_id (a message) or reported_user_id (a user) to report")
     with svc.unit() as unit:
         conn, now = unit.conn, unit.now
         evidence = None
@@ -237,17 +239,17 @@ def resolve_report(
     actor: Actor,
     report_id: str,
     *,
-    resolution: str,
-    action: str = "none",
+    resolution: str | None = None,
+    action: str | None = None,
     duration_seconds: int | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """Close a pending report: `dismissed`, or `action_taken` with an optional action carried
+    """Close a pending report: dismissed (`action: dismiss`), or action taken, the action carried
     out here: `delete_message` (deleted for everyone), or a `mute`/`restrict`/`kick` sanction on
-    the reported user in the report's conversation for `duration_seconds`."""
+    the reported user in the report's conversation, for `duration_seconds` or until lifted."""
     require_moderator(svc, actor)
     limits = svc.settings.limits
-    rules.check_resolution(resolution, action, duration_seconds is not None)
+    resolution, action = rules.resolution_of(resolution, action)
     clean_note = rules.clean_text(note, "note", limits.max_report_reason_chars)
     with svc.unit() as unit:
         report = store.get_report(unit.conn, report_id)
@@ -329,7 +331,7 @@ def _apply(
     conv: Conversation,
     user_id: str,
     kind: str,
-    expires_at: datetime,
+    expires_at: datetime | None,
     reason: str | None,
     *,
     global_moderator: bool,
@@ -392,8 +394,7 @@ def create_sanction(
     reason: str | None = None,
 ) -> dict[str, Any]:
     limits = svc.settings.limits
-    if kind not in rules.SANCTION_KINDS:
-        raise Invalid.field("kind", f"must be one of {', '.join(rules.SANCTION_KINDS)}")
+    kind = rules.sanction_kind(kind)
     clean_reason = rules.clean_text(reason, "reason", limits.max_report_reason_chars)
     with svc.unit() as unit:
         conv, _ = _can_moderate(unit.conn, svc, actor, conversation_id)

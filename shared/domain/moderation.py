@@ -32,8 +32,13 @@ Resolution = Literal["action_taken", "dismissed"]
 RESOLUTIONS: tuple[str, ...] = ("action_taken", "dismissed")
 SanctionKind = Literal["mute", "restrict", "kick"]
 SANCTION_KINDS: tuple[str, ...] = ("mute", "restrict", "kick")
+# The Whispr client names the kinds `type`: mute, kick, and shadow_restrict for restrict.
+SanctionType = Literal["mute", "kick", "shadow_restrict", "restrict"]
+SANCTION_TYPES: dict[str, str] = {"mute": "mute", "kick": "kick", "shadow_restrict": "restrict", "restrict": "restrict"}
 ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick"]
 ACTIONS: tuple[str, ...] = ("none", "delete_message", "mute", "restrict", "kick")
+# What a moderator may ask for when resolving: an action, `dismiss`, or the client's shadow_restrict.
+ResolveAction = Literal["dismiss", "none", "delete_message", "mute", "restrict", "shadow_restrict", "kick"]
 
 # What each sanction forbids while in force: `mute` and `restrict` forbid sending messages;
 # `restrict` also forbids the other writes in the conversation (reactions, pins, attachments);
@@ -109,19 +114,32 @@ def clean_text(value: str | None, field: str, max_chars: int) -> str | None:
     return cleaned or None
 
 
+def sanction_kind(value: str, field: str = "type") -> str:
+    """The kind a client's `type` (or the older `kind`) names: 422 for anything else."""
+    if value not in SANCTION_TYPES:
+        raise Invalid.field(field, "must be one of mute, kick, shadow_restrict (or restrict)")
+    return SANCTION_TYPES[value]
+
+
+def sanction_type(kind: str) -> str:
+    """The client's name for a kind (`type` in views)."""
+    return "shadow_restrict" if kind == "restrict" else kind
+
+
 def sanction_expiry(
     now: datetime, duration_seconds: int | None, expires_at: datetime | None, limits: Limits
-) -> datetime:
-    """When a sanction ends: `duration_seconds` from now, or `expires_at`; one of the two,
-    in the future and at most `max_sanction_seconds` away."""
-    if (duration_seconds is None) == (expires_at is None):
-        raise Invalid.field("duration_seconds", "give duration_seconds or expires_at (one of them)")
+) -> datetime | None:
+    """When a sanction ends: `duration_seconds` from now, or `expires_at` (not both), in the
+    future and at most `max_sanction_seconds` away; neither: None, in force until lifted."""
+    if duration_seconds is not None and expires_at is not None:
+        raise Invalid.field("duration_seconds", "give duration_seconds or expires_at, not both")
     longest = limits.max_sanction_seconds
     if duration_seconds is not None:
         if not 1 <= duration_seconds <= longest:
             raise Invalid.field("duration_seconds", f"must be 1 to {longest} seconds")
         return now + timedelta(seconds=duration_seconds)
-    assert expires_at is not None
+    if expires_at is None:
+        return None
     if expires_at <= now:
         raise Invalid.field("expires_at", "must be in the future")
     if expires_at - now > timedelta(seconds=longest):
@@ -162,12 +180,25 @@ def check_kick(conv: Conversation, target: Member, active_owners: int) -> None:
         raise Forbidden("the last owner cannot be kicked", code="last_owner")
 
 
-def check_resolution(resolution: str, action: str, duration_given: bool) -> None:
+def resolution_of(resolution: str | None, action: str | None) -> tuple[str, str]:
+    """(resolution, action) of a resolve request. The client sends only `action` (`dismiss`,
+    or what was done); the older shape gives `resolution` (action_taken or dismissed) with an
+    optional `action`. `shadow_restrict` is restrict."""
+    if action == "shadow_restrict":
+        action = "restrict"
+    if action == "dismiss":
+        if resolution not in (None, "dismissed"):
+            raise Invalid.field("action", "dismiss goes with the resolution dismissed")
+        return "dismissed", "none"
+    if resolution is None:
+        if action is None:
+            raise Invalid.field("action", f"give the action: dismiss, {', '.join(ACTIONS)}")
+        resolution = "action_taken"
+    action = action or "none"
     if resolution not in RESOLUTIONS:
         raise Invalid.field("resolution", f"must be one of {', '.join(RESOLUTIONS)}")
     if action not in ACTIONS:
-        raise Invalid.field("action", f"must be one of {', '.join(ACTIONS)}")
+        raise Invalid.field("action", f"must be one of dismiss, {', '.join(ACTIONS)}")
     if resolution == "dismissed" and action != "none":
         raise Invalid.field("action", "a dismissed report takes no action")
-    if action in SANCTION_KINDS and not duration_given:
-        raise Invalid.field("duration_seconds", f"is required for {action}")
+    return resolution, action

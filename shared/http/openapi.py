@@ -231,9 +231,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "AddReaction": {"thumbs_up": {"reaction": "👍"}},
     "SaveDraft": {"draft": {"content": "half a thought"}},
     "AddAttachment": {"image": {"media_id": "media-123", "media_type": "image", "metadata": {"width": 640}}},
-    "CreateReport": {"user": {"user_id": _SOMEONE, "category": "spam", "reason": "ads"}},
-    "CreateSanction": {"mute": {"user_id": _SOMEONE, "kind": "mute", "duration_seconds": 3600}},
-    "ResolveReport": {"dismiss": {"resolution": "dismissed"}},
+    "CreateReport": {"user": {"reported_user_id": _SOMEONE, "category": "spam", "description": "ads"}},
+    "CreateSanction": {
+        "mute": {"user_id": _SOMEONE, "type": "mute", "reason": "flooding", "expires_at": "2030-01-01T00:00:00Z"}
+    },
+    "ResolveReport": {"dismiss": {"action": "dismiss", "notes": "not spam"}},
 }
 
 # Error statuses beyond the usual ones, by handler (a route's `response.errors` adds to these).

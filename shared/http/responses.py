@@ -236,11 +236,13 @@ class SyncChange(View):
 
 class Sanction(View):
     """A moderation sanction on a member: mute (cannot send), restrict (cannot send, react, pin or
-    attach) or kick (removed, and cannot be added back while it is in force)."""
+    attach) or kick (removed, and cannot be added back while it is in force). `expires_at` null:
+    in force until lifted."""
 
     id: Uuid
     conversation_id: Uuid
     user_id: Uuid
+    type: Literal["mute", "shadow_restrict", "kick"] = Field(description="the client's name of kind")
     kind: Literal["mute", "restrict", "kick"]
     reason: str | None
     created_by: Uuid
@@ -264,7 +266,8 @@ class Report(View):
     reported_user_id: Uuid | None
     conversation_id: Uuid | None
     category: ReportCategory
-    reason: str | None
+    description: str | None = Field(description="the reporter's words")
+    reason: str | None = Field(description="older name of description")
     status: Literal["pending", "resolved"]
     resolution: Literal["action_taken", "dismissed"] | None
     created_at: Timestamp

@@ -145,8 +145,9 @@ ROUTES: list[Route] = [
         C + "/sanctions",
         "sanctions",
         sanc.create_sanction,
-        "Mute, restrict or kick a member for a time (conversation owners/admins/moderators on members below "
-        "them, or global moderators); enforced on send (403 sanctioned) and on being added back",
+        "Mute, restrict (shadow_restrict) or kick a member, for a time or until lifted (conversation "
+        "owners/admins/moderators on members below them, or global moderators); enforced on send (403 "
+        "sanctioned) and on being added back",
         body=sanc.CreateSanction,
         body_key="sanction",
         status=201,
@@ -362,8 +363,8 @@ ROUTES: list[Route] = [
         "/reports/{report_id}/resolve",
         "reports",
         rep.resolve,
-        "Moderators: resolve a pending report (dismissed, or action_taken with an optional action: "
-        "delete_message, mute, restrict, kick); 409 if already resolved",
+        "Moderators: resolve a pending report (action: dismiss, or none, delete_message, mute, "
+        "shadow_restrict, kick); 409 if already resolved",
         body=rep.ResolveReport,
         body_key="report",
     ),

@@ -139,7 +139,7 @@ def sanctions_in_force(
             sanctions.c.kind.in_(kinds),
             *_in_force(now),
         )
-        .order_by(sanctions.c.expires_at.desc())
+        .order_by(sanctions.c.expires_at.desc().nulls_first())  # until lifted lasts longest
     )
     return [_sanction(r) for r in rows]
 
@@ -152,7 +152,7 @@ _SANCTIONS_AMONG = Prebuilt(
         any_of(postgres, sanctions.c.kind, "kinds"),
         *_in_force(bindparam("now", type_=UTCDateTime)),
     )
-    .order_by(sanctions.c.expires_at.desc())
+    .order_by(sanctions.c.expires_at.desc().nulls_first())
 )
 
 

@@ -188,7 +188,8 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
         assert_error(mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed"}), 409, "already_resolved")
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "maybe"}), 422)
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "dismissed", "action": "kick"}), 422)
-        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "mute"}), 422)
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "ban"}), 422)
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"note": "no action"}), 422)
         assert_error(mod.put(f"/reports/{new_id()}/resolve", {"resolution": "dismissed"}), 404, "report_not_found")
 
         deleted = mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "delete_message"})
@@ -319,7 +320,8 @@ def test_who_may_sanction_whom(server: RunningServer) -> None:
     assert sanction(mod_member, bob).status_code == 201  # a conversation moderator mutes a member
     assert_error(sanction(owner, server.client()), 422, "member_not_found")
     assert_error(sanction(owner, bob, "ban"), 422)
-    assert_error(sanction(owner, bob, duration_seconds=None), 422)
+    assert_error(sanction(owner, bob, expires_at=(utcnow() + timedelta(hours=1)).isoformat()), 422)  # both
+    assert_error(sanction(owner, bob, duration_seconds=None, expires_at=utcnow().isoformat()), 422)  # past
     assert_error(sanction(owner, bob, duration_seconds=0), 422)
     assert_error(sanction(owner, bob, duration_seconds=366 * 86400), 422)
     outsider = server.client()
@@ -352,3 +354,121 @@ def test_who_may_sanction_whom(server: RunningServer) -> None:
     with server.services.db.transaction() as conn:
         revoked = conn.execute(select(sanctions.c.revoked_at).where(sanctions.c.id == first["id"])).scalar_one()
     assert revoked is not None
+
+
+# the Whispr client's bodies (api.md: reports, sanctions)
+
+
+def test_the_clients_report_bodies(server: RunningServer) -> None:
+    alice, bob, carol = server.client(), server.client(), server.client()
+    cid = alice.group_with(bob, carol)["id"]
+    on_user = report(
+        bob, reported_user_id=alice.user_id, conversation_id=cid, category="spam", description="keeps sending ads"
+    )
+    assert (on_user["reported_user_id"], on_user["conversation_id"], on_user["message_id"]) == (
+        alice.user_id,
+        cid,
+        None,
+    )
+    assert on_user["description"] == "keeps sending ads" == on_user["reason"]
+    message = alice.send(cid, "you are all idiots")
+    body = {"reported_user_id": alice.user_id, "conversation_id": cid, "message_id": message["id"]}
+    on_message = report(carol, **body, category="harassment", description="insults")
+    assert on_message["description"] == "insults" and on_message["message_id"] == message["id"]
+    assert carol.get(f"/reports/{on_message['id']}").json()["data"]["description"] == "insults"
+    with server.services.db.transaction() as conn:
+        stored = conn.execute(select(reports.c.reason).where(reports.c.id == on_message["id"])).scalar_one()
+    assert stored == "insults"
+    # the older names still work; both names at once must agree
+    older = report(carol, user_id=bob.user_id, reason="older shape")
+    assert older["reported_user_id"] == bob.user_id and older["description"] == "older shape"
+    mixed = {"reported_user_id": alice.user_id, "user_id": carol.user_id, "category": "spam"}
+    assert "reported_user_id" in assert_error(bob.post("/reports", mixed), 422)["details"]
+    wrong = {**body, "reported_user_id": bob.user_id, "category": "spam"}  # not the message's sender
+    assert_error(carol.post("/reports", wrong), 422)
+
+
+def test_the_clients_resolution_bodies(server: RunningServer) -> None:
+    alice, bob, carol = server.client(), server.client(), server.client()
+    mod = moderator_client(server)
+    cid = alice.group_with(bob, carol)["id"]
+    user_report = report(bob, reported_user_id=alice.user_id, conversation_id=cid, description="ads")
+    message_report = report(carol, message_id=alice.send(cid, "spam")["id"], reported_user_id=alice.user_id)
+    restrict_report = report(carol, reported_user_id=alice.user_id, conversation_id=cid, category="harassment")
+
+    dismissed = mod.put(f"/reports/{user_report['id']}/resolve", {"action": "dismiss", "notes": "not spam"})
+    assert dismissed.status_code == 200, dismissed.text
+    view = dismissed.json()["data"]
+    assert (view["status"], view["resolution"], view["action"], view["note"]) == (
+        "resolved",
+        "dismissed",
+        "none",
+        "not spam",
+    )
+    assert_error(mod.put(f"/reports/{message_report['id']}/resolve", {"notes": "no action given"}), 422)
+    assert_error(mod.put(f"/reports/{message_report['id']}/resolve", {"action": "ban"}), 422)
+    bad = {"action": "dismiss", "resolution": "action_taken"}
+    assert_error(mod.put(f"/reports/{message_report['id']}/resolve", bad), 422)
+
+    deleted = mod.put(f"/reports/{message_report['id']}/resolve", {"action": "delete_message"}).json()["data"]
+    assert (deleted["resolution"], deleted["action"]) == ("action_taken", "delete_message")
+    assert bob.get(f"/messages/{message_report['message_id']}").json()["data"]["is_deleted"] is True
+
+    restricted = mod.put(f"/reports/{restrict_report['id']}/resolve", {"action": "shadow_restrict", "notes": "x"})
+    assert restricted.status_code == 200, restricted.text
+    assert restricted.json()["data"]["action"] == "restrict"
+    sanction = mod.get(f"/conversations/{cid}/sanctions").json()["data"]
+    assert [(s["user_id"], s["type"], s["kind"], s["expires_at"]) for s in sanction] == [
+        (alice.user_id, "shadow_restrict", "restrict", None)
+    ]
+    assert send_status(alice, cid) == 403
+
+
+def test_the_clients_sanction_bodies(server: RunningServer) -> None:
+    owner, bob, carol, dave = (server.client() for _ in range(4))
+    cid = owner.group_with(bob, carol, dave)["id"]
+    path = f"/conversations/{cid}/sanctions"
+    until = (utcnow() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    muted = owner.post(path, {"user_id": bob.user_id, "type": "mute", "reason": "flooding", "expires_at": until})
+    assert muted.status_code == 201, muted.text
+    mute = muted.json()["data"]
+    assert (mute["type"], mute["kind"], mute["reason"], mute["is_active"]) == ("mute", "mute", "flooding", True)
+    assert mute["expires_at"].startswith(until[:19])
+    assert_error(bob.post(f"{path[: -len('/sanctions')]}/messages", {"content": "x", "client_random": 1}), 403)
+
+    # no expires_at: in force until lifted
+    made = owner.post(path, {"sanction": {"user_id": carol.user_id, "type": "shadow_restrict", "reason": "trolling"}})
+    assert made.status_code == 201, made.text
+    restrict = made.json()["data"]
+    assert (restrict["type"], restrict["kind"], restrict["expires_at"]) == ("shadow_restrict", "restrict", None)
+    mine = owner.send(cid, "react to me")
+    refused = assert_error(carol.post(f"/messages/{mine['id']}/reactions", {"reaction": "👍"}), 403, "sanctioned")
+    assert "until a moderator lifts it" in refused["error"] and refused["details"]["expires_at"] is None
+    assert send_status(carol, cid) == 403
+
+    kicked = owner.post(path, {"user_id": dave.user_id, "type": "kick", "reason": "spam bot"})
+    assert kicked.status_code == 201 and kicked.json()["data"]["type"] == "kick", kicked.text
+    members = [m["user_id"] for m in owner.get(f"/conversations/{cid}/members").json()["data"]]
+    assert dave.user_id not in members
+    back = assert_error(owner.post(f"/conversations/{cid}/members", {"user_id": dave.user_id}), 403, "sanctioned")
+    assert "until a moderator lifts it" in back["error"]
+
+    listed = owner.get(path).json()["data"]
+    assert {(s["user_id"], s["type"]) for s in listed} == {
+        (bob.user_id, "mute"),
+        (carol.user_id, "shadow_restrict"),
+        (dave.user_id, "kick"),
+    }
+    for body in (
+        {"user_id": bob.user_id, "type": "ban"},
+        {"user_id": bob.user_id, "reason": "no type"},
+        {"user_id": bob.user_id, "type": "mute", "kind": "kick"},
+    ):
+        assert "type" in assert_error(owner.post(path, body), 422)["details"], body
+    # the older shape is still accepted
+    older = owner.post(path, {"user_id": bob.user_id, "kind": "restrict", "duration_seconds": 60})
+    assert older.status_code == 201 and older.json()["data"]["type"] == "shadow_restrict", older.text
+
+    lifted = owner.delete(f"{path}/{restrict['id']}")
+    assert lifted.status_code == 200 and lifted.json()["data"]["is_active"] is False
+    assert send_status(carol, cid) == 201

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictInt, StrictStr, field_validator
+from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator
 
 from shared.app import moderation as uc
 from shared.app.commands import Body
 from shared.domain.ids import parse_uuid
-from shared.domain.moderation import ReportAction, ReportCategory, Resolution
+from shared.domain.moderation import ReportCategory, Resolution, ResolveAction
 from shared.http.params import parse_int
 from shared.http.routing import Call, QueryParam, Reply
 
@@ -25,46 +25,37 @@ PAGE_QUERY = (
 )
 
 
-def _optional_uuid(value: str | None, name: str) -> str | None:
-    return None if value is None else parse_uuid(value, name, invalid=ValueError)
-
-
 class CreateReport(Body):
-    """A report on a message (`message_id`) or on a user (`user_id`, optionally in
+    """A report on a message (`message_id`) or on a user (`reported_user_id`, optionally in
     `conversation_id`). `category`: harassment, violence, spam, misinformation, adult,
-    ip_violation, illegal or other."""
+    ip_violation, illegal or other; `description`: the reporter's words, kept either way.
+    `user_id` and `reason` are older names of `reported_user_id` and `description`."""
 
     message_id: StrictStr | None = None
-    user_id: StrictStr | None = None
+    reported_user_id: StrictStr | None = None
     conversation_id: StrictStr | None = None
     category: ReportCategory
-    reason: StrictStr | None = Field(default=None, max_length=10_000)
+    description: StrictStr | None = Field(default=None, max_length=10_000)
+    user_id: StrictStr | None = Field(default=None, description="older name of reported_user_id")
+    reason: StrictStr | None = Field(default=None, max_length=10_000, description="older name of description")
 
-    @field_validator("message_id")
+    @field_validator("message_id", "reported_user_id", "user_id", "conversation_id")
     @classmethod
-    def _message(cls, value: str | None) -> str | None:
-        return _optional_uuid(value, "message_id")
-
-    @field_validator("user_id")
-    @classmethod
-    def _user(cls, value: str | None) -> str | None:
-        return _optional_uuid(value, "user_id")
-
-    @field_validator("conversation_id")
-    @classmethod
-    def _conversation(cls, value: str | None) -> str | None:
-        return _optional_uuid(value, "conversation_id")
+    def _uuid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else parse_uuid(value, info.field_name or "id", invalid=ValueError)
 
 
 class ResolveReport(Body):
-    """`resolution`: action_taken or dismissed. `action` (with action_taken): none,
-    delete_message, or mute/restrict/kick the reported user in the report's conversation for
-    `duration_seconds`. `note`: the moderator's, never shown to the reporter."""
+    """`action`: `dismiss`, or what the moderator does: none, delete_message, or mute,
+    shadow_restrict (restrict) or kick the reported user in the report's conversation, for
+    `duration_seconds` or until lifted. `notes`: the moderator's, never shown to the reporter.
+    The older shape gives `resolution` (action_taken or dismissed) and `note`."""
 
-    resolution: Resolution
-    action: ReportAction = "none"
+    action: ResolveAction | None = None
+    notes: StrictStr | None = Field(default=None, max_length=10_000)
     duration_seconds: StrictInt | None = None
-    note: StrictStr | None = Field(default=None, max_length=10_000)
+    resolution: Resolution | None = None
+    note: StrictStr | None = Field(default=None, max_length=10_000, description="older name of notes")
 
 
 def _page(call: Call) -> tuple[int, int]:
@@ -80,9 +71,9 @@ def create_report(call: Call) -> Reply:
         call.actor,
         category=body.category,
         message_id=body.message_id,
-        user_id=body.user_id,
+        user_id=body.aliased("reported_user_id", "user_id"),
         conversation_id=body.conversation_id,
-        reason=body.reason,
+        reason=body.aliased("description", "reason"),
     )
     return Reply(view, status=201)
 
@@ -118,6 +109,6 @@ def resolve(call: Call) -> Reply:
         resolution=body.resolution,
         action=body.action,
         duration_seconds=body.duration_seconds,
-        note=body.note,
+        note=body.aliased("notes", "note"),
     )
     return Reply(view)
