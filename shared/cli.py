@@ -8,10 +8,14 @@ import sys
 import uuid
 
 from shared.config import ConfigurationError, get_settings
+from shared.telemetry.logs import setup_logging
+
+log = logging.getLogger("whispr.cli")
 
 
 def _dev(args: argparse.Namespace) -> int:
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from shared.auth.tokens import build_verifier
     from shared.bootstrap import build_services
@@ -23,19 +27,25 @@ def _dev(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     if not args.worker:
         upgrade(settings)
-        print(f"Whispr messaging on http://{host}:{port}/messaging/api/v1 (store: {settings.database_url})", flush=True)
-        print("Mint a token: whispr-messaging token <user-uuid>", flush=True)
+        store = make_url(settings.database_url).render_as_string(hide_password=True)
+        log.info("Whispr messaging on http://%s:%s/messaging/api/v1 (store: %s)", host, port, store)
+        log.info("Mint a token: whispr-messaging token <user-uuid>")
     workers = args.workers or settings.dev_workers
     if workers > 1 and not args.worker:
         from shared.devtools.workers import Supervisor
 
-        print(f"{workers} worker processes on the port, events between them through a local bus", flush=True)
+        log.info("%d worker processes on the port, events between them through a local bus", workers)
         return Supervisor(host, port, workers).run()
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
     services.scheduler.start()
     try:
-        options = {"log_level": settings.log_level, "access_log": False, **uvicorn_options(settings)}
+        options = {
+            "log_config": None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)
+            "log_level": None,
+            "access_log": False,
+            **uvicorn_options(settings),
+        }
         if args.worker:  # one of `dev --workers N`: the port is shared (SO_REUSEPORT)
             from shared.devtools.workers import reuse_port_socket
 
@@ -95,7 +105,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own flags (bench/runner.py)
         return _bench(argparse.Namespace(bench_args=argv[1:]))
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigurationError as exc:  # refuse to start, naming each bad variable and its rule
-        print(f"whispr-messaging {args.command}: {exc}", file=sys.stderr)
+        log.critical("whispr-messaging %s: %s", args.command, exc)
         return 2
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "default"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -293,6 +295,13 @@ def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMess
         scope = SendScope(unit, svc.settings.limits)
         scope.prefetch([(conversation_id, actor.user_id, new)])
         sent = send_in_unit(svc, scope, actor, conversation_id, new)
+    log.debug(
+        "message %s %s in conversation %s at seq %d",
+        sent.message.id,
+        "stored" if sent.created else "was already stored (same client_random)",
+        conversation_id,
+        sent.message.seq,
+    )
     after_send(svc, sent)
     return sent
 

@@ -30,6 +30,7 @@ from shared.storage import messages as msg_store
 from shared.storage import outbox
 from shared.storage import scheduled as store
 from shared.storage import search as search_index
+from shared.telemetry.context import work_scope
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,11 @@ def fire_scheduled(svc: Services, scheduled_id: str) -> FireResult:
     """Send one scheduled message if it is due and nobody else has it. Safe to call any number
     of times, from any number of instances: the claim is one conditional UPDATE, and the send
     reuses the row's `client_random`, so a retry after a crash finds the message already sent."""
+    with work_scope("scheduled"):
+        return _fire_scheduled(svc, scheduled_id)
+
+
+def _fire_scheduled(svc: Services, scheduled_id: str) -> FireResult:
     lease = timedelta(seconds=svc.settings.scheduler_lease_seconds)
     with svc.unit() as unit:
         item = store.claim(unit.conn, scheduled_id, unit.now, unit.now - lease)
@@ -231,6 +237,7 @@ def fire_scheduled(svc: Services, scheduled_id: str) -> FireResult:
         return status
     with svc.unit() as unit:
         store.finish(unit.conn, item.id, unit.now, "sent", message_id=sent.message.id)
+    log.info("scheduled message %s sent as message %s (seq %s)", item.id, sent.message.id, sent.message.seq)
     return "sent"
 
 

@@ -4,6 +4,7 @@ call the route's handler in a worker thread, render the contract's success or er
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,12 +30,14 @@ from shared.domain.errors import (
 from shared.domain.ids import parse_uuid
 from shared.domain.models import Actor
 from shared.http.routing import Call, Reply, Route, RouteTable
+from shared.telemetry.context import REQUEST_ID_HEADER, context_from_headers, request_scope
+from shared.telemetry.logs import log_access
 
 log = logging.getLogger(__name__)
 
 PREFIXES = ("/messaging/api/v1", "/api/v1", "/messaging")
 ANONYMOUS = Actor(user_id="")
-CORS_HEADERS = "authorization, content-type, x-request-id"
+CORS_HEADERS = "authorization, content-type, x-request-id, traceparent"
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
@@ -91,18 +94,32 @@ class Api:
         self._origins = {o.strip() for o in cors_origins.split(",") if o.strip()}
 
     async def __call__(self, request: Request) -> Response:
-        try:
-            response = await self._handle(request)
-        except DomainError as error:
-            response = error_response(error)
-        except ClientDisconnect:
-            response = Response(status_code=499)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = json_response(
-                {"error": "something went wrong on our side", "code": "internal_error", "details": {}}, 500
+        """Every line logged while serving the request carries its id (echoed in X-Request-Id);
+        one access line ends it."""
+        started = time.perf_counter()
+        with request_scope(context_from_headers(request.headers.get)) as scope:
+            try:
+                response = await self._handle(request)
+            except DomainError as error:
+                response = error_response(error)
+            except ClientDisconnect:
+                response = Response(status_code=499)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                response = json_response(
+                    {"error": "something went wrong on our side", "code": "internal_error", "details": {}}, 500
+                )
+            self._add_cors(request, response)
+            response.headers[REQUEST_ID_HEADER] = scope.request_id
+            log_access(
+                request.method,
+                request.url.path,
+                response.status_code,
+                time.perf_counter() - started,
+                remote_ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+                size=len(response.body) if hasattr(response, "body") else 0,
             )
-        self._add_cors(request, response)
         return response
 
     def _add_cors(self, request: Request, response: Response) -> None:
@@ -110,6 +127,7 @@ class Api:
         if origin and ("*" in self._origins or origin in self._origins):
             response.headers["Access-Control-Allow-Origin"] = "*" if "*" in self._origins else origin
             response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = REQUEST_ID_HEADER
 
     async def _handle(self, request: Request) -> Response:
         path = strip_prefix(request.url.path)

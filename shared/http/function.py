@@ -12,12 +12,14 @@ from shared.bootstrap import process_services
 from shared.config import get_settings
 from shared.http.api import Api
 from shared.http.routes import routes_of
+from shared.telemetry.logs import setup_logging
 
 
 def resource_function(name: str) -> Callable[[Request], Awaitable[Response]]:
     """An async request handler serving exactly the routes of function `name`, built lazily so
     that importing the module (as functions-framework does) costs nothing."""
     api: Api | None = None
+    setup_logging()
     settings = get_settings()  # a bad setting stops the instance from starting (ConfigurationError)
 
     async def serve(request: Request) -> Response:

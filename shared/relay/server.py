@@ -38,6 +38,7 @@ from shared.relay.presence import Presence
 from shared.relay.sequencer import missing_messages
 from shared.relay.socket import Connection
 from shared.relay.typing_indicators import TypingIndicators
+from shared.telemetry.context import context_from_headers, request_scope
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ class Relay:
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         subprotocol = "phoenix" if "phoenix" in websocket.scope.get("subprotocols", []) else None
         try:
-            await Connection(self.ctx, websocket, actor, version, subprotocol).serve()
+            with request_scope(context_from_headers(websocket.headers.get)):  # the socket's lines share an id
+                log.debug("socket open for user %s", actor.user_id)
+                await Connection(self.ctx, websocket, actor, version, subprotocol).serve()
+                log.debug("socket closed for user %s", actor.user_id)
         finally:
             left = self._per_ip.get(ip, 1) - 1
             if left > 0:
@@ -270,7 +274,8 @@ def run(host: str | None = None, port: int | None = None) -> None:
             app,
             host=host or settings.host,
             port=port or settings.port,
-            log_level=settings.log_level,
+            log_config=None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)
+            log_level=None,
             access_log=False,
             **uvicorn_options(settings),
         )
