@@ -24,7 +24,7 @@ from tests.support import ROOT
         ("WHISPR_MAX_JSON_DEPTH", "500", "less than or equal to 128"),
         ("WHISPR_SEND_BATCH_MAX", "0", "greater than or equal to 1"),
         ("WHISPR_PRESENCE_LEASE_SECONDS", "-1", "greater than 0"),
-        ("WHISPR_EVENT_BUS", "kafka", "'inprocess' or 'pubsub'"),  # not one of the choices
+        ("WHISPR_EVENT_BUS", "kafka", "Input should be 'inprocess', "),  # not one of the choices
         ("WHISPR_LOG_LEVEL", "loud", "'debug', 'info', 'warning', 'error' or 'critical'"),
         ("WHISPR_PUBSUB_CREATE_MISSING", "maybe", "valid boolean"),
         ("WHISPR_JWT_ALGORITHMS", "ES256,HS256", "asymmetric algorithms only"),
