@@ -28,7 +28,7 @@ from dataclasses import field, fields
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
 log = logging.getLogger("whispr.config")
@@ -220,6 +220,9 @@ class Settings:
     jwt_audience: str = ""
     jwt_algorithms: Algorithms = "ES256"
     jwks_refetch_interval_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # a key withdrawn from the JWKS stops being accepted within this time: the key set is
+    # refetched once half of it old, and a verified token is remembered at most half of it
+    jwks_max_age_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
     dev_key_path: NonEmpty = "var/dev-signing-key.pem"
     cors_origins: str = "*"
     host: NonEmpty = "127.0.0.1"
@@ -287,6 +290,24 @@ class Settings:
     sibling_breaker_reset_seconds: Seconds = 30.0  # open this long, then one half-open probe
     block_cache_seconds: Annotated[float, Field(ge=0)] = 30.0  # CheckUserBlocks answers kept this long
     limits: Limits = field(default_factory=Limits)
+    # WHISPR_ENV=production (Terraform sets it) refuses the settings only fit for development
+    env: Annotated[Literal["development", "production"], BeforeValidator(_lower)] = "development"
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        checks = {
+            "JWT_JWKS_URL is empty: tokens would be checked against the local dev signing key": not self.jwt_jwks_url,
+            "JWT_ISSUER is empty: any issuer would be accepted": not self.jwt_issuer,
+            "JWT_AUDIENCE is empty: tokens minted for any service would be accepted": not self.jwt_audience,
+            "WHISPR_CORS_ORIGINS allows every origin (*)": "*" in self.cors_origins,
+            "WHISPR_TASKS_SECRET is empty: the /tasks/* routes would have no shared secret": not self.tasks_secret,
+        }
+        unsafe = [problem for problem, failed in checks.items() if failed]
+        if unsafe:
+            raise ValueError("WHISPR_ENV=production refuses: " + "; ".join(unsafe))
+        return self
 
     @property
     def db_pool(self) -> tuple[int, int]:
@@ -352,8 +373,10 @@ def unknown_variables(env: dict[str, str]) -> list[tuple[str, str | None]]:
 
 def _describe(error: dict[str, Any], raw: dict[str, str]) -> str:
     field_name = next((str(part) for part in reversed(error["loc"]) if isinstance(part, str)), "")
-    variable = env_name(field_name) if field_name else "(settings)"
-    rule = error["msg"].removeprefix("Value error, ")
+    rule = str(error["msg"]).removeprefix("Value error, ")
+    if not field_name:  # a rule over several settings names them itself
+        return rule
+    variable = env_name(field_name)
     if field_name in _SECRET_FIELDS or variable not in raw:
         return f"{variable}: {rule}"
     return f"{variable}={raw[variable]!r}: {rule}"

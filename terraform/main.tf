@@ -73,6 +73,7 @@ locals {
   # Configuration every runtime component gets (the core is the same everywhere). Secrets are
   # not here: they come from Secret Manager (see secret_env below, sql.tf and tasks.tf).
   common_env = {
+    WHISPR_ENV                         = "production" # refuses unsafe settings at start (docs/configuration.md)
     WHISPR_LOG_LEVEL                   = var.log_level
     WHISPR_GCP_PROJECT                 = var.project
     WHISPR_EVENT_BUS                   = "pubsub"

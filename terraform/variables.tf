@@ -209,21 +209,34 @@ variable "jwt_jwks_url" {
 }
 
 variable "jwt_issuer" {
-  description = "Expected `iss` of access tokens (empty: not checked)."
+  description = "Expected `iss` of access tokens (required: WHISPR_ENV=production refuses to start without it)."
   type        = string
-  default     = ""
+
+  validation {
+    condition     = length(trimspace(var.jwt_issuer)) > 0
+    error_message = "jwt_issuer is required: the service in production refuses tokens of any issuer."
+  }
 }
 
 variable "jwt_audience" {
-  description = "Expected `aud` of access tokens (empty: not checked)."
+  description = "Expected `aud` of access tokens (required: WHISPR_ENV=production refuses to start without it)."
   type        = string
-  default     = ""
+
+  validation {
+    condition     = length(trimspace(var.jwt_audience)) > 0
+    error_message = "jwt_audience is required: the service in production refuses tokens minted for any service."
+  }
 }
 
 variable "cors_origins" {
-  description = "Allowed browser origins, comma-separated."
+  description = "Allowed browser origins, comma-separated (empty: none; the mobile client needs none)."
   type        = string
-  default     = "*"
+  default     = ""
+
+  validation {
+    condition     = !strcontains(var.cors_origins, "*")
+    error_message = "cors_origins must list origins: the service in production refuses `*`."
+  }
 }
 
 variable "log_level" {

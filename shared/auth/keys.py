@@ -27,19 +27,26 @@ class KeySource(Protocol):
 
 class JwksKeySource:
     """Keys from the auth-service JWKS, cached. An unknown `kid` triggers one refetch, at most
-    once per `min_refetch_interval` seconds, so forged kids cannot hammer the auth service."""
+    once per `min_refetch_interval` seconds, so forged kids cannot hammer the auth service.
+    Keys older than `max_age` are refetched too (same pacing), so a key withdrawn from the
+    JWKS stops being honoured; if the JWKS cannot be fetched then, the keys held stay in use
+    (the auth service being down must not log every user out)."""
 
-    def __init__(self, url: str, *, min_refetch_interval: float = 30.0, timeout: float = 5.0):
+    def __init__(self, url: str, *, min_refetch_interval: float = 30.0, max_age: float = 300.0, timeout: float = 5.0):
         self._url = url
         self._interval = min_refetch_interval
+        self._max_age = max_age
         self._timeout = timeout
         self._keys: dict[str | None, Any] = {}
-        self._fetched_at = float("-inf")
+        self._fetched_at = float("-inf")  # last attempt
+        self._loaded_at = float("-inf")  # last success
         self._lock = threading.Lock()
 
     def key_for(self, kid: str | None) -> Any | None:
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._interval:
+            now = time.monotonic()
+            wanted = kid not in self._keys or now - self._loaded_at >= self._max_age
+            if wanted and now - self._fetched_at >= self._interval:
                 self._refresh()
             return self._keys.get(kid)
 
@@ -64,7 +71,7 @@ class JwksKeySource:
                 keys[jwk.get("kid")] = jwt.PyJWK.from_dict(jwk).key
             except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, ValueError, TypeError) as exc:
                 log.warning("skipping unusable JWK %s: %s", jwk.get("kid"), exc)
-        self._keys = keys
+        self._keys, self._loaded_at = keys, self._fetched_at
 
 
 class StaticKeySource:

@@ -118,13 +118,20 @@ class TokenVerifier:
 
 def build_verifier(settings: Settings) -> TokenVerifier:
     if settings.uses_jwks:
+        # half the max age each: a withdrawn key is refused within WHISPR_JWKS_MAX_AGE_SECONDS
         source: KeySource = JwksKeySource(
-            settings.jwt_jwks_url, min_refetch_interval=settings.jwks_refetch_interval_seconds
+            settings.jwt_jwks_url,
+            min_refetch_interval=settings.jwks_refetch_interval_seconds,
+            max_age=settings.jwks_max_age_seconds / 2,
         )
     else:
         source = StaticKeySource({DEV_KID: load_or_create_dev_key(settings.dev_key_path).public_key()})
     return TokenVerifier(
-        source, algorithms=settings.algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        source,
+        algorithms=settings.algorithms,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        cache=VerifiedTokens(max_age=settings.jwks_max_age_seconds / 2),
     )
 
 

@@ -379,6 +379,34 @@ def test_unknown_kid_refetches_exactly_once_and_a_rotated_key_is_accepted(
     assert jwks.hits == start + 4
 
 
+def test_a_key_withdrawn_from_the_jwks_is_refused_within_the_max_age(
+    pg_url: str, key_path: str, jwks: JwksServer
+) -> None:
+    k1, k2 = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    jwks.publish(("k1", k1))
+    settings = dataclasses.replace(
+        make_settings(pg_url, key_path),
+        jwt_jwks_url=jwks.url,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwks_refetch_interval_seconds=0.2,
+        jwks_max_age_seconds=1.0,
+    )
+    token = good(k1, "k1")
+    with serve(settings) as gateway:
+        assert get(gateway.url, token).status_code == 200
+        jwks.publish(("k2", k2))  # k1 withdrawn: the same, still unexpired token must stop working
+        withdrawn_at = time.monotonic()
+        while get(gateway.url, token).status_code == 200:
+            assert time.monotonic() - withdrawn_at < 30, "the withdrawn key is still accepted"
+            time.sleep(0.05)
+        assert_error(get(gateway.url, token), 401, "invalid_token")
+        assert get(gateway.url, good(k2, "k2")).status_code == 200  # the new key, from the same refetch
+        hits = jwks.hits
+        assert_error(get(gateway.url, good(k1, "forged")), 401, "invalid_token")  # unknown kid: one refetch
+        assert jwks.hits <= hits + 1
+
+
 def test_unknown_kids_do_not_refetch_more_often_than_the_interval(pg_url: str, key_path: str, jwks: JwksServer) -> None:
     interval = 1.0
     k1, k2 = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())

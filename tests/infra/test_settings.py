@@ -79,3 +79,42 @@ def test_the_command_refuses_to_start_and_says_why() -> None:
     assert "WHISPR_PORT='99999': Input should be less than or equal to 65535" in done.stderr
     assert "WHISPR_SCHEDULR" in done.stderr and "did you mean WHISPR_SCHEDULER?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+SAFE_PRODUCTION = {
+    "WHISPR_ENV": "production",
+    "JWT_JWKS_URL": "https://auth.example/.well-known/jwks.json",
+    "JWT_ISSUER": "https://auth.example",
+    "JWT_AUDIENCE": "whispr-messaging",
+    "WHISPR_CORS_ORIGINS": "https://app.whispr.example",
+    "WHISPR_TASKS_SECRET": "s3cret",
+}
+
+
+def test_production_starts_with_safe_settings() -> None:
+    assert load_settings(SAFE_PRODUCTION).env == "production"
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "named"),
+    [
+        ({"JWT_JWKS_URL": ""}, "JWT_JWKS_URL is empty: tokens would be checked against the local dev signing key"),
+        ({"JWT_ISSUER": ""}, "JWT_ISSUER is empty"),
+        ({"JWT_AUDIENCE": ""}, "JWT_AUDIENCE is empty"),
+        ({"WHISPR_CORS_ORIGINS": "*"}, "WHISPR_CORS_ORIGINS allows every origin"),
+        ({"WHISPR_CORS_ORIGINS": "https://app.whispr.example,*"}, "WHISPR_CORS_ORIGINS allows every origin"),
+        ({"WHISPR_TASKS_SECRET": ""}, "WHISPR_TASKS_SECRET is empty"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting(unsafe: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match="WHISPR_ENV=production refuses") as refused:
+        load_settings({**SAFE_PRODUCTION, **unsafe})
+    assert named in str(refused.value)
+    load_settings({**SAFE_PRODUCTION, **unsafe, "WHISPR_ENV": "development"})  # allowed while developing
+
+
+def test_production_names_every_unsafe_setting_at_once() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({"WHISPR_ENV": "production"})  # the defaults are development's
+    for variable in ("JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "WHISPR_CORS_ORIGINS", "WHISPR_TASKS_SECRET"):
+        assert variable in str(refused.value)
