@@ -123,7 +123,9 @@ class Relay:
             except DomainError:
                 raise error from None
 
-    async def endpoint(self, websocket: WebSocket) -> None:
+    async def endpoint(self, websocket: WebSocket, send: Send | None = None) -> None:
+        """Serve one socket; `send`: the server's own ASGI send, for frames written without
+        Starlette's wrappers (`Connection`)."""
         self.hub.attach(asyncio.get_running_loop())
         if self._upkeep is None or self._upkeep.done():
             self._upkeep = asyncio.get_running_loop().create_task(self._presence_upkeep(), name="presence upkeep")
@@ -141,7 +143,7 @@ class Relay:
         try:
             with request_scope(context_from_headers(websocket.headers.get)):  # the socket's lines share an id
                 log.debug("socket open for user %s", actor.user_id)
-                await Connection(self.ctx, websocket, actor, version, subprotocol).serve()
+                await Connection(self.ctx, websocket, actor, version, subprotocol, send).serve()
                 log.debug("socket closed for user %s", actor.user_id)
         finally:
             left = self._per_ip.get(ip, 1) - 1
@@ -169,7 +171,7 @@ class SocketApp:
         self.relay = relay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.relay.endpoint(WebSocket(scope, receive, send))
+        await self.relay.endpoint(WebSocket(scope, receive, send), send)
 
 
 def _query(websocket: WebSocket) -> dict[str, str]:

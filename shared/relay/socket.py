@@ -12,8 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
+import types
 from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, cast
 
+from starlette.types import Send
 from starlette.websockets import WebSocket
 
 from shared.domain.models import Actor
@@ -131,6 +135,7 @@ class Connection:
         "_close",
         "_interrupted",
         "_reader",
+        "_send",
         "_writer",
         "actor",
         "bucket",
@@ -144,10 +149,17 @@ class Connection:
     )
 
     def __init__(
-        self, ctx: RelayContext, websocket: WebSocket, actor: Actor, version: Version, subprotocol: str | None = None
+        self,
+        ctx: RelayContext,
+        websocket: WebSocket,
+        actor: Actor,
+        version: Version,
+        subprotocol: str | None = None,
+        send: Send | None = None,
     ):
         self.ctx = ctx
         self.ws = websocket
+        self._send = send  # the server's ASGI send (frames written without a task while it allows)
         self.actor = actor
         self.version: Version = version
         self.subprotocol = subprotocol
@@ -227,7 +239,36 @@ class Connection:
 
     def _wake_writer(self) -> None:
         if self._writer is None and self.outbound and self._reader is not None:
-            self._writer = asyncio.get_running_loop().create_task(self._write(), name="relay write")
+            if self._send is not None:
+                self._write_now(self._send)
+            else:
+                self._writer = asyncio.get_running_loop().create_task(self._write(), name="relay write")
+
+    def _write_now(self, send: Send) -> None:
+        """Write what is queued at once, without a task, while the server's send completes
+        without waiting (uvicorn's sans-I/O protocol writes to the transport and returns: most
+        of a socket's cost per frame was the task made to write it). A send that does wait
+        (a server with flow control) is finished, with the rest of the queue, by a writer task."""
+        while (frame := self.outbound.pop()) is not None:
+            step = cast(Coroutine[Any, Any, None], send({"type": "websocket.send", "text": frame}))
+            try:
+                waiting = step.send(None)
+            except StopIteration:
+                continue
+            except Exception:  # the client went away: the connection ends
+                self._interrupt()
+                return
+            self._writer = asyncio.get_running_loop().create_task(self._finish(step, waiting), name="relay write")
+            return
+
+    async def _finish(self, step: Coroutine[Any, Any, None], waiting: Any) -> None:
+        try:
+            await cast(Awaitable[None], _resume(step, waiting))
+        except Exception:
+            self._interrupt()
+            self._writer = None
+            return
+        await self._write()
 
     async def _write(self) -> None:
         """Send what is queued, then end (the next frame starts a new writer)."""
@@ -343,3 +384,22 @@ class Connection:
         channel = Channel(self.ctx, self, frame.topic, frame.join_ref if frame.join_ref is not None else frame.ref)
         self.channels[frame.topic] = channel
         channel.enqueue(frame)
+
+
+@types.coroutine
+def _resume(step: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Go on running a coroutine that was started by hand and is waiting on `waiting`, as if it
+    had been awaited from the start (what the task awaiting this hands in goes on to it)."""
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as error:
+            try:
+                waiting = step.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting = step.send(sent)
+            except StopIteration:
+                return
