@@ -201,7 +201,7 @@ def _drive(
         if profile is not None and profile[0] is not None and pids is not None:
             from bench import profile as prof
 
-            spy = prof.record(pids[0], profile[1], profile[0], "raw", gil=True)
+            spy = prof.record(pids[0], profile[1], profile[0], "raw", gil=True, subprocesses=True)
         for g in gens:
             g.tell("go")
         results = [g.expect("result", 900) for g in gens]

@@ -19,9 +19,12 @@ def py_spy() -> str:
     return str(Path(sys.executable).parent / "py-spy")
 
 
-def record(pid: int, seconds: float, out: Path, fmt: str, *, gil: bool = False) -> subprocess.Popen[bytes]:
+def record(
+    pid: int, seconds: float, out: Path, fmt: str, *, gil: bool = False, subprocesses: bool = False
+) -> subprocess.Popen[bytes]:
     """Start py-spy for `seconds` on `pid` (`fmt`: raw or flamegraph); the caller waits for it.
-    `gil`: only the samples of the thread holding the GIL, i.e. where the Python CPU goes."""
+    `gil`: only the samples of the thread holding the GIL, i.e. where the Python CPU goes.
+    `subprocesses`: its worker processes too (`dev --workers N`)."""
     return subprocess.Popen(
         [
             py_spy(),
@@ -38,6 +41,7 @@ def record(pid: int, seconds: float, out: Path, fmt: str, *, gil: bool = False) 
             "--output",
             str(out),
             *(["--gil"] if gil else []),
+            *(["--subprocesses"] if subprocesses else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -305,6 +305,9 @@ def service_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
 
 
+DEFAULT_WORKERS = 1  # docs/performance.md, "Worker processes": what the measurements chose
+
+
 @dataclass
 class Options:
     scenarios: list[str]
@@ -316,6 +319,7 @@ class Options:
     out: Path
     keep: bool = False
     profile: bool = False
+    workers: int = 1  # `dev --workers N`: the service's processes sharing its port
 
 
 @dataclass
@@ -366,7 +370,16 @@ class Bench:
         port = free_port()
         log = open(self.workdir / "service.log", "ab")  # noqa: SIM115 - closed by Service.stop
         process = subprocess.Popen(
-            [*service_command(), "dev", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *service_command(),
+                "dev",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(self.options.workers),
+            ],
             env=self.env(),
             stdout=log,
             stderr=log,
@@ -579,6 +592,7 @@ def run(options: Options) -> dict[str, Any]:
             "quick": options.quick,
             "repeats": options.repeats,
             "generators": options.generators,
+            "workers": options.workers,
             "sizes": options.sizes,
             "skip_synapse": options.skip_synapse,
         },
@@ -640,6 +654,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--sizes", help="growth sizes, e.g. 'B4=100k,1M;B3=1000,5000;B2=10,100'")
     parser.add_argument("--repeats", type=int, help="runs per figure (median); default 3, 1 with --quick")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"the service's worker processes (dev --workers; default {DEFAULT_WORKERS})",
+    )
     parser.add_argument("--out", default="bench-results", help="results folder (default ./bench-results)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, job files)")
     parser.add_argument(
@@ -668,6 +688,7 @@ def options_from(args: argparse.Namespace) -> Options:
         out=Path(args.out),
         keep=args.keep,
         profile=args.profile,
+        workers=max(1, args.workers),
     )
 
 

@@ -99,7 +99,7 @@ def profile_run(bench: Bench, entries: list[dict[str, Any]], duration: float, ba
         spy: list[Any] = []
 
         def during(_: list[Any], fmt: str = fmt, path: Any = path, spy: list[Any] = spy) -> None:
-            spy.append(profile.record(bench.service.pid, duration, path, fmt))  # type: ignore[union-attr]
+            spy.append(profile.record(bench.service.pid, duration, path, fmt, subprocesses=bench.options.workers > 1))  # type: ignore[union-attr]
 
         bench.run_generators(
             pair_jobs(entries, bench.options.generators, base),
