@@ -35,10 +35,18 @@ def _dev(args: argparse.Namespace) -> int:
         from shared.devtools.workers import Supervisor
 
         log.info("%d worker processes on the port, events between them through a local bus", workers)
+        log.info("gRPC is not served with --workers: run `whispr-messaging grpc` beside them")
         return Supervisor(host, port, workers).run()
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
     services.scheduler.start()
+    grpc_server = None
+    if not args.worker:  # the third face: the gRPC shim on one more port
+        from shared.rpc.server import BackgroundGrpc
+
+        grpc_port = args.grpc_port if args.grpc_port is not None else settings.grpc_port
+        grpc_server = BackgroundGrpc(services, host, grpc_port)
+        log.info("gRPC for sibling services on %s:%s (README: 'Calling the gRPC shim')", host, grpc_server.port)
     try:
         options = {
             "log_config": None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)
@@ -53,6 +61,26 @@ def _dev(args: argparse.Namespace) -> int:
             server.run(sockets=[reuse_port_socket(host, port)])
         else:
             uvicorn.run(app, host=host, port=port, **options)
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop()
+        services.close()
+    return 0
+
+
+def _grpc(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from shared.bootstrap import build_services
+    from shared.rpc.server import serve_until_signalled
+
+    settings = get_settings()
+    # Cloud Run says which port through PORT; WHISPR_GRPC_PORT elsewhere
+    port = args.port or int(os.environ.get("PORT") or settings.grpc_port)
+    services = build_services(settings)
+    try:
+        asyncio.run(serve_until_signalled(services, args.host or settings.host, port))
     finally:
         services.close()
     return 0
@@ -119,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, help="worker processes sharing the port, a local bus between them (WHISPR_DEV_WORKERS)"
     )
     dev.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers
+    dev.add_argument("--grpc-port", type=int, help="the gRPC shim's port (WHISPR_GRPC_PORT, 9090; 0: a free one)")
     dev.set_defaults(run=_dev)
+
+    grpc = sub.add_parser("grpc", help="run the gRPC shim alone (the Cloud Run service; PORT or WHISPR_GRPC_PORT)")
+    grpc.add_argument("--host")
+    grpc.add_argument("--port", type=int)
+    grpc.set_defaults(run=_grpc)
 
     relay = sub.add_parser("relay", help="run the WebSocket relay alone (the Cloud Run service)")
     relay.add_argument("--host")

@@ -13,6 +13,7 @@ from shared.app.access import require_member, topic_conversation, topic_user
 from shared.app.services import Services, Unit
 from shared.app.system_messages import post_system_message
 from shared.app.views import conversation_view, message_view, settings_view
+from shared.config import Limits
 from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, RateLimited
 from shared.domain.models import Actor, Conversation, Event, Member
@@ -122,25 +123,35 @@ def create_group(
     if wait:
         raise RateLimited("too many groups created today", retry_after=wait)
     with svc.unit() as unit:
-        conv = Conversation(
-            id=str(uuid.uuid4()),
-            type="group",
-            name=clean_name,
-            metadata={**metadata, "name": clean_name},
-            created_by=actor.user_id,
-            created_at=unit.now,
-            updated_at=unit.now,
-            is_active=True,
-            last_seq=0,
-        )
-        store.insert_conversation(unit.conn, conv, None)
-        me = _new_member(conv.id, actor.user_id, "owner", unit.now)
-        store.insert_member(unit.conn, me, unit.now)
-        for user_id in others:
-            store.insert_member(unit.conn, _new_member(conv.id, user_id, "member", unit.now), unit.now)
-        view = render_one(unit.conn, conv, me, unit.now)
-        _announce(unit, "conversation_created", conv, [actor.user_id, *others], {"conversation": view})
+        roles = {actor.user_id: "owner", **{user_id: "member" for user_id in others}}
+        view = insert_group(unit, str(uuid.uuid4()), clean_name, metadata, actor.user_id, roles)
         return Created(view, created=True)
+
+
+def insert_group(
+    unit: Unit, conversation_id: str, name: str, metadata: dict[str, Any], created_by: str, roles: dict[str, str]
+) -> dict[str, Any]:
+    """Store a group with these members (user id -> role; `created_by` first, who sees the view)
+    and announce `conversation_created` to them. Names and limits are already checked."""
+    conv = Conversation(
+        id=conversation_id,
+        type="group",
+        name=name,
+        metadata={**metadata, "name": name},
+        created_by=created_by,
+        created_at=unit.now,
+        updated_at=unit.now,
+        is_active=True,
+        last_seq=0,
+    )
+    store.insert_conversation(unit.conn, conv, None)
+    members = [_new_member(conv.id, user_id, role, unit.now) for user_id, role in roles.items()]
+    for member in members:
+        store.insert_member(unit.conn, member, unit.now)
+    viewer = next((m for m in members if m.user_id == created_by), members[0])
+    view = render_one(unit.conn, conv, viewer, unit.now)
+    _announce(unit, "conversation_created", conv, list(roles), {"conversation": view})
+    return view
 
 
 def list_conversations(svc: Services, actor: Actor, *, archived: bool | None) -> list[dict[str, Any]]:
@@ -159,33 +170,48 @@ def get_conversation(svc: Services, actor: Actor, conversation_id: str) -> dict[
 def update_conversation(
     svc: Services, actor: Actor, conversation_id: str, *, name: str | None, metadata: dict[str, Any] | None
 ) -> dict[str, Any]:
-    limits = svc.settings.limits
     with svc.unit() as unit:
         conv, me = require_member(unit.conn, conversation_id, actor.user_id)
         if conv.type == "group":
             rules.require_role(me, "admin", "change the group")
-        values: dict[str, Any] = {"updated_at": unit.now}
-        # the caller's part is bounded; what is stored already was when it was written (or is
-        # read back cut, if written before the bound existed)
-        rules.check_json_depth(metadata or {}, limits)
-        merged = {**conv.metadata, **(metadata or {})}
-        if name is not None or (metadata and "name" in metadata and conv.type == "group"):
-            if conv.type != "group":
-                raise Invalid.field("name", "only groups have a name")
-            new_name = rules.check_group_name(name if name is not None else str(merged.get("name")), limits)
-            values["name"] = new_name
-            merged["name"] = new_name  # the client shows metadata.name: keep both in step
-        rules.check_metadata_size(merged, limits)
-        values["metadata"] = merged
-        store.update_conversation(unit.conn, conv.id, **values)
-        renamed = "name" in values and values["name"] != conv.name
-        conv.metadata, conv.name, conv.updated_at = merged, values.get("name", conv.name), unit.now
-        if renamed:
-            post_system_message(unit, conv, actor, "conversation_renamed", {"name": conv.name})
-        view = render_one(unit.conn, conv, me, unit.now)
-        members = [m.user_id for m in store.list_members(unit.conn, conv.id)]
-        _announce(unit, "conversation_updated", conv, members, {"conversation": view})
-        return view
+        return apply_update(unit, svc.settings.limits, conv, actor, me, name=name, metadata=metadata)
+
+
+def apply_update(
+    unit: Unit,
+    limits: Limits,
+    conv: Conversation,
+    actor: Actor,
+    viewer: Member,
+    *,
+    name: str | None,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Merge `metadata` (and a new `name`) into the conversation, announce `conversation_updated`
+    (and a rename as a system message); the view rendered for `viewer`. The caller checked who
+    may change it."""
+    values: dict[str, Any] = {"updated_at": unit.now}
+    # the caller's part is bounded; what is stored already was when it was written (or is
+    # read back cut, if written before the bound existed)
+    rules.check_json_depth(metadata or {}, limits)
+    merged = {**conv.metadata, **(metadata or {})}
+    if name is not None or (metadata and "name" in metadata and conv.type == "group"):
+        if conv.type != "group":
+            raise Invalid.field("name", "only groups have a name")
+        new_name = rules.check_group_name(name if name is not None else str(merged.get("name")), limits)
+        values["name"] = new_name
+        merged["name"] = new_name  # the client shows metadata.name: keep both in step
+    rules.check_metadata_size(merged, limits)
+    values["metadata"] = merged
+    store.update_conversation(unit.conn, conv.id, **values)
+    renamed = "name" in values and values["name"] != conv.name
+    conv.metadata, conv.name, conv.updated_at = merged, values.get("name", conv.name), unit.now
+    if renamed:
+        post_system_message(unit, conv, actor, "conversation_renamed", {"name": conv.name})
+    view = render_one(unit.conn, conv, viewer, unit.now)
+    members = [m.user_id for m in store.list_members(unit.conn, conv.id)]
+    _announce(unit, "conversation_updated", conv, members, {"conversation": view})
+    return view
 
 
 def delete_conversation(svc: Services, actor: Actor, conversation_id: str) -> None:

@@ -11,7 +11,7 @@ from shared.app.system_messages import post_system_message
 from shared.app.views import member_view
 from shared.domain import rules
 from shared.domain.errors import Invalid, NotFound
-from shared.domain.models import Actor, Conversation, Event, Member
+from shared.domain.models import Actor, Conversation, Event, Member, Role
 from shared.storage import conversations as store
 
 
@@ -37,39 +37,50 @@ def add_members(svc: Services, actor: Actor, conversation_id: str, user_ids: lis
         if conv.type != "group":
             raise Invalid("a direct conversation has exactly two members", code="not_a_group")
         rules.require_role(me, "admin", "add members")
-        current = store.list_members(unit.conn, conv.id)
-        active = {m.user_id for m in current}
-        new_ids = [u for u in dict.fromkeys(user_ids) if u not in active]
-        enforcement.check_can_join(unit.conn, conv.id, new_ids, unit.now)  # kicked: 403 sanctioned
-        if len(active) + len(new_ids) > svc.settings.limits.max_group_members:
-            raise Invalid(f"a group has at most {svc.settings.limits.max_group_members} members", code="group_full")
-        added = []
-        for user_id in new_ids:
-            existing = store.get_member(unit.conn, conv.id, user_id)
-            if existing is None:
-                member = Member(conversation_id=conv.id, user_id=user_id, role="member", joined_at=unit.now)
-                store.insert_member(unit.conn, member, unit.now)
-            else:  # a former member comes back as a plain member, from now on
-                store.update_member(
-                    unit.conn,
-                    conv.id,
-                    user_id,
-                    unit.now,
-                    is_active=True,
-                    left_at=None,
-                    role="member",
-                    joined_at=unit.now,
-                )
-                member = Member(conversation_id=conv.id, user_id=user_id, role="member", joined_at=unit.now)
-            added.append(member)
-        audience = [*active, *new_ids]
-        for member in added:
-            post_system_message(unit, conv, actor, "member_added", {"user_id": member.user_id})
-            _member_event(unit, "member_added", conv, member, audience)
+        admit(svc, unit, conv, actor, user_ids)
         return [member_view(m) for m in store.list_members(unit.conn, conv.id)]
 
 
-def _deactivate(unit: Unit, conv: Conversation, member: Member, actor: Actor, action: str) -> None:
+def admit(
+    svc: Services, unit: Unit, conv: Conversation, actor: Actor, user_ids: list[str], role: Role = "member"
+) -> int:
+    """Make these users active members of the group with `role` (those already in are left as
+    they are), each announced by a system message and `member_added`; how many were added. The
+    caller checked who may add them."""
+    current = store.list_members(unit.conn, conv.id)
+    active = {m.user_id for m in current}
+    new_ids = [u for u in dict.fromkeys(user_ids) if u not in active]
+    enforcement.check_can_join(unit.conn, conv.id, new_ids, unit.now)  # kicked: 403 sanctioned
+    if len(active) + len(new_ids) > svc.settings.limits.max_group_members:
+        raise Invalid(f"a group has at most {svc.settings.limits.max_group_members} members", code="group_full")
+    added = []
+    for user_id in new_ids:
+        existing = store.get_member(unit.conn, conv.id, user_id)
+        if existing is None:
+            member = Member(conversation_id=conv.id, user_id=user_id, role=role, joined_at=unit.now)
+            store.insert_member(unit.conn, member, unit.now)
+        else:  # a former member comes back with `role` (a plain member over REST), from now on
+            store.update_member(
+                unit.conn,
+                conv.id,
+                user_id,
+                unit.now,
+                is_active=True,
+                left_at=None,
+                role=role,
+                joined_at=unit.now,
+            )
+            member = Member(conversation_id=conv.id, user_id=user_id, role=role, joined_at=unit.now)
+        added.append(member)
+    audience = [*active, *new_ids]
+    for member in added:
+        post_system_message(unit, conv, actor, "member_added", {"user_id": member.user_id})
+        _member_event(unit, "member_added", conv, member, audience)
+    return len(added)
+
+
+def deactivate(unit: Unit, conv: Conversation, member: Member, actor: Actor, action: str) -> None:
+    """`member` leaves (or is removed from) the conversation, announced; the caller checked who may."""
     audience = [m.user_id for m in store.list_members(unit.conn, conv.id)]
     store.update_member(
         unit.conn, conv.id, member.user_id, unit.now, is_active=False, left_at=unit.now, is_pinned=False, pinned_at=None
@@ -92,14 +103,14 @@ def remove_member(svc: Services, actor: Actor, conversation_id: str, user_id: st
         if target is None or not target.is_active:
             raise NotFound("no such member", code="member_not_found")
         rules.check_removal(me, target)
-        _deactivate(unit, conv, target, actor, "member_removed")
+        deactivate(unit, conv, target, actor, "member_removed")
 
 
 def _leave(unit: Unit, conv: Conversation, me: Member, actor: Actor) -> None:
     members = store.list_members(unit.conn, conv.id)
     owners = sum(1 for m in members if m.role == "owner")
     rules.check_leave(me, conv, owners, len(members))
-    _deactivate(unit, conv, me, actor, "member_left")
+    deactivate(unit, conv, me, actor, "member_left")
 
 
 def leave(svc: Services, actor: Actor, conversation_id: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shared.app.access import require_conversation, require_member, topic_conversation, topic_user
-from shared.app.members import _deactivate
+from shared.app.members import deactivate
 from shared.app.services import Services, Unit
 from shared.app.views import message_view, timestamp
 from shared.app.visibility import require_visible_message
@@ -369,7 +369,7 @@ def _apply(
         )
     )
     if kind == "kick":  # out now, through the members flow (system message, member_removed)
-        _deactivate(unit, conv, target, actor, "member_kicked")
+        deactivate(unit, conv, target, actor, "member_kicked")
     return sanction
 
 

@@ -260,14 +260,20 @@ def fire_due_scheduled(svc: Services, now: datetime | None = None) -> int:
             return sent
 
 
-def expire_due_messages(svc: Services, now: datetime | None = None) -> int:
+def expire_due_messages(
+    svc: Services, now: datetime | None = None, *, limit: int | None = None, conversation_id: str | None = None
+) -> int:
     """Purge every ephemeral message whose time has come (content, metadata, signature) and
     record `message_expired {message_id, conversation_id}` for its conversation and members.
-    Each message is expired once, whoever calls this concurrently. Returns how many."""
+    Each message is expired once, whoever calls this concurrently. Returns how many (at most
+    `limit`, only in `conversation_id` when given)."""
     total = 0
     while True:
+        batch = BATCH if limit is None else min(BATCH, limit - total)
+        if batch <= 0:
+            return total
         with svc.unit() as unit:
-            expired = store.expire_due(unit.conn, now or unit.now, BATCH)
+            expired = store.expire_due(unit.conn, now or unit.now, batch, conversation_id)
             search_index.remove_messages(unit.conn, [message_id for message_id, _, _ in expired])
             members: dict[str, list[Member]] = {}
             for message_id, conversation_id, seq in expired:
@@ -290,7 +296,7 @@ def expire_due_messages(svc: Services, now: datetime | None = None) -> int:
                     )
                 )
         total += len(expired)
-        if len(expired) < BATCH:
+        if len(expired) < batch:
             return total
 
 

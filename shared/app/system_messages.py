@@ -11,14 +11,21 @@ from shared.app.services import Unit
 from shared.domain.models import Actor, Conversation, Message
 
 
-def post_system_message(unit: Unit, conv: Conversation, actor: Actor, action: str, details: dict[str, Any]) -> Message:
+def post_system_message(
+    unit: Unit,
+    conv: Conversation,
+    actor: Actor,
+    action: str,
+    details: dict[str, Any],
+    client_random: int | None = None,
+) -> Message:
     message = Message(
         id=str(uuid.uuid4()),
         conversation_id=conv.id,
         seq=0,
         sender_id=actor.user_id,
         sender_device_id=actor.device_id,
-        client_random=secrets.randbits(32),
+        client_random=secrets.randbits(32) if client_random is None else client_random,
         message_type="system",
         content=action,
         metadata={"system": {"action": action, "actor_id": actor.user_id, **details}},

@@ -232,3 +232,13 @@ def replaced_sender_key_at(conn: Connection, user_id: str, device_id: str, publi
 def lock_message(conn: Connection, message_id: str) -> None:
     """Serialise writers of one message's satellites (reactions, attachments) until commit."""
     conn.execute(select(messages.c.id).where(messages.c.id == message_id).with_for_update())
+
+
+def activity(conn: Connection, conversation_id: str) -> tuple[int, datetime | None]:
+    """How many messages the conversation holds (deleted ones left out) and when the last was sent."""
+    row = conn.execute(
+        select(func.count(), func.max(messages.c.sent_at)).where(
+            messages.c.conversation_id == conversation_id, messages.c.is_deleted.is_(False)
+        )
+    ).one()
+    return int(row[0]), row[1]

@@ -149,18 +149,19 @@ def next_due(conn: Connection, lease_seconds: float) -> datetime | None:
 # ephemeral messages
 
 
-def expire_due(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str, int]]:
+def expire_due(
+    conn: Connection, now: datetime, limit: int, conversation_id: str | None = None
+) -> list[tuple[str, str, int]]:
     """Purge the content of messages whose `expires_at` has come, at most `limit` of them;
     returns (id, conversation_id, seq) of those this call expired. The `NOT is_expired` guard
     in the UPDATE makes concurrent callers expire each message once (SKIP LOCKED on
     PostgreSQL keeps them from queueing behind each other)."""
-    due = (
-        select(messages.c.id)
-        .where(messages.c.expires_at.is_not(None), messages.c.expires_at <= now, messages.c.is_expired.is_(False))
-        .order_by(messages.c.expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    due = select(messages.c.id).where(
+        messages.c.expires_at.is_not(None), messages.c.expires_at <= now, messages.c.is_expired.is_(False)
     )
+    if conversation_id is not None:
+        due = due.where(messages.c.conversation_id == conversation_id)
+    due = due.order_by(messages.c.expires_at).limit(limit).with_for_update(skip_locked=True)
     rows = conn.execute(
         update(messages)
         .where(messages.c.id.in_(due.scalar_subquery()), messages.c.is_expired.is_(False))
