@@ -45,8 +45,12 @@ def _dev(args: argparse.Namespace) -> int:
         from shared.rpc.server import BackgroundGrpc
 
         grpc_port = args.grpc_port if args.grpc_port is not None else settings.grpc_port
-        grpc_server = BackgroundGrpc(services, host, grpc_port)
-        log.info("gRPC for sibling services on %s:%s (README: 'Calling the gRPC shim')", host, grpc_server.port)
+        try:
+            grpc_server = BackgroundGrpc(services, host, grpc_port)
+        except (OSError, RuntimeError) as exc:  # the HTTP faces still serve
+            log.warning("gRPC not served: cannot listen on %s:%s (%s); set --grpc-port", host, grpc_port, exc)
+        else:
+            log.info("gRPC for sibling services on %s:%s (README: 'Calling the gRPC shim')", host, grpc_server.port)
     try:
         options = {
             "log_config": None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)

@@ -203,6 +203,7 @@ def service_env(
         "DATABASE_URL": database_url,
         "WHISPR_DEV_KEY_PATH": key_path,
         "WHISPR_PORT": str(port),
+        "WHISPR_GRPC_PORT": "0",  # `dev` serves gRPC too: on a free port, never a fixed one tests share
         "WHISPR_SCHEDULER": "none",
         "WHISPR_LOG_LEVEL": "warning",
         **extra,
