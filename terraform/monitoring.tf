@@ -137,3 +137,47 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     mime_type = "text/markdown"
   }
 }
+
+# The service's own metrics (shared/telemetry/metrics.py, docs/operations.md "Metrics") reach
+# Cloud Monitoring through Google Cloud Managed Service for Prometheus, which scrapes /metrics
+# on the Cloud Run services; the policies below query them in PromQL.
+
+resource "google_monitoring_alert_policy" "outbox_lag" {
+  display_name          = "Whispr messaging: events not published"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "oldest unpublished event older than ${var.alert_outbox_lag_seconds}s"
+
+    condition_prometheus_query_language {
+      query    = "max(whispr_outbox_lag_seconds) > ${var.alert_outbox_lag_seconds}"
+      duration = "300s"
+    }
+  }
+
+  documentation {
+    content   = "Committed events wait in the outbox: Pub/Sub publishing fails or lags (whispr_bus_publish_failures_total). The sweeper (POST /tasks/sweep, every minute) republishes them; if the lag keeps growing, check Pub/Sub and the sweeper's Cloud Scheduler job."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "sibling_breaker_open" {
+  display_name          = "Whispr messaging: a sibling service's circuit is open"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "whispr_sibling_breaker_open = 1 for 5 minutes"
+
+    condition_prometheus_query_language {
+      query    = "max by (service) (whispr_sibling_breaker_open) > 0"
+      duration = "300s"
+    }
+  }
+
+  documentation {
+    content   = "Calls to a sibling service (user, media, notification) fail at once because its circuit is open: that service is down or too slow (whispr_sibling_call_duration_seconds). Check it; the circuit closes by itself after a successful probe."
+    mime_type = "text/markdown"
+  }
+}

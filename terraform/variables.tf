@@ -376,3 +376,9 @@ variable "alert_5xx_per_second" {
   type        = number
   default     = 0.5
 }
+
+variable "alert_outbox_lag_seconds" {
+  description = "Alert when the oldest unpublished outbox event is older than this (seconds)."
+  type        = number
+  default     = 120
+}

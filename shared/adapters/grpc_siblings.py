@@ -35,6 +35,7 @@ from shared.ports.siblings import MediaCheck, MessageNotification, SiblingUnavai
 from shared.protogen.whispr.media.v1 import media_pb2, media_pb2_grpc
 from shared.protogen.whispr.notification.v1 import notification_pb2, notification_pb2_grpc
 from shared.protogen.whispr.user.v1 import user_pb2, user_pb2_grpc
+from shared.telemetry.metrics import SIBLING_BREAKER_OPEN, SIBLING_CALL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,24 @@ class SiblingClient:
         """One call within the deadline; SiblingUnavailable if the service does not answer, and
         the service's own RpcError (NOT_FOUND...) when it answers with one."""
         if not self.breaker.allow():
+            SIBLING_CALL_SECONDS.labels(self.service, "circuit_open").observe(0.0)
             message = f"the {self.service} is unavailable (circuit open); try again shortly"
             raise SiblingUnavailable(self.service, message)
+        started = time.perf_counter()
+        try:
+            response = self._call(method, request)
+        except SiblingUnavailable:
+            SIBLING_CALL_SECONDS.labels(self.service, "unavailable").observe(time.perf_counter() - started)
+            raise
+        except grpc.RpcError:
+            SIBLING_CALL_SECONDS.labels(self.service, "error").observe(time.perf_counter() - started)
+            raise
+        finally:
+            SIBLING_BREAKER_OPEN.labels(self.service).set(1.0 if self.breaker.state == CircuitBreaker.OPEN else 0.0)
+        SIBLING_CALL_SECONDS.labels(self.service, "ok").observe(time.perf_counter() - started)
+        return response
+
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         ends = time.monotonic() + self.deadline
         attempt = 0
         while True:

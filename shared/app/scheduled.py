@@ -31,6 +31,7 @@ from shared.storage import outbox
 from shared.storage import scheduled as store
 from shared.storage import search as search_index
 from shared.telemetry.context import work_scope
+from shared.telemetry.metrics import SCHEDULER_LAG_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def _fire_scheduled(svc: Services, scheduled_id: str) -> FireResult:
         return status
     with svc.unit() as unit:
         store.finish(unit.conn, item.id, unit.now, "sent", message_id=sent.message.id)
+    SCHEDULER_LAG_SECONDS.observe(max(0.0, (sent.message.sent_at - item.scheduled_at).total_seconds()))
     log.info("scheduled message %s sent as message %s (seq %s)", item.id, sent.message.id, sent.message.seq)
     return "sent"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
 from shared.ports.state import StateStore
 from shared.storage import outbox
 from shared.storage.engine import Database
+from shared.telemetry.metrics import BUS_PUBLISH_FAILURES, BUS_PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,14 @@ class Services:
     def publish(self, events: list[PublishedEvent], conn: Connection | None = None) -> bool:
         """Publish committed events and mark them (in a transaction of its own, on `conn` if
         given); False (and left for the sweeper) on failure."""
+        started = time.perf_counter()
         try:
             self.bus.publish(events)
         except Exception:  # the sweeper republishes what is left unpublished
+            BUS_PUBLISH_FAILURES.inc()
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
             return False
+        BUS_PUBLISH_SECONDS.observe(time.perf_counter() - started)
         positions = [e.position for e in events]
         if conn is None:
             with self.db.transaction() as fresh:

@@ -32,6 +32,7 @@ from shared.domain.models import Actor
 from shared.http.routing import Call, Reply, Route, RouteTable
 from shared.telemetry.context import REQUEST_ID_HEADER, context_from_headers, request_scope
 from shared.telemetry.logs import log_access
+from shared.telemetry.metrics import observe_request
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,15 @@ class Api:
                 )
             self._add_cors(request, response)
             response.headers[REQUEST_ID_HEADER] = scope.request_id
+            seconds = time.perf_counter() - started
+            observe_request(
+                request.scope.get("whispr_route", "unmatched"), request.method, response.status_code, seconds
+            )
             log_access(
                 request.method,
                 request.url.path,
                 response.status_code,
-                time.perf_counter() - started,
+                seconds,
                 remote_ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
                 size=len(response.body) if hasattr(response, "body") else 0,
@@ -146,6 +151,7 @@ class Api:
             if allowed:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", details={"allowed": allowed})
             raise NotFound(f"no route for {request.method} {path}", code="route_not_found")
+        request.scope["whispr_route"] = route.path  # the template: metrics' label, bounded
         token = bearer_token(request) if route.authenticated else None
         for name, value in params.items():
             params[name] = parse_uuid(value, name) if name.endswith("_id") else value

@@ -15,6 +15,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.http.api import Api
 from shared.http.routes import ROUTES
 from shared.relay.server import Relay
+from shared.telemetry.metrics import metrics_endpoint, register_services
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -26,7 +27,14 @@ def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
         return await api(request)
 
     relay = Relay(services, verifier)  # the WebSocket relay on the same port, as in the local run
-    app = Starlette(routes=[*relay.routes(), StarletteRoute("/{path:path}", serve, methods=METHODS)])
+    register_services(services)
+    app = Starlette(
+        routes=[
+            *relay.routes(),
+            StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]),
+            StarletteRoute("/{path:path}", serve, methods=METHODS),
+        ]
+    )
     not_found = app.router.default
 
     async def fallback(scope: Scope, receive: Receive, send: Send) -> None:

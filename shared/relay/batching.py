@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ import anyio.to_thread
 
 from shared.app.batch_send import Outcome, SendRequest, send_batch
 from shared.app.services import Services
+from shared.telemetry.metrics import SEND_BATCH_SIZE, SEND_COMMIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class SendBatcher:
     async def _flush(self, groups: list[_Group]) -> None:
         assert self._slots is not None
         requests = [r for g in groups for r in g.requests]
+        started = time.perf_counter()
         try:
             outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests)
         except BaseException as error:
@@ -127,6 +130,8 @@ class SendBatcher:
         finally:
             self._in_flight -= 1
             self._slots.release()
+        SEND_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        SEND_BATCH_SIZE.observe(len(requests))
         self.batches += 1
         self.sends += len(requests)
         start = 0

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -38,6 +38,7 @@ from shared.relay.presence import Presence
 from shared.relay.sequencer import missing_messages
 from shared.relay.socket import Connection
 from shared.relay.typing_indicators import TypingIndicators
+from shared.telemetry import metrics
 from shared.telemetry.context import context_from_headers, request_scope
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,11 @@ class Relay:
         try:
             with request_scope(context_from_headers(websocket.headers.get)):  # the socket's lines share an id
                 log.debug("socket open for user %s", actor.user_id)
-                await Connection(self.ctx, websocket, actor, version, subprotocol, send).serve()
+                metrics.SOCKETS_OPEN.inc()
+                try:
+                    await Connection(self.ctx, websocket, actor, version, subprotocol, send).serve()
+                finally:
+                    metrics.SOCKETS_OPEN.dec()
                 log.debug("socket closed for user %s", actor.user_id)
         finally:
             left = self._per_ip.get(ip, 1) - 1
@@ -235,7 +240,8 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
         relay.close()
 
     relay = Relay(services, verifier)
-    return Starlette(routes=relay.routes(), lifespan=lifespan)
+    metrics.register_services(services)
+    return Starlette(routes=[*relay.routes(), Route("/metrics", metrics.metrics_endpoint)], lifespan=lifespan)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from shared.domain.models import Actor
 from shared.relay import protocol
 from shared.relay.channels import UNMATCHED, Channel, RelayContext, topic_kind
 from shared.relay.protocol import Frame, Ref, Version
+from shared.telemetry.metrics import FRAMES_IN, FRAMES_OUT, SOCKET_JOINS
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class Connection:
         try:
             while (frame := self.outbound.pop()) is not None:
                 await self.ws.send_text(frame)
+                FRAMES_OUT.inc()
         except Exception:  # the client went away: the connection ends
             self._interrupt()
         finally:
@@ -315,6 +317,7 @@ class Connection:
         )
 
     def _on_text(self, text: str) -> None:
+        FRAMES_IN.inc()
         limit = self.ctx.limits.ws_max_frame_bytes
         size = len(text) if len(text) > limit or len(text) * 4 <= limit else len(text.encode("utf-8"))
         if size > limit:
@@ -366,6 +369,7 @@ class Connection:
             )
 
     def _join(self, frame: Frame) -> None:
+        SOCKET_JOINS.inc()
         if topic_kind(frame.topic) is None:
             self._error(frame.join_ref, frame.ref, frame.topic, UNMATCHED, "topics are user:<id> and conversation:<id>")
             return

@@ -156,3 +156,11 @@ def scrub_message(conn: Connection, conversation_id: str, seq: int, view: dict[s
         )
         .values(payload={"message": view})
     )
+
+
+def oldest_unpublished(conn: Connection) -> datetime | None:
+    """When the oldest event still waiting to be published was recorded (None: none waits)."""
+    row = conn.execute(
+        select(events.c.created_at).where(events.c.published_at.is_(None)).order_by(events.c.id).limit(1)
+    ).first()
+    return row.created_at if row is not None else None
