@@ -251,6 +251,7 @@ class Connection:
         of a socket's cost per frame was the task made to write it). A send that does wait
         (a server with flow control) is finished, with the rest of the queue, by a writer task."""
         while (frame := self.outbound.pop()) is not None:
+            FRAMES_OUT.inc()
             step = cast(Coroutine[Any, Any, None], send({"type": "websocket.send", "text": frame}))
             try:
                 waiting = step.send(None)
@@ -275,8 +276,8 @@ class Connection:
         """Send what is queued, then end (the next frame starts a new writer)."""
         try:
             while (frame := self.outbound.pop()) is not None:
-                await self.ws.send_text(frame)
                 FRAMES_OUT.inc()
+                await self.ws.send_text(frame)
         except Exception:  # the client went away: the connection ends
             self._interrupt()
         finally:
