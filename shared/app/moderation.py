@@ -200,12 +200,16 @@ def get_report(svc: Services, actor: Actor, report_id: str) -> dict[str, Any]:
     return report_view(report, for_moderator=moderator)
 
 
-def report_queue(svc: Services, actor: Actor, *, limit: int, offset: int, category: str | None) -> ReportPage:
+def report_queue(
+    svc: Services, actor: Actor, *, limit: int, offset: int, status: str = "pending", category: str | None = None
+) -> ReportPage:
     require_moderator(svc, actor)
+    if status not in rules.STATUSES:
+        raise Invalid.field("status", f"must be one of {', '.join(rules.STATUSES)}")
     if category is not None:
         rules.check_category(category)
     with svc.db.transaction() as conn:
-        found = store.pending_reports(conn, limit=limit + 1, offset=offset, category=category)
+        found = store.queued_reports(conn, limit=limit + 1, offset=offset, status=status, category=category)
     return ReportPage([report_view(r, for_moderator=True) for r in found[:limit]], len(found) > limit)
 
 

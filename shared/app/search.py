@@ -63,6 +63,7 @@ def search_messages(
     conversation_id: str | None = None,
     limit: int,
     after: store.Cursor | None = None,
+    offset: int = 0,
 ) -> MessageResults:
     """Matching messages of the caller's conversations (active member, conversation active),
     newest first; in E2E conversations only blind tokens match, never content."""
@@ -77,7 +78,15 @@ def search_messages(
             require_member(conn, conversation_id, actor.user_id)
         e2ee = _e2ee_conversations(conn, actor.user_id, conversation_id)
         page = store.search_messages(
-            conn, actor.user_id, now, parsed, e2ee_ids=e2ee, conversation_id=conversation_id, limit=limit, after=after
+            conn,
+            actor.user_id,
+            now,
+            parsed,
+            e2ee_ids=e2ee,
+            conversation_id=conversation_id,
+            limit=limit,
+            after=after,
+            offset=offset,
         )
         members = conv_store.members_of(conn, list(dict.fromkeys(m.conversation_id for m in page.messages)))
     views = []
@@ -100,13 +109,21 @@ def _matches(conv: Conversation, me: Member, others: list[str], needle: str) -> 
     return any(needle in other.lower() for other in others)
 
 
-def search_conversations(svc: Services, actor: Actor, raw_query: str | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ConversationResults:
+    conversations: list[dict[str, Any]]
+    has_more: bool
+
+
+def search_conversations(
+    svc: Services, actor: Actor, raw_query: str | None, *, limit: int | None = None
+) -> ConversationResults:
     """The caller's conversations (archived included) whose group name, or whose other
     member's id for a direct conversation, contains the query (case-insensitive); the caller's
-    own custom name for a conversation matches too. Most recent activity first."""
+    own custom name for a conversation matches too. Most recent activity first, at most `limit`."""
     needle = clean_query(raw_query, "q", svc).lower()
     if not needle:
-        return []
+        return ConversationResults([], False)
     check_rate(svc, actor)
     with svc.db.transaction() as conn:
         now = svc.clock()
@@ -117,4 +134,5 @@ def search_conversations(svc: Services, actor: Actor, raw_query: str | None) -> 
             for conv, me in items
             if _matches(conv, me, [m.user_id for m in members[conv.id] if m.user_id != actor.user_id], needle)
         ]
-        return render_many(conn, found, actor.user_id, now)
+        shown = found if limit is None else found[:limit]
+        return ConversationResults(render_many(conn, shown, actor.user_id, now), len(shown) < len(found))

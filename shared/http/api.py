@@ -79,6 +79,22 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+def _route_query(route: Route, request: Request) -> dict[str, str]:
+    """The query parameters, each one the route declares (`Route.query`, as documented in the
+    OpenAPI document): any other is a 400, never silently ignored."""
+    query = dict(request.query_params)
+    known = {param.name for param in route.query}
+    unknown = sorted(name for name in query if name not in known)
+    if unknown:
+        accepted = ", ".join(sorted(known)) or "none"
+        raise BadRequest(
+            f"this route does not take the query parameter {', '.join(unknown)} (it takes: {accepted})",
+            code="unknown_parameter",
+            details={name: ["not a parameter of this route"] for name in unknown},
+        )
+    return query
+
+
 class Api:
     def __init__(
         self,
@@ -153,6 +169,7 @@ class Api:
             raise NotFound(f"no route for {request.method} {path}", code="route_not_found")
         request.scope["whispr_route"] = route.path  # the template: metrics' label, bounded
         token = bearer_token(request) if route.authenticated else None
+        query = _route_query(route, request)
         for name, value in params.items():
             params[name] = parse_uuid(value, name) if name.endswith("_id") else value
         body = await self._read_body(request, route)
@@ -160,7 +177,7 @@ class Api:
         def run() -> Reply:
             # the token is checked in the worker thread: a JWKS refetch must not block the loop
             actor = self.verifier.verify(token) if token is not None else ANONYMOUS
-            return route.handler(Call(self.services, actor, params, dict(request.query_params), body, request.headers))
+            return route.handler(Call(self.services, actor, params, query, body, request.headers))
 
         reply: Reply = await anyio.to_thread.run_sync(run)
         if reply.status == 204:

@@ -3,8 +3,9 @@
 Every route is an operation under the server base path `/messaging/api/v1` (also `/api/v1`).
 Its request body schema comes from the route's pydantic model, its success answer from a
 `ResponseDoc` (the route's own `response=`, else `RESPONSES` below, by handler), its query
-parameters from `Route.query`, else `QUERIES` below. A route with neither still appears, with
-`data` documented as any JSON: `undocumented(routes)` lists those, and a test asks for them.
+parameters from `Route.query`, the only ones the route accepts (any other is a 400). A route
+with no `ResponseDoc` still appears, with `data` documented as any JSON:
+`undocumented(routes)` lists those, and a test asks for them.
 
     python -m shared.devtools.export_openapi build/openapi.json   # the same document, to a file
 """
@@ -31,6 +32,7 @@ from shared.http.responses import (
     Error,
     Health,
     HistoryMeta,
+    MatchesMeta,
     Member,
     Message,
     MessageDeletion,
@@ -60,7 +62,6 @@ BASE_PATH = "/messaging/api/v1"
 ALTERNATE_BASE_PATH = "/api/v1"
 TITLE = "Whispr messaging API"
 SECURITY_SCHEME = "bearerAuth"
-INT64_MAX = 2**63 - 1
 
 DESCRIPTION = """\
 The REST API of the Whispr messaging service (conversations, members, messages, receipts,
@@ -157,7 +158,7 @@ RESPONSES: dict[str, ResponseDoc] = {
     "sync.sync": ResponseDoc(SyncChange, many=True, meta=SyncMeta, description="Changes in order"),
     # search
     "search.search_messages": ResponseDoc(Message, many=True, meta=SearchMeta, description="Newest first"),
-    "search.search_conversations": ResponseDoc(Conversation, many=True, meta=CountMeta),
+    "search.search_conversations": ResponseDoc(Conversation, many=True, meta=MatchesMeta),
     # moderation
     "sanctions.list_sanctions": ResponseDoc(Sanction, many=True, meta=CountMeta),
     "sanctions.create_sanction": ResponseDoc(Sanction),
@@ -168,50 +169,6 @@ RESPONSES: dict[str, ResponseDoc] = {
     "reports.stats": ResponseDoc(ReportStats),
     "reports.get_report": ResponseDoc(Report),
     "reports.resolve": ResponseDoc(Report),
-}
-
-_LIMIT = QueryParam("limit", "integer", "page size", minimum=1, maximum=INT64_MAX)
-
-QUERIES: dict[str, tuple[QueryParam, ...]] = {
-    "conversations.list_conversations": (
-        QueryParam(
-            "limit", "integer", "page size; without it, every conversation (no paging)", minimum=1, maximum=INT64_MAX
-        ),
-        QueryParam("cursor", description="`meta.next_cursor` of the previous page (with `limit`)"),
-        QueryParam("include_archived", "boolean", "include archived conversations", default=False),
-    ),
-    "conversations.list_archived": (
-        QueryParam("limit", "integer", "page size", minimum=1, maximum=INT64_MAX, default=50),
-        QueryParam("offset", "integer", "how many to skip", minimum=0, maximum=INT64_MAX, default=0),
-    ),
-    "messages.history": (
-        QueryParam(
-            "limit", "integer", "page size; values over 100 count as 100", minimum=1, maximum=INT64_MAX, default=50
-        ),
-        QueryParam("before_seq", "integer", "only messages with a smaller seq (older)", minimum=0, maximum=INT64_MAX),
-        QueryParam("after_seq", "integer", "only messages with a larger seq (newer)", minimum=0, maximum=INT64_MAX),
-        QueryParam("before", description="only messages sent before this time (older clients)", format="date-time"),
-        QueryParam("after", description="only messages sent after this time (older clients)", format="date-time"),
-    ),
-    "messages.delete_message": (
-        QueryParam(
-            "delete_for_everyone",
-            "boolean",
-            "true: for every member (the sender, or admins in groups, within the window); false: for the caller only",
-            default=False,
-        ),
-    ),
-    "sync.sync": (
-        QueryParam("since", description="the cursor of the last sync; without it, only the current cursor"),
-        QueryParam(
-            "limit",
-            "integer",
-            "at most this many changes; values over 1000 count as 1000",
-            minimum=1,
-            maximum=INT64_MAX,
-            default=500,
-        ),
-    ),
 }
 
 # Example request bodies, by body model name: documentation, and values the fuzzer starts from.
@@ -272,7 +229,7 @@ def response_doc(route: Route) -> ResponseDoc | None:
 
 
 def query_params(route: Route) -> tuple[QueryParam, ...]:
-    return route.query or QUERIES.get(handler_key(route.handler), ())
+    return route.query
 
 
 def undocumented(routes: Iterable[Route]) -> list[Route]:

@@ -346,8 +346,15 @@ class ReactionListMeta(View):
     counts: dict[str, int] = Field(description="emoji -> number of reactions, most used first")
 
 
+class MatchesMeta(View):
+    count: int = Field(ge=0)
+    has_more: bool = Field(description="true when `limit` left matches out")
+
+
 class PinListMeta(View):
     count: int = Field(ge=0)
+    has_more: bool = Field(description="true when pins exist past this page")
+    offset: int = Field(ge=0)
     max: int = Field(ge=0, description="the most messages a conversation may have pinned")
 
 

@@ -32,10 +32,25 @@ from shared.http.handlers import reports as rep
 from shared.http.handlers import sanctions as sanc
 from shared.http.handlers import scheduled as sch
 from shared.http.handlers import search as srch
+from shared.http.params import INT64_MAX
 from shared.http.routing import QueryParam, Route
 
 C = "/conversations/{conversation_id}"
 M = "/messages/{message_id}"
+
+# Query parameters: a route accepts the ones it lists and no other (400 unknown_parameter), and
+# the OpenAPI document lists the same. Clients send a few the path already says: message routes
+# take `conversation_id`, reaction routes `user_id` (api.md), accepted and ignored.
+OFFSET = QueryParam("offset", type="integer", minimum=0, maximum=INT64_MAX, default=0, description="how many to skip")
+ABOUT_MESSAGE = QueryParam(
+    "conversation_id", format="uuid", description="ignored: the message's own conversation is used (older clients)"
+)
+ABOUT_REACTION = (ABOUT_MESSAGE, QueryParam("user_id", format="uuid", description="ignored: the token's user is used"))
+
+
+def limit(description: str, default: int | None = None) -> QueryParam:
+    return QueryParam("limit", type="integer", minimum=1, maximum=INT64_MAX, default=default, description=description)
+
 
 ROUTES: list[Route] = [
     # health
@@ -59,7 +74,22 @@ ROUTES: list[Route] = [
         authenticated=False,
     ),
     # conversations
-    Route("GET", "/conversations", "conversations", conv.list_conversations, "The caller's conversations"),
+    Route(
+        "GET",
+        "/conversations",
+        "conversations",
+        conv.list_conversations,
+        "The caller's conversations, most recent activity first",
+        query=(
+            limit("page size; without it, every conversation (no paging)"),
+            QueryParam("cursor", description="`meta.next_cursor` of the previous page (with `limit`)"),
+            QueryParam(
+                "offset", type="integer", minimum=0, maximum=INT64_MAX, description="how many to skip (without cursor)"
+            ),
+            QueryParam("include_archived", type="boolean", default=False, description="include archived conversations"),
+            QueryParam("type", description="only `direct` or only `group` conversations"),
+        ),
+    ),
     Route(
         "POST",
         "/conversations",
@@ -70,7 +100,14 @@ ROUTES: list[Route] = [
         body_key="conversation",
         status=201,
     ),
-    Route("GET", "/conversations/archived", "conversations", conv.list_archived, "The caller's archived conversations"),
+    Route(
+        "GET",
+        "/conversations/archived",
+        "conversations",
+        conv.list_archived,
+        "The caller's archived conversations",
+        query=(limit("page size", 50), OFFSET),
+    ),
     # search (literal: before /conversations/{conversation_id})
     Route(
         "GET",
@@ -79,7 +116,11 @@ ROUTES: list[Route] = [
         srch.search_conversations,
         "The caller's conversations matching q: groups by name, direct conversations by the other member's id "
         "(case-insensitive substring; the caller's custom name matches too); 500 searches/hour",
-        query=(QueryParam("q", description="what to look for (also accepted as `query`); blank: no results"),),
+        query=(
+            QueryParam("q", description="what to look for; blank: no results"),
+            QueryParam("query", description="another name of q"),
+            limit("at most this many; without it, every match"),
+        ),
     ),
     Route("GET", C, "conversations", conv.get_conversation, "Conversation detail"),
     Route(
@@ -160,7 +201,28 @@ ROUTES: list[Route] = [
         "Lift a sanction (idempotent): the sanction, with revoked_at",
     ),
     # messages
-    Route("GET", C + "/messages", "messages", msg.history, "History, newest first, seq cursors"),
+    Route(
+        "GET",
+        C + "/messages",
+        "messages",
+        msg.history,
+        "History, newest first, seq cursors",
+        query=(
+            limit("page size; values over 100 count as 100", 50),
+            QueryParam(
+                "before_seq",
+                type="integer",
+                minimum=0,
+                maximum=INT64_MAX,
+                description="only messages with a smaller seq (older)",
+            ),
+            QueryParam(
+                "after_seq", type="integer", minimum=0, maximum=INT64_MAX, description="only messages with a larger seq"
+            ),
+            QueryParam("before", format="date-time", description="only messages sent before this time (older clients)"),
+            QueryParam("after", format="date-time", description="only messages sent after this time (older clients)"),
+        ),
+    ),
     Route(
         "POST",
         C + "/messages",
@@ -229,9 +291,8 @@ ROUTES: list[Route] = [
         "prefix); E2E ones only by the client's blind tokens (metadata.search_tokens, matched exactly), never by "
         "content; 500 searches/hour",
         query=(
-            QueryParam(
-                "query", description="the words, or blind tokens separated by spaces (also `q`); blank: no results"
-            ),
+            QueryParam("query", description="the words, or blind tokens separated by spaces; blank: no results"),
+            QueryParam("q", description="another name of query"),
             QueryParam("conversation_id", description="only this conversation", format="uuid"),
             QueryParam(
                 "limit",
@@ -242,14 +303,61 @@ ROUTES: list[Route] = [
                 description="page size (larger values are capped at 100)",
             ),
             QueryParam("cursor", description="meta.next_cursor of the previous page"),
+            QueryParam(
+                "offset",
+                type="integer",
+                minimum=0,
+                maximum=INT64_MAX,
+                default=0,
+                description="how many matches to skip (after cursor, if given)",
+            ),
         ),
     ),
-    Route("GET", M, "messages", msg.get_message, "One message"),
-    Route("PUT", M, "messages", msg.edit_message, "Edit within the window", body=EditMessage, body_key="message"),
-    Route("DELETE", M, "messages", msg.delete_message, "Delete for me, or for everyone"),
-    Route("GET", M + "/status", "messages", msg.message_status, "Per-member delivered/read, for the sender"),
+    Route("GET", M, "messages", msg.get_message, "One message", query=(ABOUT_MESSAGE,)),
+    Route(
+        "PUT",
+        M,
+        "messages",
+        msg.edit_message,
+        "Edit within the window",
+        body=EditMessage,
+        body_key="message",
+        query=(ABOUT_MESSAGE,),
+    ),
+    Route(
+        "DELETE",
+        M,
+        "messages",
+        msg.delete_message,
+        "Delete for me, or for everyone",
+        query=(
+            QueryParam(
+                "delete_for_everyone",
+                type="boolean",
+                default=False,
+                description="true: for every member (the sender, or admins in groups, within the window); "
+                "false: for the caller only",
+            ),
+            ABOUT_MESSAGE,
+        ),
+    ),
+    Route(
+        "GET",
+        M + "/status",
+        "messages",
+        msg.message_status,
+        "Per-member delivered/read, for the sender",
+        query=(ABOUT_MESSAGE,),
+    ),
     # message actions (served by `messages`): attachments, forward, mark unread
-    Route("GET", M + "/attachments", "messages", act.list_attachments, "Media linked to the message"),
+    Route(
+        "GET",
+        M + "/attachments",
+        "messages",
+        act.list_attachments,
+        "Media linked to the message",
+        query=(ABOUT_MESSAGE,),
+    ),
     Route(
         "POST",
         M + "/attachments",
@@ -259,6 +367,7 @@ ROUTES: list[Route] = [
         body=AddAttachment,
         body_key="attachment",
         status=201,
+        query=(ABOUT_MESSAGE,),
     ),
     Route(
         "POST",
@@ -269,6 +378,7 @@ ROUTES: list[Route] = [
         body=ForwardMessage,
         body_key="forward",
         status=201,
+        query=(ABOUT_MESSAGE,),
     ),
     Route(
         "POST",
@@ -276,6 +386,7 @@ ROUTES: list[Route] = [
         "messages",
         act.mark_unread,
         "Mark unread from this message: the read watermark goes back to its seq - 1 (no body needed)",
+        query=(ABOUT_MESSAGE,),
     ),
     # reactions
     Route(
@@ -284,6 +395,7 @@ ROUTES: list[Route] = [
         "reactions",
         rx.list_reactions,
         "Individual reactions in data, per-emoji counts in meta.counts",
+        query=ABOUT_REACTION,
     ),
     Route(
         "POST",
@@ -294,6 +406,7 @@ ROUTES: list[Route] = [
         body=AddReaction,
         body_key="reaction",
         status=201,
+        query=ABOUT_REACTION,
     ),
     Route(
         "DELETE",
@@ -302,17 +415,33 @@ ROUTES: list[Route] = [
         rx.remove_reaction,
         "Remove the caller's emoji (URL-encoded); 204 whether or not it was there",
         status=204,
+        query=ABOUT_REACTION,
     ),
     # message pins
-    Route("GET", C + "/pins", "pins", pins.list_pins, "Pinned messages, newest pin first, each with its message"),
+    Route(
+        "GET",
+        C + "/pins",
+        "pins",
+        pins.list_pins,
+        "Pinned messages, newest pin first, each with its message",
+        query=(limit("at most this many; without it, every pin"), OFFSET),
+    ),
     Route(
         "POST",
         M + "/pin",
         "pins",
         pins.pin_message,
         "Pin in its conversation (max 10; members pin their own messages; idempotent)",
+        query=(ABOUT_MESSAGE,),
     ),
-    Route("DELETE", M + "/pin", "pins", pins.unpin_message, "Unpin (idempotent): 200 with is_pinned false"),
+    Route(
+        "DELETE",
+        M + "/pin",
+        "pins",
+        pins.unpin_message,
+        "Unpin (idempotent): 200 with is_pinned false",
+        query=(ABOUT_MESSAGE,),
+    ),
     # drafts
     Route("GET", C + "/draft", "drafts", drafts.get_draft, "The caller's draft; 200 with data null when there is none"),
     Route(
@@ -345,8 +474,12 @@ ROUTES: list[Route] = [
         "/reports/queue",
         "reports",
         rep.queue,
-        "Moderators: pending reports, oldest first",
-        query=(*rep.PAGE_QUERY, QueryParam("category", description="only this category")),
+        "Moderators: the reports of a status (pending by default), oldest first",
+        query=(
+            *rep.PAGE_QUERY,
+            QueryParam("status", default="pending", description="pending or resolved"),
+            QueryParam("category", description="only this category"),
+        ),
     ),
     Route(
         "GET", "/reports/stats", "reports", rep.stats, "Moderators: report counts per status, category and resolution"
@@ -375,6 +508,10 @@ ROUTES: list[Route] = [
         "sync",
         sync.sync,
         "Changes for the caller since a cursor, in order; without since: the current cursor only",
+        query=(
+            QueryParam("since", description="the cursor of the last sync; without it, only the current cursor"),
+            limit("at most this many changes; values over 1000 count as 1000", 500),
+        ),
     ),
     # task targets (Cloud Tasks / Cloud Scheduler; not for clients): no user token, the shared
     # secret WHISPR_TASKS_SECRET is checked by the handlers

@@ -46,7 +46,7 @@ _PARAM = re.compile(r"\{(\w+)\}")
 
 @dataclass(frozen=True)
 class QueryParam:
-    """A query parameter, as the OpenAPI document describes it (the handler parses it)."""
+    """A query parameter a route takes, as the OpenAPI document describes it (the handler parses it)."""
 
     name: str
     type: str = "string"  # JSON Schema type: string, integer, boolean
@@ -69,8 +69,8 @@ class Route:
     body_key: str | None = None  # bodies may also come nested under this key
     authenticated: bool = True
     status: int = 200
-    # for the OpenAPI document (shared.http.openapi), which otherwise looks them up by handler:
-    query: tuple[QueryParam, ...] = ()  # the query parameters the handler reads
+    query: tuple[QueryParam, ...] = ()  # the query parameters it takes: any other is a 400 (shared.http.api)
+    # for the OpenAPI document (shared.http.openapi), which otherwise looks it up by handler:
     response: ResponseDoc | None = None  # the success body
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 

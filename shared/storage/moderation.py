@@ -82,9 +82,11 @@ def reports_by(conn: Connection, reporter_id: str, *, limit: int, offset: int) -
     return [_report(r) for r in rows]
 
 
-def pending_reports(conn: Connection, *, limit: int, offset: int, category: str | None = None) -> list[Report]:
-    """The moderators' queue: pending reports, oldest first."""
-    query = select(reports).where(reports.c.status == "pending")
+def queued_reports(
+    conn: Connection, *, limit: int, offset: int, status: str = "pending", category: str | None = None
+) -> list[Report]:
+    """The moderators' queue: the reports of a status (pending ones by default), oldest first."""
+    query = select(reports).where(reports.c.status == status)
     if category is not None:
         query = query.where(reports.c.category == category)
     rows = conn.execute(query.order_by(reports.c.created_at, reports.c.id).limit(limit).offset(offset))

@@ -190,6 +190,7 @@ def search_messages(
     conversation_id: str | None = None,
     limit: int,
     after: Cursor | None = None,
+    offset: int = 0,
 ) -> SearchPage:
     """Messages the user may see that match, newest first. Scope: the user's active
     conversations (or the one given, whose membership the caller checked); `e2ee_ids` are the
@@ -230,6 +231,7 @@ def search_messages(
                 and_(messages.c.sent_at == after.sent_at, messages.c.id < after.message_id),
             )
         )
-    rows = conn.execute(statement.order_by(messages.c.sent_at.desc(), messages.c.id.desc()).limit(limit + 1))
+    ordered = statement.order_by(messages.c.sent_at.desc(), messages.c.id.desc())
+    rows = conn.execute(ordered.limit(limit + 1).offset(offset))  # offset: clients that page by count
     found = [_message(r) for r in rows]
     return SearchPage(found[:limit], len(found) > limit)

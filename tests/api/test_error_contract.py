@@ -518,11 +518,12 @@ GARBAGE_QUERY = {
 }
 
 
-@by_route(ROUTES)
+@by_route([r for r in ROUTES if r.query])
 def test_garbage_query_values_never_500(server: RunningServer, world: World, route: Route) -> None:
-    """All the garbage at once on every route; one value at a time on reads (which change nothing)."""
+    """Garbage in every parameter the route takes at once; one at a time on reads (which change nothing)."""
     current = world if route.method == "GET" else make_world(server, people=world)
-    queries = [GARBAGE_QUERY] + ([{k: v} for k, v in GARBAGE_QUERY.items()] if route.method == "GET" else [])
+    garbage = {q.name: GARBAGE_QUERY.get(q.name, "\u0000 [] %%%") for q in route.query}
+    queries = [garbage] + ([{k: v} for k, v in garbage.items()] if route.method == "GET" else [])
     for query in queries:
         response = call(
             current.alice, route, current.path(route), valid_body(route, current, current.alice), params=query
@@ -530,6 +531,51 @@ def test_garbage_query_values_never_500(server: RunningServer, world: World, rou
         assert_json_or_204(response, route)
         if response.status_code >= 400:
             assert_error(response, response.status_code)
+
+
+def sample_query(route: Route, world: World) -> dict[str, str]:
+    """A plausible value for every query parameter the route declares."""
+    by_name = {
+        "conversation_id": world.conversation["id"],
+        "user_id": world.alice.user_id,
+        "type": "group",
+        "status": "pending",
+        "category": "spam",
+        "q": "secret",
+        "query": "secret",
+    }
+    by_type = {"integer": "1", "boolean": "false"}
+    values = {}
+    for param in route.query:
+        if param.format == "date-time":
+            values[param.name] = "2030-01-01T00:00:00Z"
+        else:
+            values[param.name] = by_name.get(param.name) or by_type.get(param.type, "x")
+    return values
+
+
+@by_route(ROUTES)
+def test_a_query_parameter_the_route_does_not_take_is_400(world: World, route: Route) -> None:
+    """Never accepted and ignored (issue 11): the route table says what each route takes, and
+    anything else is refused before the route does anything."""
+    params = {**sample_query(route, world), "not_a_parameter": "1"}
+    response = call(world.alice, route, world.path(route), valid_body(route, world, world.alice), params=params)
+    body = assert_error(response, 400, "unknown_parameter")
+    assert list(body["details"]) == ["not_a_parameter"] and "not_a_parameter" in body["error"]
+    for param in route.query:
+        assert param.name in body["error"]  # and says what the route takes
+
+
+@by_route([r for r in ROUTES if r.query])
+def test_every_query_parameter_the_route_declares_is_taken(server: RunningServer, world: World, route: Route) -> None:
+    current = world if route.method == "GET" else make_world(server, people=world)
+    caller = moderator_client(server) if (route.method, route.path) in MODERATOR_ONLY else current.alice
+    response = call(
+        caller, route, current.path(route), valid_body(route, current, caller), params=sample_query(route, current)
+    )
+    assert_json_or_204(response, route)
+    if response.status_code >= 400:
+        assert response.json()["code"] != "unknown_parameter", response.text
 
 
 # --- absent bodies, content types, success shapes ---------------------------------------------

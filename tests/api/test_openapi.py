@@ -108,6 +108,8 @@ def test_every_route_in_the_table_is_an_operation(document: dict[str, Any]) -> N
         assert op["summary"] == route.summary
         assert op["tags"] == [route.function]
         params = {(p["name"], p["in"]): p for p in op.get("parameters", [])}
+        # the query parameters documented are exactly those the route takes (any other is a 400)
+        assert {name for name, where in params if where == "query"} == {q.name for q in route.query}, route
         for name in route.params:
             param = params[(name, "path")]
             assert param["required"] is True
@@ -208,6 +210,11 @@ def test_query_parameters_of_the_list_and_history_routes(document: dict[str, Any
     assert query_of("list_conversations")["include_archived"]["schema"]["type"] == "boolean"
     assert set(query_of("list_archived")) >= {"limit", "offset"}
     assert query_of("delete_message")["delete_for_everyone"]["schema"]["type"] == "boolean"
+    assert set(query_of("list_conversations")) >= {"type", "offset"}
+    assert set(query_of("search_conversations")) == {"q", "query", "limit"}
+    assert set(query_of("list_pins")) == {"limit", "offset"}
+    assert set(query_of("queue")) == {"limit", "offset", "status", "category"}
+    assert "search" not in history  # the client's in-conversation search falls back on a 400
 
 
 def test_a_bare_route_is_documented_without_the_envelope() -> None:

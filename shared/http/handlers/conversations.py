@@ -30,14 +30,20 @@ def _decode_cursor(raw: str) -> str:
 def list_conversations(call: Call) -> Reply:
     include_archived = parse_bool(call.query.get("include_archived"), "include_archived")
     limit = parse_int(call.query.get("limit"), "limit", minimum=1)
+    offset = parse_int(call.query.get("offset"), "offset", minimum=0) or 0
+    kind = call.query.get("type") or None
+    if kind not in (None, "direct", "group"):
+        raise Invalid.field("type", "must be direct or group")
     views = uc.list_conversations(call.services, call.actor, archived=None if include_archived else False)
-    if limit is None:  # the Whispr client never pages: without a limit, everything
-        return Reply(views, meta={"count": len(views), "has_more": False})
-    start = 0
+    if kind is not None:
+        views = [v for v in views if v["type"] == kind]
+    start = offset
     if cursor := call.query.get("cursor"):
         after_id = _decode_cursor(cursor)
         ids = [v["id"] for v in views]
         start = ids.index(after_id) + 1 if after_id in ids else 0
+    if limit is None:  # the Whispr client never pages: without a limit, everything
+        return Reply(views[start:], meta={"count": len(views[start:]), "has_more": False})
     page = views[start : start + limit]
     has_more = start + limit < len(views)
     meta = {"count": len(page), "has_more": has_more, "next_cursor": _encode_cursor(page[-1]) if has_more else None}

@@ -91,7 +91,12 @@ def get_report(call: Call) -> Reply:
 def queue(call: Call) -> Reply:
     limit, offset = _page(call)
     page = uc.report_queue(
-        call.services, call.actor, limit=limit, offset=offset, category=call.query.get("category") or None
+        call.services,
+        call.actor,
+        limit=limit,
+        offset=offset,
+        status=call.query.get("status") or "pending",
+        category=call.query.get("category") or None,
     )
     return Reply(page.reports, meta={"count": len(page.reports), "has_more": page.has_more, "offset": offset})
 

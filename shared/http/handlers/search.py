@@ -39,6 +39,7 @@ def search_messages(call: Call) -> Reply:
     limit = parse_int(q.get("limit"), "limit", minimum=1) or limits.search_default_limit
     conversation_id = q.get("conversation_id") or None
     cursor = q.get("cursor") or None
+    offset = parse_int(q.get("offset"), "offset", minimum=0) or 0
     results = uc.search_messages(
         call.services,
         call.actor,
@@ -46,6 +47,7 @@ def search_messages(call: Call) -> Reply:
         conversation_id=parse_uuid(conversation_id, "conversation_id") if conversation_id else None,
         limit=min(limit, limits.search_max_limit),
         after=decode_cursor(cursor) if cursor else None,
+        offset=offset,
     )
     meta = {
         "count": len(results.messages),
@@ -56,7 +58,11 @@ def search_messages(call: Call) -> Reply:
 
 
 def search_conversations(call: Call) -> Reply:
-    """`q` (or `query`): groups by name, direct conversations by the other member's id."""
+    """`q` (or `query`): groups by name, direct conversations by the other member's id; at most
+    `limit` of them (all without it)."""
     q = call.query
-    views = uc.search_conversations(call.services, call.actor, q.get("q") if q.get("q") is not None else q.get("query"))
-    return Reply(views, meta={"count": len(views)})
+    limit = parse_int(q.get("limit"), "limit", minimum=1)
+    found = uc.search_conversations(
+        call.services, call.actor, q.get("q") if q.get("q") is not None else q.get("query"), limit=limit
+    )
+    return Reply(found.conversations, meta={"count": len(found.conversations), "has_more": found.has_more})
