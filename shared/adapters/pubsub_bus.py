@@ -15,6 +15,7 @@ import collections
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 SUBSCRIPTION_TTL_SECONDS = 24 * 3600  # the minimum Pub/Sub allows: abandoned ones go away
 PING_TIMEOUT_SECONDS = 5.0  # a readiness probe answers within its own deadline
+# Publishing happens in the request that committed the events, so an unreachable Pub/Sub must not
+# hold sends: wait at most PUBLISH_TIMEOUT_SECONDS, and after a failure refuse at once for
+# PAUSE_AFTER_FAILURE_SECONDS (the events stay in the outbox; the periodic sweep republishes
+# them once Pub/Sub answers again). docs/reliability.md, "Pub/Sub unreachable".
+PUBLISH_TIMEOUT_SECONDS = 5.0
+PAUSE_AFTER_FAILURE_SECONDS = 5.0
+
+
+class BusUnavailable(ConnectionError):
+    """Pub/Sub failed a publish a moment ago: not tried again yet."""
 
 
 def encode(event: PublishedEvent) -> bytes:
@@ -104,6 +115,7 @@ class PubSubBus:
         self._lock = threading.Lock()
         self._streaming: Any = None
         self._seen = RecentIds()
+        self._paused_until = 0.0  # time.monotonic() before which publishing is refused at once
         if create_missing:
             for topic in (self._events_topic, self._domain_topic):
                 with contextlib.suppress(gexc.AlreadyExists):
@@ -111,7 +123,10 @@ class PubSubBus:
 
     # --- publishing ---------------------------------------------------------------------
     def publish(self, events: Sequence[PublishedEvent]) -> None:
-        """Publish and wait: the outbox marks events published only once Pub/Sub has them."""
+        """Publish and wait: the outbox marks events published only once Pub/Sub has them. Fails
+        fast while Pub/Sub is failing (see PAUSE_AFTER_FAILURE_SECONDS)."""
+        if time.monotonic() < self._paused_until:
+            raise BusUnavailable("Pub/Sub failed a moment ago; the outbox sweep republishes")
         futures = []
         for event in events:
             key = event.conversation_id or ""
@@ -143,13 +158,17 @@ class PubSubBus:
                         ),
                     )
                 )
+        deadline = time.monotonic() + PUBLISH_TIMEOUT_SECONDS
         for key, future in futures:
             try:
-                future.result(timeout=30)
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
             except Exception:
-                # an ordering key pauses after a failure; resume it so the sweeper can retry
-                self._publisher.resume_publish(self._events_topic, key)
-                self._publisher.resume_publish(self._domain_topic, key)
+                self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+                # an ordering key pauses after a failure; resume it so the sweeper can retry (a
+                # publish still retrying, timed out here, has not paused it: nothing to resume)
+                for topic in (self._events_topic, self._domain_topic):
+                    with contextlib.suppress(RuntimeError):
+                        self._publisher.resume_publish(topic, key)
                 raise
 
     def ping(self) -> None:
