@@ -42,6 +42,11 @@ audit: $(TEST_STAMP)
 test: lint typecheck audit
 	$(BIN)/pytest
 
+## make soak: the reliability suite's long run (docs/reliability.md): 100,000 fuzzed socket frames,
+## 400 randomized hostile JSON cases per route and push, three PostgreSQL outages under load, the relay SIGKILL test
+soak: $(TEST_STAMP)
+	WHISPR_SOAK=1 $(BIN)/pytest -s --durations=10 tests/reliability tests/relay/test_crash.py
+
 ## make bench: the whole benchmark (B1-B6, Synapse, ceilings; long). Results in ./bench-results
 bench: $(TEST_STAMP)
 	$(BIN)/whispr-messaging bench $(BENCH_ARGS)
