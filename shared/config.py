@@ -303,6 +303,9 @@ class Settings:
             "JWT_AUDIENCE is empty: tokens minted for any service would be accepted": not self.jwt_audience,
             "WHISPR_CORS_ORIGINS allows every origin (*)": "*" in self.cors_origins,
             "WHISPR_TASKS_SECRET is empty: the /tasks/* routes would have no shared secret": not self.tasks_secret,
+            "WHISPR_GRPC_SHARED_SECRET and WHISPR_GRPC_AUDIENCE are empty: the gRPC shim would take any caller": (
+                self.component == "grpc" and not self.grpc_shared_secret and not self.grpc_audience
+            ),
         }
         unsafe = [problem for problem, failed in checks.items() if failed]
         if unsafe:

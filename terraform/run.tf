@@ -161,7 +161,10 @@ resource "google_cloud_run_v2_service" "grpc" {
       }
 
       dynamic "env" {
-        for_each = merge(local.common_env, { WHISPR_COMPONENT = "grpc" })
+        for_each = merge(local.common_env, {
+          WHISPR_COMPONENT     = "grpc"
+          WHISPR_GRPC_AUDIENCE = var.grpc_caller_audience
+        })
         content {
           name  = env.key
           value = env.value

@@ -194,6 +194,12 @@ variable "grpc_invoker_members" {
   default     = []
 }
 
+variable "grpc_caller_audience" {
+  description = "When set, the shim also accepts callers by a Google ID token with this audience (WHISPR_GRPC_AUDIENCE), besides the shared secret in metadata."
+  type        = string
+  default     = ""
+}
+
 # ---------------------------------------------------------------------------
 # Application settings
 # ---------------------------------------------------------------------------

@@ -93,6 +93,9 @@ SAFE_PRODUCTION = {
 
 def test_production_starts_with_safe_settings() -> None:
     assert load_settings(SAFE_PRODUCTION).env == "production"
+    shim = {**SAFE_PRODUCTION, "WHISPR_COMPONENT": "grpc"}
+    assert load_settings({**shim, "WHISPR_GRPC_SHARED_SECRET": "s"}).component == "grpc"
+    assert load_settings({**shim, "WHISPR_GRPC_AUDIENCE": "https://messaging-grpc"}).component == "grpc"
 
 
 @pytest.mark.parametrize(
@@ -104,6 +107,7 @@ def test_production_starts_with_safe_settings() -> None:
         ({"WHISPR_CORS_ORIGINS": "*"}, "WHISPR_CORS_ORIGINS allows every origin"),
         ({"WHISPR_CORS_ORIGINS": "https://app.whispr.example,*"}, "WHISPR_CORS_ORIGINS allows every origin"),
         ({"WHISPR_TASKS_SECRET": ""}, "WHISPR_TASKS_SECRET is empty"),
+        ({"WHISPR_COMPONENT": "grpc"}, "the gRPC shim would take any caller"),
     ],
 )
 def test_production_refuses_each_unsafe_setting(unsafe: dict[str, str], named: str) -> None:
