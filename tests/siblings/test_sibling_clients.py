@@ -17,6 +17,7 @@ import pytest
 
 from shared.adapters.grpc_siblings import CircuitBreaker, GrpcNotifier, GrpcUserDirectory, SiblingClient
 from shared.ports.siblings import MessageNotification, SiblingUnavailable
+from tests.relay.phx import Phx
 from tests.siblings_support import Siblings, sibling_servers
 from tests.support import RunningServer, assert_error, make_settings, new_id, serve
 
@@ -97,6 +98,22 @@ def test_a_block_after_the_conversation_exists_stops_sends_once_the_cache_is_tol
     siblings.users.blocks.clear()
     gateway.services.users.forget_blocks(bob.user_id)
     bob.send(conversation["id"], "after the unblock")
+
+
+def test_a_blocked_pair_cannot_send_over_the_socket_either(gateway: RunningServer, siblings: Siblings) -> None:
+    alice, bob = gateway.client(), gateway.client()
+    conversation = alice.direct_with(bob)
+    topic = f"conversation:{conversation['id']}"
+    siblings.users.blocks.add((bob.user_id, alice.user_id))
+    gateway.services.users.forget_blocks(bob.user_id, alice.user_id)  # as the user.blocked event does
+    socket = Phx.open(gateway, alice.user_id)
+    try:
+        socket.join_ok(topic)
+        refused = socket.error(topic, "new_message", {"content": "hi", "client_random": 5})
+        assert refused["reason"] == "user_blocked"
+    finally:
+        socket.close()
+    assert alice.get(f"/conversations/{conversation['id']}/messages").json()["data"] == []
 
 
 def test_user_service_down_refuses_new_direct_conversations_and_opens_then_closes_the_circuit(
