@@ -150,3 +150,39 @@ class RestSender(Sender):
                     random = None
             if random is not None:
                 self.refused.append(f"still unacknowledged at the deadline: {random}")
+
+
+class LiveReader:
+    """A member's socket on a conversation, joined and read all the time in a thread of its own
+    (as a client does: a reader that stops reading is a slow consumer); `live` holds the
+    new_message events it got, in arrival order."""
+
+    def __init__(self, server: RunningServer, user_id: str, conversation_id: str):
+        self.topic = f"conversation:{conversation_id}"
+        self.live: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self.sock = Phx.open(server, user_id)
+        self.sock.join_ok(self.topic)
+        self.sock.joined(self.topic)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.sock.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            if msg.topic == self.topic and msg.event == "new_message":
+                self.live.append(msg.payload["message"])
+
+    @property
+    def reading(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.sock.close()

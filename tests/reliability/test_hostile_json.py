@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.bootstrap import build_services
-from shared.devtools.postgres import free_port
 from shared.http.routes import ROUTES
 from shared.http.routing import Route
 from shared.relay import calls
 from tests.api.test_error_contract import World, make_world, route_id, valid_body
-from tests.relay.conftest import FREE
 from tests.relay.phx import Phx
 from tests.reliability.hostile import hostile, with_field
-from tests.support import BASE, RunningServer, fresh_database, make_settings, service_env, service_process
+from tests.support import BASE, RunningServer
 
 SOAK = os.environ.get("WHISPR_SOAK") == "1"
 CASES = 400 if SOAK else 25  # per route, and per push event
@@ -37,6 +33,8 @@ WITH_BODY = [r for r in ROUTES if r.body is not None]
 # every event a client may push on a conversation topic, and the join itself
 PUSH_EVENTS = sorted({*calls.PUSHES, *calls.TYPING_EVENTS, "phx_join"})
 counted: dict[str, int] = {}
+# hypothesis warns that a 70 KB hostile string makes a long repr: it is meant to be long
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 
 def fuzz_settings() -> settings:
@@ -47,23 +45,6 @@ def fuzz_settings() -> settings:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-
-
-@pytest.fixture(scope="module")
-def service(pg_url: str, key_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The service as its own process, on a database of its own."""
-    database_url = fresh_database(pg_url, "whispr_hostile", key_path)
-    port = free_port()
-    env = service_env(database_url, key_path, port, FREE, WHISPR_SEARCHES_PER_HOUR="1000000")
-    services = build_services(make_settings(database_url, key_path, **FREE))
-    log = tmp_path_factory.mktemp("hostile") / "service.log"
-    try:
-        with service_process(env, port, log) as proc:
-            running = RunningServer(f"http://127.0.0.1:{port}", services)
-            running.proc = proc  # type: ignore[attr-defined]
-            yield running
-    finally:
-        services.close()
 
 
 def assert_members_still_read(service: RunningServer, world: World) -> None:
@@ -77,8 +58,8 @@ def assert_members_still_read(service: RunningServer, world: World) -> None:
 
 
 @pytest.mark.parametrize("route", WITH_BODY, ids=route_id)
-def test_hostile_json_on_every_body_route_never_5xx(service: RunningServer, route: Route) -> None:
-    world = make_world(service)
+def test_hostile_json_on_every_body_route_never_5xx(own_service: RunningServer, route: Route) -> None:
+    world = make_world(own_service)
     assert route.body is not None
     fields = [*route.body.model_fields, "junk"]
 
@@ -101,14 +82,14 @@ def test_hostile_json_on_every_body_route_never_5xx(service: RunningServer, rout
 
     one()
     assert counted[route_id(route)] >= CASES, counted
-    assert_members_still_read(service, world)
+    assert_members_still_read(own_service, world)
 
 
 @pytest.mark.parametrize("event", PUSH_EVENTS)
-def test_hostile_json_in_every_socket_push_never_crashes_the_channel(service: RunningServer, event: str) -> None:
-    world = make_world(service)
+def test_hostile_json_in_every_socket_push_never_crashes_the_channel(own_service: RunningServer, event: str) -> None:
+    world = make_world(own_service)
     topic = f"conversation:{world.conversation['id']}"
-    sock = Phx.open(service, world.alice.user_id)
+    sock = Phx.open(own_service, world.alice.user_id)
     try:
         sock.join_ok(topic)
         sample = {"message_id": world.message["id"], "content": "x", "reaction": "👍", "up_to_seq": 1}
@@ -147,4 +128,4 @@ def test_hostile_json_in_every_socket_push_never_crashes_the_channel(service: Ru
             assert sent["message"]["content"] == "still here"
     finally:
         sock.close()
-    assert_members_still_read(service, world)
+    assert_members_still_read(own_service, world)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import pytest
 from shared.devtools.emulators import Emulator, start_pubsub
 from tests.relay.conftest import FREE
 from tests.relay.phx import Phx
+from tests.reliability.senders import LiveReader
 from tests.support import BASE, RunningServer, client_random, fresh_database, make_settings, serve
 
 SECRET = "sweep-secret"
@@ -66,19 +66,9 @@ def test_sends_succeed_while_pubsub_is_down_and_every_event_arrives_once_after(
     alice, bob = gateway.client(), gateway.client()
     conversation = alice.group_with(bob)["id"]
     topic = f"conversation:{conversation}"
-    receiver = Phx.open(gateway, bob.user_id)
+    receiver = LiveReader(gateway, bob.user_id, conversation)
     sender = Phx.open(gateway, alice.user_id)
-    live: list[dict[str, Any]] = []
-    stop = threading.Event()
-
-    def receive() -> None:
-        while not stop.is_set():
-            try:
-                msg = receiver.recv(timeout=0.5)
-            except TimeoutError:
-                continue
-            if msg.topic == topic and msg.event == "new_message":
-                live.append(msg.payload["message"])
+    live = receiver.live
 
     def wait_for(count: int, *, sweep: bool) -> None:
         deadline = time.monotonic() + 120
@@ -91,11 +81,7 @@ def test_sends_succeed_while_pubsub_is_down_and_every_event_arrives_once_after(
 
     sent: list[dict[str, Any]] = []
     try:
-        receiver.join_ok(topic)
-        receiver.joined(topic)
         sender.join_ok(topic)
-        reading = threading.Thread(target=receive, daemon=True)
-        reading.start()
         for n in range(BEFORE):
             sent.append(alice.send(conversation, f"before {n}"))
         wait_for(BEFORE, sweep=False)
@@ -112,11 +98,8 @@ def test_sends_succeed_while_pubsub_is_down_and_every_event_arrives_once_after(
         for n in range(AFTER):
             sent.append(alice.send(conversation, f"after {n}"))
         wait_for(len(sent), sweep=True)
-        stop.set()
-        reading.join(10)
     finally:
         os.killpg(emulator.process.pid, signal.SIGCONT)
-        stop.set()
         receiver.close()
         sender.close()
     ids = [m["id"] for m in live]

@@ -15,28 +15,20 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 from websockets.exceptions import ConnectionClosed
 
-from shared.bootstrap import build_services
-from shared.devtools.postgres import free_port
 from shared.relay import calls
-from tests.relay.conftest import FREE
 from tests.relay.phx import Msg, Phx
+from tests.reliability.senders import LiveReader
 from tests.support import (
     BASE,
     RunningServer,
     client_random,
-    fresh_database,
-    make_settings,
     new_id,
-    service_env,
-    service_process,
 )
 
 SOAK = os.environ.get("WHISPR_SOAK") == "1"
@@ -175,23 +167,8 @@ class Fuzzer:
                 sock.close()
 
 
-@pytest.fixture(scope="module")
-def service(pg_url: str, key_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    database_url = fresh_database(pg_url, "whispr_fuzz", key_path)
-    port = free_port()
-    env = service_env(database_url, key_path, port, FREE)
-    services = build_services(make_settings(database_url, key_path, **FREE))
-    log = tmp_path_factory.mktemp("fuzz") / "service.log"
-    try:
-        with service_process(env, port, log) as proc:
-            running = RunningServer(f"http://127.0.0.1:{port}", services)
-            running.proc = proc  # type: ignore[attr-defined]
-            yield running
-    finally:
-        services.close()
-
-
-def test_fuzzed_frames_hurt_no_one(service: RunningServer) -> None:
+def test_fuzzed_frames_hurt_no_one(own_service: RunningServer) -> None:
+    service = own_service
     alice, bob = service.client(), service.client()
     fuzz_users = [service.client() for _ in range(FUZZERS)]
     conversation = alice.group_with(bob, *fuzz_users)["id"]
@@ -199,29 +176,10 @@ def test_fuzzed_frames_hurt_no_one(service: RunningServer) -> None:
     fuzzers = [
         Fuzzer(service, u.user_id, conversation, seed=i, frames=FRAMES // FUZZERS) for i, u in enumerate(fuzz_users)
     ]
-    receiver = Phx.open(service, bob.user_id)
+    receiver = LiveReader(service, bob.user_id, conversation)
     sender = Phx.open(service, alice.user_id)
-    live: list[dict[str, Any]] = []  # new_message events the receiver got, in order
-    done = threading.Event()  # set once every good send is acknowledged
-
-    def receive() -> None:
-        """Read all the time (as a client does): a reader that stops is a slow consumer."""
-        while True:
-            try:
-                msg = receiver.recv(timeout=0.5)
-            except TimeoutError:
-                if done.is_set():
-                    return
-                continue
-            if msg.topic == topic and msg.event == "new_message":
-                live.append(msg.payload["message"])
-
     try:
-        receiver.join_ok(topic)
-        receiver.joined(topic)
         sender.join_ok(topic)
-        reading = threading.Thread(target=receive, daemon=True)
-        reading.start()
         threads = [threading.Thread(target=f.run, daemon=True) for f in fuzzers]
         for thread in threads:
             thread.start()
@@ -239,18 +197,16 @@ def test_fuzzed_frames_hurt_no_one(service: RunningServer) -> None:
         # the receiver gets every good message live, once, in seq order (the fuzzers' valid ones between)
         last_good_seq = max(m["seq"] for m in acked.values())
         deadline = time.monotonic() + 60
+        live = receiver.live
         while not live or live[-1]["seq"] < last_good_seq:
-            assert reading.is_alive() and time.monotonic() < deadline, "the receiver stopped getting messages"
+            assert receiver.reading and time.monotonic() < deadline, "the receiver stopped getting messages"
             time.sleep(0.01)
-        done.set()
-        reading.join(10)
         seqs = [m["seq"] for m in live]
         assert seqs == sorted(set(seqs)), "in seq order, each once"
         assert seqs == list(range(seqs[0], seqs[-1] + 1)), "no gap"
         got = {m["id"] for m in live}
         assert set(acked) <= got, f"{len(set(acked) - got)} acknowledged messages never delivered"
     finally:
-        done.set()
         receiver.close()
         sender.close()
     assert service.proc.poll() is None, "the service died"  # type: ignore[attr-defined]
