@@ -15,6 +15,7 @@ from shared.ports.scheduler import Scheduler
 from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
 from shared.ports.state import StateStore
 from shared.storage.engine import Database, create_db_engine
+from shared.telemetry.tracing import setup_tracing
 
 
 def build_bus(settings: Settings) -> EventBus:
@@ -88,6 +89,7 @@ def build_notifier(settings: Settings) -> Notifier:
 
 
 def build_services(settings: Settings) -> Services:
+    setup_tracing(settings)  # WHISPR_TRACE_EXPORTER (none: nothing)
     services = Services(
         settings=settings,
         db=Database(create_db_engine(settings)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -139,6 +140,7 @@ class PubSubBus:
                         ordering_key=key,
                         name=event.name,
                         event_id=event.event_id,
+                        **({"traceparent": event.trace} if event.trace else {}),
                     ),
                 )
             )
@@ -212,6 +214,9 @@ class PubSubBus:
     def _on_message(self, message: Any) -> None:
         try:
             event = decode(message.data)
+            traceparent = (message.attributes or {}).get("traceparent")
+            if traceparent:  # the trace goes on from the publisher's span
+                event = dataclasses.replace(event, trace=traceparent)
         except (ValueError, KeyError, TypeError):
             log.error("dropping an undecodable message %s", message.message_id)
             message.ack()

@@ -32,6 +32,7 @@ from shared.storage import history as reads
 from shared.storage import messages as store
 from shared.storage import outbox
 from shared.storage import search as search_index
+from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,11 @@ def after_send(svc: Services, sent: Sent) -> None:
 
 
 def send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+    with tracing.span("send_message", attributes={"whispr.conversation_id": conversation_id}):
+        return _send_message(svc, actor, conversation_id, new)
+
+
+def _send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
     check_sendable(svc, conversation_id, new)
     take_send_token(svc, actor)
     with svc.unit() as unit:

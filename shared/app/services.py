@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
 from shared.ports.state import StateStore
 from shared.storage import outbox
 from shared.storage.engine import Database
+from shared.telemetry import tracing
 from shared.telemetry.metrics import BUS_PUBLISH_FAILURES, BUS_PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ class Services:
         """A transaction whose recorded events are published once it has committed. The events
         are marked published on the same connection (no second checkout from the pool)."""
         with self.db.connect() as conn:
-            with conn.begin():
+            with tracing.span("db.transaction", kind=tracing.CLIENT), conn.begin():
                 unit = Unit(conn, self.clock())
                 yield unit
                 unit.flush_events()
@@ -102,7 +104,11 @@ class Services:
         given); False (and left for the sweeper) on failure."""
         started = time.perf_counter()
         try:
-            self.bus.publish(events)
+            with tracing.span("publish", kind=tracing.PRODUCER, attributes={"whispr.events": len(events)}):
+                traceparent = tracing.current_traceparent()  # carried to every relay's delivery
+                if traceparent is not None:
+                    events = [dataclasses.replace(e, trace=traceparent) for e in events]
+                self.bus.publish(events)
         except Exception:  # the sweeper republishes what is left unpublished
             BUS_PUBLISH_FAILURES.inc()
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))

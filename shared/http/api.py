@@ -30,6 +30,7 @@ from shared.domain.errors import (
 from shared.domain.ids import parse_uuid
 from shared.domain.models import Actor
 from shared.http.routing import Call, Reply, Route, RouteTable
+from shared.telemetry import tracing
 from shared.telemetry.context import REQUEST_ID_HEADER, context_from_headers, request_scope
 from shared.telemetry.logs import log_access
 from shared.telemetry.metrics import observe_request
@@ -114,7 +115,10 @@ class Api:
         """Every line logged while serving the request carries its id (echoed in X-Request-Id);
         one access line ends it."""
         started = time.perf_counter()
-        with request_scope(context_from_headers(request.headers.get)) as scope:
+        with (
+            request_scope(context_from_headers(request.headers.get)) as scope,
+            tracing.span(f"HTTP {request.method}", kind=tracing.SERVER, parent=tracing.extract(request.headers)),
+        ):
             try:
                 response = await self._handle(request)
             except DomainError as error:
@@ -129,9 +133,9 @@ class Api:
             self._add_cors(request, response)
             response.headers[REQUEST_ID_HEADER] = scope.request_id
             seconds = time.perf_counter() - started
-            observe_request(
-                request.scope.get("whispr_route", "unmatched"), request.method, response.status_code, seconds
-            )
+            route = request.scope.get("whispr_route", "unmatched")
+            observe_request(route, request.method, response.status_code, seconds)
+            tracing.annotate(**{"http.route": route, "http.response.status_code": response.status_code})
             log_access(
                 request.method,
                 request.url.path,

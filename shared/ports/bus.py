@@ -21,6 +21,7 @@ class PublishedEvent:
     conversation_id: str | None
     seq: int | None
     created_at: datetime
+    trace: str | None = None  # W3C traceparent of the span that published it (tracing on)
 
 
 Subscriber = Callable[[PublishedEvent], None]

@@ -23,6 +23,7 @@ from shared.ports.bus import EventBus, PublishedEvent
 from shared.relay import protocol
 from shared.relay.protocol import Version
 from shared.relay.sequencer import Fill, Sequencer
+from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,14 @@ class Hub:
         self.sequencer.baseline(conversation_id, last_seq)
 
     def _deliver(self, event: PublishedEvent) -> None:
+        if event.trace is None:
+            self._write(event)
+            return
+        with tracing.continued(f"deliver {event.name}", event.trace):
+            self._write(event)
+
+    def _write(self, event: PublishedEvent) -> None:
+        """Write the event to every socket of this instance on its topics (one encoding)."""
         payload_json: bytes | None = None
         audience = audience_of(event)
         exclude = event.payload.get("user_id") if event.name == "user_typing" else None

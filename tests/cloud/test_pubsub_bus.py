@@ -111,3 +111,27 @@ def test_clean_shutdown_deletes_the_instance_subscription(pubsub_emulator: Emula
     bus.close()
     assert list(admin.list_subscriptions(project=f"projects/{project}")) == []
     admin.close()
+
+
+def test_the_trace_context_crosses_pubsub_in_the_message_attributes(pubsub_emulator: Emulator) -> None:
+    """What tracing relies on through Pub/Sub (shared/telemetry/tracing.py): the publisher's
+    `traceparent` arrives with the event on another instance; an event without one has none."""
+    import dataclasses
+
+    project = f"whispr-test-{uuid.uuid4().hex[:8]}"
+    publisher = PubSubBus(project, create_missing=True)
+    relay = PubSubBus(project, instance_id="relay-traced")
+    collector = Collector()
+    relay.subscribe(collector)
+    try:
+        conversation = str(uuid.uuid4())
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        traced = dataclasses.replace(_event(1, conversation, 1), trace=traceparent)
+        untraced = _event(2, conversation, 2)
+        publisher.publish([traced, untraced])
+        got = {e.event_id: e for e in collector.wait_for(2)}
+        assert got[traced.event_id].trace == traceparent
+        assert got[untraced.event_id].trace is None
+    finally:
+        relay.close()
+        publisher.close()
