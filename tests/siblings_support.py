@@ -72,6 +72,7 @@ class MediaServiceStandIn(media_pb2_grpc.MediaServiceServicer):
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.refused: dict[str, str] = {}  # media id -> reason
+        self.refused_in: dict[tuple[str, str], str] = {}  # (media id, conversation id) -> reason
         self.unknown: set[str] = set()
 
     def ValidateMediaAccess(
@@ -80,7 +81,7 @@ class MediaServiceStandIn(media_pb2_grpc.MediaServiceServicer):
         self.behaviour.enter(request, context)
         if request.media_id in self.unknown:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such media")
-        reason = self.refused.get(request.media_id)
+        reason = self.refused.get(request.media_id) or self.refused_in.get((request.media_id, request.conversation_id))
         metadata = media_pb2.MediaMetadata(media_id=request.media_id, owner_id=request.user_id, mime_type="image/png")
         return media_pb2.ValidateMediaAccessResponse(
             allowed=reason is None, reason=reason or "", metadata=metadata, permissions=["read"]

@@ -6,7 +6,7 @@ import secrets
 
 from shared.app import messages
 from shared.app.access import require_member
-from shared.app.attachments import link
+from shared.app.attachments import link, require_media_access
 from shared.app.services import Services
 from shared.app.visibility import require_visible_message
 from shared.domain import rules
@@ -20,7 +20,8 @@ def forward_message(svc: Services, actor: Actor, message_id: str, conversation_i
     be a member of every one; all are checked before anything is sent). Each copy is a new
     message from the caller with `forwarded_from_id` set, a fresh `client_random`, the same
     content, type and metadata, and the same attachments; signatures are not copied (they
-    cover the original conversation). Deleted, system and ephemeral messages are refused."""
+    cover the original conversation). Deleted, system and ephemeral messages are refused, and so
+    is a forward of media the media service does not let the caller share in a target."""
     limits = svc.settings.limits
     targets = rules.check_forward_targets(conversation_ids, limits)
     with svc.db.transaction() as conn:
@@ -30,6 +31,9 @@ def forward_message(svc: Services, actor: Actor, message_id: str, conversation_i
             target_conv, _ = require_member(conn, target, actor.user_id)
             rules.check_forward_target(target_conv)
         attachments = att_store.list_for_message(conn, source.id)
+    for target in targets:  # media-service must let the caller share each object there too
+        for a in attachments:
+            require_media_access(svc, a.media_id, actor.user_id, target)
     forwarded: list[Message] = []
     for target in targets:
         copy = NewMessage(

@@ -220,6 +220,31 @@ def test_media_access_is_checked_when_an_attachment_is_linked(gateway: RunningSe
     assert [a["media_id"] for a in linked] == [allowed]
 
 
+def test_media_access_is_checked_in_every_conversation_a_forward_goes_to(
+    gateway: RunningServer, siblings: Siblings
+) -> None:
+    alice, bob, carol = gateway.client(), gateway.client(), gateway.client()
+    source, open_target, closed_target = alice.group_with(bob), alice.group_with(carol), alice.direct_with(carol)
+    message = alice.send(source["id"], "look")
+    media = new_id()
+    assert (
+        alice.post(f"/messages/{message['id']}/attachments", {"media_id": media, "media_type": "image"}).status_code
+        == 201
+    )
+    siblings.media.refused_in[(media, closed_target["id"])] = "not shareable there"
+    refused = alice.post(
+        f"/messages/{message['id']}/forward", {"conversation_ids": [open_target["id"], closed_target["id"]]}
+    )
+    body = assert_error(refused, 403, "media_access_denied")
+    assert "not shareable there" in body["error"]
+    for target in (open_target, closed_target):  # all checked before anything is sent
+        assert alice.get(f"/conversations/{target['id']}/messages").json()["data"] == []
+    forwarded = alice.post(f"/messages/{message['id']}/forward", {"conversation_ids": [open_target["id"]]})
+    assert forwarded.status_code == 201, forwarded.text
+    copy = alice.get(f"/conversations/{open_target['id']}/messages").json()["data"][0]
+    assert [a["media_id"] for a in alice.get(f"/messages/{copy['id']}/attachments").json()["data"]] == [media]
+
+
 def test_notifications_reach_the_notification_service(siblings: Siblings) -> None:
     notifier = GrpcNotifier(SiblingClient("notification-service", siblings.endpoint, deadline=2.0, max_retries=0))
     try:
