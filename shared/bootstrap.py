@@ -95,11 +95,15 @@ def build_services(settings: Settings) -> Services:
         db=Database(create_db_engine(settings)),
         bus=build_bus(settings),
         users=build_user_directory(settings),
-        limiter=MemoryRateLimiter(),
+        limiter=MemoryRateLimiter(),  # WHISPR_RATE_LIMITER=sql: replaced just below
         state=build_state_store(settings),
         media=build_media_library(settings),
         notifier=build_notifier(settings),
     )
+    if settings.rate_limiter == "sql":  # one budget for every instance (shared/adapters/sql_limiter.py)
+        from shared.adapters.sql_limiter import SqlRateLimiter
+
+        services.limiter = SqlRateLimiter(services.db)
     # the scheduler fires through the services it belongs to; long-running entry points start it
     if settings.scheduler == "local":
         services.scheduler = LocalScheduler(services)

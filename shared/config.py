@@ -233,6 +233,8 @@ class Settings:
     # the last N entries (Cloud Run's front end: 1), and what the listed addresses appended
     trusted_proxy_hops: Annotated[int, Field(ge=0, le=16)] = 0  # WHISPR_TRUSTED_PROXY_HOPS
     trusted_proxies: ProxyList = ""  # WHISPR_TRUSTED_PROXIES: comma-separated addresses or networks
+    # rate limits: memory (this process) or sql (shared by every instance, in PostgreSQL)
+    rate_limiter: Annotated[Literal["memory", "sql"], BeforeValidator(_lower)] = "memory"
     # traces: none (off, no cost), gcp (Cloud Trace), otlp (OTEL_EXPORTER_OTLP_ENDPOINT)
     trace_exporter: Annotated[Literal["none", "gcp", "otlp"], BeforeValidator(_lower)] = "none"
     log_format: Annotated[Literal["auto", "json", "text"], BeforeValidator(_lower)] = "auto"  # auto: text on a terminal

@@ -74,6 +74,7 @@ locals {
   # not here: they come from Secret Manager (see secret_env below, sql.tf and tasks.tf).
   common_env = {
     WHISPR_ENV                         = "production" # refuses unsafe settings at start (docs/configuration.md)
+    WHISPR_RATE_LIMITER                = "sql"        # one budget across instances (docs/decisions.md)
     WHISPR_LOG_LEVEL                   = var.log_level
     WHISPR_GCP_PROJECT                 = var.project
     WHISPR_EVENT_BUS                   = "pubsub"

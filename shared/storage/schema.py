@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -309,4 +310,16 @@ message_search_tokens = Table(
     Column("conversation_id", UUID, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Index("ix_message_search_tokens_token_conversation_id", "token", "conversation_id"),
+)
+
+
+# Token buckets shared by every instance (shared/adapters/sql_limiter.py): `tokens` left at
+# `stamp` (the database's clock, epoch seconds), and whether the last take was granted.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", Float, nullable=False),
+    Column("granted", Boolean, nullable=False),
 )
