@@ -18,6 +18,7 @@ from tests.relay.phx import Phx
 from tests.support import BASE, RunningServer, client_random
 
 IN_FLIGHT = 4  # pushes a socket sender keeps outstanding
+HEARTBEAT_SECONDS = 10.0  # phoenix.js: 30 s; the relay closes a socket silent for WHISPR_WS_IDLE_TIMEOUT_SECONDS
 RETRY_PAUSE = 0.05  # a client's pause before trying again after a failure (not a test's wait)
 
 
@@ -154,13 +155,15 @@ class RestSender(Sender):
 
 class LiveReader:
     """A member's socket on a conversation, joined and read all the time in a thread of its own
-    (as a client does: a reader that stops reading is a slow consumer); `live` holds the
-    new_message events it got, in arrival order."""
+    (as a client does: a reader that stops reading is a slow consumer), with a heartbeat every
+    HEARTBEAT_SECONDS as phoenix.js sends (a silent socket is closed as idle); `live` holds the
+    new_message events it got, in arrival order, `closed` what ended the socket if it ended."""
 
     def __init__(self, server: RunningServer, user_id: str, conversation_id: str):
         self.topic = f"conversation:{conversation_id}"
         self.live: list[dict[str, Any]] = []
         self._stop = threading.Event()
+        self.closed: ConnectionClosed | None = None
         self.sock = Phx.open(server, user_id)
         self.sock.join_ok(self.topic)
         self.sock.joined(self.topic)
@@ -168,12 +171,17 @@ class LiveReader:
         self._thread.start()
 
     def _read(self) -> None:
+        beat = time.monotonic()
         while not self._stop.is_set():
             try:
+                if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                    self.sock.push("phoenix", "heartbeat", {}, join_ref=None)
+                    beat = time.monotonic()
                 msg = self.sock.recv(timeout=0.5)
             except TimeoutError:
                 continue
-            except ConnectionClosed:
+            except ConnectionClosed as closed:
+                self.closed = closed
                 return
             if msg.topic == self.topic and msg.event == "new_message":
                 self.live.append(msg.payload["message"])

@@ -199,7 +199,8 @@ def test_fuzzed_frames_hurt_no_one(own_service: RunningServer) -> None:
         deadline = time.monotonic() + 60
         live = receiver.live
         while not live or live[-1]["seq"] < last_good_seq:
-            assert receiver.reading and time.monotonic() < deadline, "the receiver stopped getting messages"
+            assert receiver.reading, f"the receiver's socket was closed: {receiver.closed!r}"
+            assert time.monotonic() < deadline, "the receiver stopped getting messages"
             time.sleep(0.01)
         seqs = [m["seq"] for m in live]
         assert seqs == sorted(set(seqs)), "in seq order, each once"
