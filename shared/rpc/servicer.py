@@ -122,12 +122,19 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
             log.warning("store unavailable during %s: %s", getattr(use_case, "__name__", "a call"), error.orig)
             await abort(context, domain_status(Unavailable("the store is unavailable; try again shortly")))
 
+    async def _checked(self, context: Context, check: Callable[[], T]) -> T:
+        """A check of the request itself (no I/O): a DomainError becomes its status."""
+        try:
+            return check()
+        except DomainError as error:
+            await abort(context, domain_status(error))
+
     async def NotifyConversationEvent(
         self, request: pb.NotifyConversationEventRequest, context: Context
     ) -> pb.NotifyConversationEventResponse:
         kind = request.event_type
         if kind == pb.CONVERSATION_EVENT_TYPE_MEMBER_ADDED:
-            role = await self._run(context, lambda _svc: _role(request.role))
+            role = await self._checked(context, lambda: _role(request.role))
             changed = await self._run(
                 context, calls.add_members_for, request.conversation_id, request.actor_id, list(request.user_ids), role
             )
@@ -175,7 +182,7 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
     async def NotifyGroupCreation(
         self, request: pb.NotifyGroupCreationRequest, context: Context
     ) -> pb.NotifyGroupCreationResponse:
-        roles = await self._run(context, lambda _svc: {m.user_id: _role(m.role) for m in request.members})
+        roles = await self._checked(context, lambda: {m.user_id: _role(m.role) for m in request.members})
         created = await self._run(
             context,
             calls.create_group_for,

@@ -214,6 +214,10 @@ def test_group_creation_is_idempotent_on_the_group_id(stub: Any, gateway: Runnin
         group_id="not-a-uuid", name="x", creator_id=creator, members=[request.members[0]]
     )
     assert refused(stub.NotifyGroupCreation, bad) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_id")
+    odd_role = pb.NotifyGroupCreationRequest(
+        group_id=new_id(), name="x", creator_id=creator, members=[pb.GroupMember(user_id=admin, role=99)]
+    )
+    assert refused(stub.NotifyGroupCreation, odd_role) == (grpc.StatusCode.INVALID_ARGUMENT, "validation_failed")
     alone = pb.NotifyGroupCreationRequest(group_id=new_id(), name="x", creator_id=creator)
     assert refused(stub.NotifyGroupCreation, alone) == (grpc.StatusCode.INVALID_ARGUMENT, "validation_failed")
     alice, bob = gateway.client(), gateway.client()
