@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck audit soak setup clean bench bench-quick protos
+.PHONY: run test lint typecheck audit soak setup clean bench bench-quick protos vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ bench-quick: $(TEST_STAMP)
 ## make protos: regenerate shared/protogen/ from protos/ (committed; tests/infra/test_protos.py checks it)
 protos: $(TEST_STAMP)
 	$(BIN)/python -m shared.devtools.protogen
+
+## make vendor: refresh shared/web/vendor from npm (the phoenix client, Swagger UI): versions in shared/web/package.json
+vendor:
+	rm -rf build/web-vendor && mkdir -p build/web-vendor
+	cp shared/web/package.json build/web-vendor/
+	cd build/web-vendor && npm install --no-audit --no-fund --silent
+	cp build/web-vendor/node_modules/phoenix/priv/static/phoenix.min.js build/web-vendor/node_modules/phoenix/LICENSE.md shared/web/vendor/phoenix/
+	cd build/web-vendor/node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE ../../../../shared/web/vendor/swagger-ui/
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -12,8 +12,23 @@ import sqlalchemy as sa
 
 from shared.app.services import utcnow
 from shared.devtools.postgres import PostgresCluster, start_cluster
+from shared.relay import asyncapi
 from shared.storage.migrate import upgrade
+from tests.relay.recorder import EventRecorder
 from tests.support import RunningServer, make_settings, serve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def emitted_events() -> Iterator[EventRecorder]:
+    """Every event any relay in this test run sends must be in the AsyncAPI document: the
+    session fails at teardown otherwise (tests/relay/test_contract.py shows it can)."""
+    with EventRecorder().installed() as recorder:
+        yield recorder
+    missing = asyncapi.undocumented(recorder.seen(), asyncapi.build_document())
+    if missing:
+        pytest.fail(
+            f"the relay sent events that the AsyncAPI document lacks: {missing} (add them to shared/relay/events.py)"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The local gateway: every function's routes under `/messaging/api/v1` and `/api/v1` on one
-port, as API Gateway does in GCP, and the WebSocket relay at `/messaging/socket/websocket` and
-`/socket/websocket`."""
+port, as API Gateway does in GCP, the WebSocket relay at `/messaging/socket/websocket` and
+`/socket/websocket`, and, with the dev key only, the web chat at `/messaging/chat/`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shared.app.services import Services
 from shared.auth.tokens import TokenVerifier
 from shared.http.api import Api
 from shared.http.routes import ROUTES
+from shared.http.web_chat import chat_routes
 from shared.relay.server import Relay
 from shared.telemetry.metrics import metrics_endpoint, register_services
 
@@ -32,6 +33,7 @@ def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
         routes=[
             *relay.routes(),
             StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]),
+            *chat_routes(services),
             StarletteRoute("/{path:path}", serve, methods=METHODS),
         ]
     )

@@ -20,6 +20,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from shared.auth.tokens import TokenVerifier
+from shared.domain.ids import parse_uuid
+from shared.http import error_codes
+from shared.http.api import Api, bearer_token
+from shared.http.descriptions import DESCRIPTIONS
+from shared.http.examples import example_of
 from shared.http.responses import (
     Attachment,
     Conversation,
@@ -62,6 +68,10 @@ BASE_PATH = "/messaging/api/v1"
 ALTERNATE_BASE_PATH = "/api/v1"
 TITLE = "Whispr messaging API"
 SECURITY_SCHEME = "bearerAuth"
+TASKS_SCHEME = "tasksSecret"
+TASKS_FUNCTION = "tasks"
+CONTACT = {"name": "Whispr messaging team (issues and CONTRIBUTING.md in the service's repository)"}
+LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
 
 DESCRIPTION = """\
 The REST API of the Whispr messaging service (conversations, members, messages, receipts,
@@ -94,7 +104,10 @@ RESPONSES: dict[str, ResponseDoc] = {
         Health, description="The store and the bus answer; 503 `not_ready` names the failed checks in `details.failed`"
     ),
     "docs.openapi_json": ResponseDoc(bare=True, description="This OpenAPI document"),
-    "docs.docs_page": ResponseDoc(media_type="text/html", description="A self-contained page rendering this document"),
+    "docs.docs_page": ResponseDoc(media_type="text/html", description="Swagger UI on this document, served locally"),
+    "docs.asyncapi_json": ResponseDoc(bare=True, description="The AsyncAPI 3.0 document of the WebSocket relay"),
+    "docs.docs_asset": ResponseDoc(media_type="text/javascript", also=("text/css",), description="The file"),
+    "docs.realtime_page": ResponseDoc(media_type="text/html", description="The AsyncAPI document, rendered"),
     # conversations
     "conversations.list_conversations": ResponseDoc(
         Conversation,
@@ -193,15 +206,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "mute": {"user_id": _SOMEONE, "type": "mute", "reason": "flooding", "expires_at": "2030-01-01T00:00:00Z"}
     },
     "ResolveReport": {"dismiss": {"action": "dismiss", "notes": "not spam"}},
-}
-
-# Error statuses beyond the usual ones, by handler (a route's `response.errors` adds to these).
-_TASK_ERRORS = (401, 503)  # a wrong task secret; task targets disabled (WHISPR_TASKS_SECRET unset)
-EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
-    "health.ready": (503,),
-    "tasks.fire_scheduled": _TASK_ERRORS,
-    "tasks.expire": _TASK_ERRORS,
-    "tasks.sweep": _TASK_ERRORS,
+    "ForwardMessage": {"two": {"conversation_ids": [_SOMEONE, "6f1c2a4e-8b7d-4c3a-9e21-5a0d7b3c9f10"]}},
+    "ScheduleMessage": {
+        "tomorrow": {
+            "conversation_id": "6f1c2a4e-8b7d-4c3a-9e21-5a0d7b3c9f10",
+            "content": "Happy birthday!",
+            "message_type": "text",
+            "scheduled_at": "2027-06-01T09:00:00Z",
+            "client_random": 77,
+        }
+    },
+    "UpdateScheduled": {"later": {"scheduled_at": "2027-06-01T10:00:00Z", "content": "Happy birthday!!"}},
 }
 
 ERRORS: dict[int, tuple[str, str]] = {
@@ -242,7 +257,7 @@ def is_bare(route: Route) -> bool:
     return bool(getattr(route, "bare", False) or (doc is not None and doc.bare))
 
 
-def _api_version() -> str:
+def api_version() -> str:
     try:
         return metadata.version("whispr-messaging")
     except metadata.PackageNotFoundError:
@@ -290,16 +305,17 @@ def _query_parameter(param: QueryParam) -> dict[str, Any]:
     return out
 
 
-def _error_statuses(route: Route) -> list[int]:
-    doc = response_doc(route)
-    statuses: set[int] = {500, *EXTRA_ERRORS.get(handler_key(route.handler), ()), *(doc.errors if doc else ())}
+def error_codes_of(route: Route) -> dict[int, list[str]]:
+    """The error codes `route` can answer, by status, read from the code (`shared.http.error_codes`):
+    its handler's, and the request layer's (token, path ids, body) where the route has them."""
+    codes = set(error_codes.codes_of(route.handler))
     if route.authenticated:
-        statuses |= {400, 401, 403, 404, 409, 422, 429}
-    if route.params or route.body is not None or query_params(route):
-        statuses.add(400)
+        codes |= error_codes.codes_of(bearer_token) | error_codes.codes_of(TokenVerifier.verify)
+    if route.params:
+        codes |= error_codes.codes_of(parse_uuid)
     if route.body is not None:
-        statuses |= {413, 422}
-    return sorted(statuses)
+        codes |= error_codes.codes_of(Api._read_body)
+    return error_codes.by_status(codes)
 
 
 def _without_property_titles(schema: dict[str, Any]) -> dict[str, Any]:
@@ -384,10 +400,15 @@ def _success_responses(route: Route, schemas: _Schemas) -> dict[str, Any]:
     bare = is_bare(route)
     description = (doc.description if doc is not None else "") or "OK"
     media_type = doc.media_type if doc is not None else "application/json"
+    content: dict[str, Any] = {}
     if media_type == "application/json":
-        content = {media_type: {"schema": _success_schema(doc, bare, schemas)}}
+        schema = _success_schema(doc, bare, schemas)
+        content[media_type] = {"schema": schema}
+        if doc is not None and doc.data is not None:
+            content[media_type]["example"] = example_of(schema, schemas.components)
     else:
-        content = {media_type: {"schema": {"type": "string"}}}
+        for other in (media_type, *(doc.also if doc is not None else ())):
+            content[other] = {"schema": {"type": "string"}}
     answer = {"description": description, "content": content}
     statuses = [route.status, *(doc.statuses if doc is not None else ())]
     return {str(status): answer for status in dict.fromkeys(statuses)}
@@ -408,8 +429,7 @@ def _operation(route: Route, operation_id: str, schemas: _Schemas) -> dict[str, 
         "tags": [route.function],
         "x-function": route.function,
     }
-    if notes:
-        operation["description"] = "\n\n".join(notes)
+    operation["description"] = "\n\n".join([DESCRIPTIONS.get(handler_key(route.handler), ""), *notes]).strip()
     parameters = [_path_parameter(name) for name in route.params]
     parameters += [_query_parameter(param) for param in query_params(route)]
     if parameters:
@@ -417,28 +437,51 @@ def _operation(route: Route, operation_id: str, schemas: _Schemas) -> dict[str, 
     if route.body is not None:
         operation["requestBody"] = _request_body(route, schemas)
     responses = _success_responses(route, schemas)
-    for status in _error_statuses(route):
-        responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
+    for status, codes in error_codes_of(route).items():
+        responses[str(status)] = _error_response(status, codes, schemas)
+    responses["500"] = {"$ref": f"#/components/responses/{ERRORS[500][0]}"}
     operation["responses"] = responses
-    if not route.authenticated:
+    if route.function == TASKS_FUNCTION:
+        operation["security"] = [{TASKS_SCHEME: []}]
+    elif not route.authenticated:
         operation["security"] = []
     return operation
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _error_response(status: int, codes: list[str], schemas: _Schemas) -> dict[str, Any]:
+    """An error answer naming the codes this operation can give with this status."""
+    _, description = ERRORS.get(status, ("", "An error"))
+    schema = {
+        "allOf": [schemas.ref(Error, "serialization")],
+        "properties": {"code": {"type": "string", "enum": codes}},
+    }
+    listed = ", ".join(f"`{code}`" for code in codes)
+    example = {"error": "a sentence for people", "code": codes[0], "details": {}}
+    response: dict[str, Any] = {
+        "description": f"{description}. `code`: {listed}",
+        "content": {"application/json": {"schema": schema, "example": example}},
+    }
+    if status == 429:
+        response["headers"] = RETRY_AFTER
+    return response
+
+
 def _error_components(error_ref: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for status, (name, description) in ERRORS.items():
-        response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": error_ref}}}
-        if status == 429:
-            response["headers"] = {
-                "Retry-After": {
-                    "description": "seconds to wait before retrying",
-                    "required": True,
-                    "schema": {"type": "integer", "minimum": 1},
-                }
-            }
-        out[name] = response
-    return out
+    """The answer every operation may give (500, `internal_error`)."""
+    name, description = ERRORS[500]
+    example = {"error": "something went wrong on our side", "code": "internal_error", "details": {}}
+    return {
+        name: {"description": description, "content": {"application/json": {"schema": error_ref, "example": example}}}
+    }
 
 
 def outside_base(path: str) -> bool:
@@ -466,7 +509,13 @@ def build_document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     tags: dict[str, None] = dict.fromkeys(route.function for route in table)
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": TITLE, "version": _api_version(), "description": DESCRIPTION},
+        "info": {
+            "title": TITLE,
+            "version": api_version(),
+            "description": DESCRIPTION,
+            "contact": CONTACT,
+            "license": LICENSE,
+        },
         "servers": [
             {"url": BASE_PATH, "description": "the API"},
             {"url": ALTERNATE_BASE_PATH, "description": "the same, behind a gateway that strips /messaging"},
@@ -484,7 +533,14 @@ def build_document(routes: Iterable[Route] | None = None) -> dict[str, Any]:
                     "bearerFormat": "JWT",
                     "description": "An access token from the auth service (ES256; `sub` = user id, "
                     "`deviceId` = device id). Locally: `whispr-messaging token <user-uuid>`.",
-                }
+                },
+                TASKS_SCHEME: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Whispr-Tasks-Secret",
+                    "description": "The task targets' shared secret (`WHISPR_TASKS_SECRET`); Cloud Tasks and Cloud "
+                    "Scheduler send it. `Authorization: Bearer <secret>` is accepted too.",
+                },
             },
         },
     }

@@ -385,9 +385,8 @@ class ResponseDoc:
     `data`: the model of `data` (None: any JSON); `many`: `data` is a list of it; `nullable`:
     `data` may be null; `meta`: the model of `meta`; `bare`: the body is `data` itself with no
     envelope; `statuses`: other success statuses with the same body (a route's own `status` is
-    always documented); `description`: what the answer means; `errors`: error statuses the route
-    answers beyond the usual ones (an unauthenticated route documents only 500 and, with
-    parameters or a body, 400)."""
+    always documented); `description`: what the answer means; `media_type` (and `also`): a body
+    that is not JSON. Error answers are read from the code (`shared.http.error_codes`)."""
 
     data: type[BaseModel] | None = None
     many: bool = False
@@ -397,4 +396,4 @@ class ResponseDoc:
     statuses: tuple[int, ...] = ()
     description: str = ""
     media_type: str = "application/json"
-    errors: tuple[int, ...] = ()
+    also: tuple[str, ...] = ()  # other media types of a non-JSON answer

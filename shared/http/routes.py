@@ -552,7 +552,31 @@ ROUTES: list[Route] = [
         "This API's OpenAPI 3.1 document",
         authenticated=False,
     ),
-    Route("GET", "/api/docs", "docs", api_docs.docs_page, "The API docs page (works offline)", authenticated=False),
+    Route(
+        "GET",
+        "/api/asyncapi.json",
+        "docs",
+        api_docs.asyncapi_json,
+        "The socket contract: the relay's AsyncAPI 3 document",
+        authenticated=False,
+    ),
+    Route("GET", "/api/docs", "docs", api_docs.docs_page, "The API reference (works offline)", authenticated=False),
+    Route(
+        "GET",
+        "/api/docs/{asset}",
+        "docs",
+        api_docs.docs_asset,
+        "A file of the API reference page (its script, styles, Swagger UI)",
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/api/realtime",
+        "docs",
+        api_docs.realtime_page,
+        "The socket contract as a page",
+        authenticated=False,
+    ),
 ]
 
 

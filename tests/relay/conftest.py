@@ -50,10 +50,11 @@ JS_DIR = Path(__file__).parent / "js"
 
 @pytest.fixture(scope="session")
 def phoenix_js() -> Path:
-    """tests/relay/js with the phoenix npm client installed (npm install if node_modules is missing)."""
+    """tests/relay/js with its npm packages installed (npm install if node_modules lacks one): the
+    phoenix client and ws, and @asyncapi/specs (the AsyncAPI JSON Schemas)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("Node.js and npm are needed to drive the relay with the phoenix JavaScript client")
-    if not (JS_DIR / "node_modules" / "phoenix").is_dir() or not (JS_DIR / "node_modules" / "ws").is_dir():
+    if not all((JS_DIR / "node_modules" / name).is_dir() for name in ("phoenix", "ws", "@asyncapi/specs")):
         done = subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund"],
             cwd=JS_DIR,
