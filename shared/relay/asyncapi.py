@@ -1,7 +1,7 @@
 """The AsyncAPI 3 document of the relay, generated from its event registry (`shared.relay.events`).
 
 Served at `/messaging/api/asyncapi.json` beside the OpenAPI document;
-`python -m shared.devtools.export_openapi --asyncapi build/asyncapi.json` writes it to a file.
+`python -m shared.devtools.export_asyncapi build/asyncapi.json` writes it to a file.
 """
 
 from __future__ import annotations

@@ -180,6 +180,7 @@ class PresenceMeta(_Doc):
     phx_ref: str
     device_id: str | None
     online_at: Timestamp
+    status: str = Field(default="online", description="the device's presence status")
     last_seen: str | None = Field(default=None, description="in leaves: when the device left")
 
 

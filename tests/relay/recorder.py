@@ -1,14 +1,25 @@
-"""Records the name of every event the relay writes to a socket, in this process, by wrapping
-the one function that frames them all (`shared.relay.protocol.encode_json`)."""
+"""Records the name of every event the relay queues for a socket, in this process, by wrapping
+the one place every outgoing frame passes (`shared.relay.socket.Outbound._append`): frames
+built and never sent (a protocol unit test's) do not count."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from shared.relay import protocol
+import orjson
+
+from shared.relay.socket import Outbound
+
+
+def event_of(frame: str) -> str | None:
+    """The event name of a v2 (`[join_ref, ref, topic, event, payload]`) or v1 frame."""
+    data = orjson.loads(frame)
+    event = (
+        data[3] if isinstance(data, list) and len(data) == 5 else data.get("event") if isinstance(data, dict) else None
+    )
+    return event if isinstance(event, str) else None
 
 
 class EventRecorder:
@@ -22,17 +33,17 @@ class EventRecorder:
 
     @contextmanager
     def installed(self) -> Iterator[EventRecorder]:
-        original = protocol.encode_json
+        original = Outbound._append
 
-        def recording(*args: Any, **kwargs: Any) -> str:
-            event = kwargs.get("event", args[4] if len(args) > 4 else None)
-            if isinstance(event, str):
+        def recording(outbound: Outbound, frame: str) -> None:
+            event = event_of(frame)
+            if event is not None:
                 with self._lock:
                     self.names.add(event)
-            return original(*args, **kwargs)
+            original(outbound, frame)
 
-        protocol.encode_json = recording  # type: ignore[assignment]
+        Outbound._append = recording  # type: ignore[method-assign]
         try:
             yield self
         finally:
-            protocol.encode_json = original  # type: ignore[assignment]
+            Outbound._append = original  # type: ignore[method-assign]
