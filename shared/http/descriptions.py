@@ -145,3 +145,74 @@ DESCRIPTIONS: dict[str, str] = {
     "docs.docs_asset": "A file the reference page loads (Swagger UI's script and styles, the page's own).",
     "docs.realtime_page": "The AsyncAPI document rendered for people: topics, events and their payload fields.",
 }
+
+# What a field means wherever it appears without a description of its own (the models' own
+# `Field(description=...)` win). Obvious fields (ids, times named for what they are) are left out.
+FIELDS: dict[str, str] = {
+    "client_random": "the sender's idempotency key: a retry with the same value (same sender and conversation, "
+    "24 h) answers the original message instead of sending a copy",
+    "content": "the text, or the ciphertext in end-to-end encrypted conversations; stored and returned byte for byte",
+    "message_type": "text, media or system (system messages are written by the service: member joined, ...)",
+    "metadata": "free JSON for the clients (bounded in size and depth); the service reads only the keys it "
+    "documents, e.g. `e2ee.enabled` on conversations and `search_tokens` on messages",
+    "signature": "the sender device's signature of the content (E2E conversations), checked against "
+    "`sender_public_key` or the device's current key",
+    "sender_public_key": "the sending device's public key (base64): a changed key is announced as `sender_key_changed`",
+    "sender_device_id": "the device that sent it (the token's `deviceId`)",
+    "expires_in_seconds": "an ephemeral message: it expires (and disappears for everyone) this many seconds after "
+    "being sent",
+    "expires_at": "when the message or sanction expires; null: never",
+    "reply_to_id": "the message this one answers (same conversation)",
+    "forwarded_from_id": "the message this one is a copy of (`POST /messages/{message_id}/forward`)",
+    "edited_at": "the last edit; null: never edited",
+    "is_deleted": "deleted for everyone: `content` and `metadata` are emptied, the seq stays",
+    "last_seq": "the seq of the conversation's latest message (0: none yet)",
+    "unread_count": "messages from others after the caller's read watermark",
+    "last_read_seq": "the caller's read watermark: every message up to this seq counts as read",
+    "member_user_ids": "the active members' ids",
+    "is_pinned": "pinned by the caller (conversations: at most 5) or in the conversation (messages: at most 10)",
+    "is_muted": "the caller muted notifications (until `muted_until`, or for good)",
+    "is_archived": "the caller archived it: left out of `GET /conversations` unless `include_archived=true`",
+    "is_active": "false once deleted (conversations) or left/removed (members)",
+    "muted_until": "notifications muted until then; null: not muted",
+    "show_read_receipts": "false: the others get no read ticks from the caller (and the caller sees none)",
+    "show_typing": "false: the caller's typing is not broadcast",
+    "notifications_enabled": "push notifications for this conversation",
+    "custom_name": "the caller's own name for the conversation; only they see it",
+    "up_to_seq": "move the watermark up to this seq (it never moves back)",
+    "other_user_id": "direct conversations: the other person",
+    "user_ids": "the members to add (the caller may be among them)",
+    "role": "owner, admin, moderator or member; nobody raises anyone above their own role",
+    "media_id": "the media service's object id",
+    "media_type": "image, video, audio or document",
+    "conversation_ids": "where to forward: conversations the caller is an active member of",
+    "scheduled_at": "when to send: RFC 3339, 1 minute to 1 year ahead (no offset: UTC)",
+    "duration_seconds": "how long the sanction lasts (or give `expires_at`)",
+    "kind": "mute (cannot send), restrict (cannot send, react, pin or attach) or kick (removed)",
+    "category": "what the report is about",
+    "resolution": "dismissed, or action_taken",
+    "cursor": "where this change sits in the caller's change log: pass the last one as `since`",
+    "has_more": "true exactly when another page exists in this direction",
+    "count": "how many items `data` holds",
+    "offset": "how many were skipped",
+    "recipients": "each other member's state of this message",
+    "evidence": "the reported message as it was when reported (moderators only)",
+    "note": "the moderator's note; never shown to the reporter",
+    "reason": "the reporter's or moderator's words",
+}
+
+# The same for request bodies, where a field's meaning depends on the body: (schema, field).
+BODY_FIELDS: dict[tuple[str, str], str] = {
+    ("AddMembers", "user_id"): "one member to add (or `user_ids`)",
+    ("AddReaction", "reaction"): "one emoji",
+    ("CreateConversation", "type"): "direct (two people, at most one per pair) or group",
+    ("CreateConversation", "name"): "groups: the name (also kept in `metadata.name`, which the Whispr client shows)",
+    ("UpdateConversation", "name"): "the new name (groups; `metadata.name` follows)",
+    ("CreateReport", "message_id"): "the message reported (one the caller can see); absent for a user report",
+    ("CreateReport", "user_id"): "the user reported",
+    ("CreateReport", "conversation_id"): "where it happened",
+    ("CreateSanction", "user_id"): "the member sanctioned",
+    ("MarkRead", "message_id"): "or: up to this message's seq",
+    ("ResolveReport", "action"): "with action_taken: what was done to the reported user",
+    ("ScheduleMessage", "conversation_id"): "where it will be sent (the caller must be a member then too)",
+}

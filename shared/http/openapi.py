@@ -24,7 +24,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.domain.ids import parse_uuid
 from shared.http import error_codes
 from shared.http.api import Api, bearer_token
-from shared.http.descriptions import DESCRIPTIONS
+from shared.http.descriptions import BODY_FIELDS, DESCRIPTIONS, FIELDS
 from shared.http.examples import example_of
 from shared.http.responses import (
     Attachment,
@@ -329,6 +329,15 @@ def _without_property_titles(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _described(model: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """Fields without a description of their own get the glossary's (`shared.http.descriptions`)."""
+    for name, prop in schema.get("properties", {}).items():
+        text = BODY_FIELDS.get((model, name)) or FIELDS.get(name)
+        if isinstance(prop, dict) and "description" not in prop and text:
+            prop["description"] = text
+    return schema
+
+
 class _Schemas:
     """Every pydantic model the document names, generated together into components/schemas."""
 
@@ -345,7 +354,8 @@ class _Schemas:
         refs, top = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
         self._refs = refs
         self.components: dict[str, Any] = {
-            name: _without_property_titles(schema) for name, schema in sorted(top.get("$defs", {}).items())
+            name: _described(name, _without_property_titles(schema))
+            for name, schema in sorted(top.get("$defs", {}).items())
         }
 
     def ref(self, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict[str, Any]:

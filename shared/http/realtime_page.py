@@ -1,7 +1,7 @@
 """The AsyncAPI document of the relay as a plain HTML page (served at /messaging/api/realtime):
 per topic, what a client pushes (with the reply) and what it receives, each payload as a table of
 fields. Rendered on the server from the document itself, so it shows exactly what is published;
-no script, works offline."""
+no script, no inline style (its CSS is shared/web/realtime.css), works offline."""
 
 from __future__ import annotations
 
@@ -10,17 +10,6 @@ import json
 from typing import Any
 
 from shared.http.examples import example_of
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;color:#111827;line-height:1.45}
-header{background:#1f2937;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1.5rem}
-header a{color:#c7d2fe;text-decoration:none}main{max-width:60rem;margin:auto;padding:0 1rem 3rem}
-code,pre{background:#f3f4f6;border-radius:4px}code{padding:0 .25rem}pre{padding:.6rem;overflow-x:auto}
-table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem}td,th{border-bottom:1px solid #e5e7eb;
-padding:.25rem .4rem;text-align:left;vertical-align:top;font-size:.92rem}section.op{border-left:3px solid
-#6366f1;padding-left:.8rem;margin:1.2rem 0}section.op.receive{border-color:#10b981}.tag{font-size:.75rem;
-padding:.05rem .4rem;border-radius:3px;background:#e0e7ff;margin-right:.4rem}.receive .tag{background:#d1fae5}
-"""
 
 
 def _e(text: Any) -> str:
@@ -118,7 +107,8 @@ def render(document: dict[str, Any]) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(info['title'])}: socket contract</title><style>{STYLE}</style></head><body>"
+        f"<title>{_e(info['title'])}: socket contract</title><link rel='stylesheet' href='docs/realtime.css'>"
+        "</head><body>"
         "<header><strong>Whispr messaging</strong><a href='docs'>REST API</a><a href='realtime'>Socket contract</a>"
         "<a href='asyncapi.json'>asyncapi.json</a></header><main>" + "\n".join(body) + "</main></body></html>"
     )

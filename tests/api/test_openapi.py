@@ -195,6 +195,10 @@ def test_every_operation_is_described_and_every_request_body_has_an_example(docu
         if route.body is not None:
             examples = op["requestBody"]["content"]["application/json"].get("examples")
             assert examples, f"{route.method} {route.path}: add an example body to EXAMPLES (shared/http/openapi.py)"
+    for name in {r.body.__name__ for r in ROUTES if r.body is not None}:
+        fields = document["components"]["schemas"][name]["properties"]
+        bare = [field for field, schema in fields.items() if not schema.get("description")]
+        assert not bare, f"{name}: describe {bare} (shared/http/descriptions.py, BODY_FIELDS or FIELDS)"
     info = document["info"]
     assert info["contact"]["name"] and info["license"]["identifier"] == "Apache-2.0"
 
@@ -439,6 +443,9 @@ def test_the_socket_contract_is_served_beside_the_openapi_document(server: Runni
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for event in ("new_message", "delivery_status", "presence_diff", "phx_join", "heartbeat"):
         assert f"<code>{event}</code>" in page.text
+    assert "<style" not in page.text and "<script" not in page.text  # nothing inline: CSP-friendly
+    styles = httpx.get(server.url + path.replace("asyncapi.json", "docs/realtime.css"))
+    assert styles.status_code == 200 and styles.headers["content-type"].startswith("text/css")
 
 
 def test_paths_starlette_cannot_route_still_answer_the_json_error_body(server: RunningServer) -> None:

@@ -4,6 +4,7 @@ network comes back the first has every message, in order. Screenshots are saved 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from shared.http.web_chat import dev_user_id
 from tests.browser.proxy import CuttableProxy, cuttable_proxy
-from tests.support import BASE, RunningServer
+from tests.support import BASE, RunningServer, make_settings, serve
 
 WAIT_MS = 30_000  # an upper bound for things that happen on their own; tests wait for conditions
 
@@ -203,15 +204,12 @@ def test_the_chat_and_its_token_route_exist_only_with_the_dev_key(server: Runnin
 
 
 def test_with_production_keys_there_is_no_chat_and_no_token_route(pg_url: str, key_path: str) -> None:
-    import dataclasses
-
-    from shared.bootstrap import build_services
-    from shared.http.web_chat import chat_routes
-    from tests.support import make_settings
-
+    """With JWT_JWKS_URL set (production) the chat's routes are not mounted: nothing mints tokens."""
     settings = dataclasses.replace(make_settings(pg_url, key_path), jwt_jwks_url="http://127.0.0.1:9/jwks.json")
-    services = build_services(settings)
-    try:
-        assert chat_routes(services) == []
-    finally:
-        services.close()
+    with serve(settings) as production:
+        for method, path in [("POST", "/messaging/chat/session"), ("GET", "/messaging/chat/"), ("GET", "/")]:
+            answer = httpx.request(
+                method, production.url + path, json={"name": "mallory"} if method == "POST" else None
+            )
+            assert answer.status_code in (404, 405), (method, path, answer.status_code)
+            assert "token" not in answer.text

@@ -19,6 +19,7 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "swagger-ui.css": (WEB / "vendor" / "swagger-ui" / "swagger-ui.css", "text/css"),
     "docs.js": (WEB / "docs.js", "text/javascript"),
     "docs.css": (WEB / "docs.css", "text/css"),
+    "realtime.css": (WEB / "realtime.css", "text/css"),
 }
 
 
