@@ -120,8 +120,9 @@ DESCRIPTIONS: dict[str, str] = {
     "reports.queue": "Moderators: pending reports, oldest first, optionally by `status` and `category`.",
     "reports.stats": "Moderators: counts of reports by status, category and resolution.",
     "reports.get_report": "One report: the reporter sees their own, moderators any.",
-    "reports.resolve": "Moderators: resolves a pending report (`dismissed`, or `action_taken` with an "
-    "action that may sanction the reported user). The reporter hears `moderation.report_resolved`.",
+    "reports.resolve": "Moderators: resolves a pending report with an `action`: `dismiss`, or what is done "
+    "(none, delete the message, or mute, shadow_restrict or kick the reported user, for `duration_seconds` "
+    "or until lifted). The reporter hears `moderation.report_resolved`.",
     # sync
     "sync.sync": "Everything that changed for the caller since `since`, across every conversation and in "
     "order: messages, edits, deletes, reactions, watermarks, membership, settings. Call with "
@@ -209,10 +210,14 @@ BODY_FIELDS: dict[tuple[str, str], str] = {
     ("CreateConversation", "name"): "groups: the name (also kept in `metadata.name`, which the Whispr client shows)",
     ("UpdateConversation", "name"): "the new name (groups; `metadata.name` follows)",
     ("CreateReport", "message_id"): "the message reported (one the caller can see); absent for a user report",
-    ("CreateReport", "user_id"): "the user reported",
+    ("CreateReport", "reported_user_id"): "the user reported (a user report needs no message)",
+    ("CreateReport", "description"): "the reporter's words, kept with the report",
     ("CreateReport", "conversation_id"): "where it happened",
     ("CreateSanction", "user_id"): "the member sanctioned",
+    ("CreateSanction", "type"): "mute (cannot send), shadow_restrict (cannot send, react, pin or attach) or kick",
     ("MarkRead", "message_id"): "or: up to this message's seq",
-    ("ResolveReport", "action"): "with action_taken: what was done to the reported user",
+    ("ResolveReport", "action"): "dismiss, or what is done: none, delete_message, or mute, shadow_restrict or kick "
+    "the reported user",
+    ("ResolveReport", "notes"): "the moderator's notes; never shown to the reporter",
     ("ScheduleMessage", "conversation_id"): "where it will be sent (the caller must be a member then too)",
 }
