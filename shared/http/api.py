@@ -80,7 +80,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _route_query(route: Route, request: Request) -> dict[str, str]:
+def route_query(route: Route, request: Request) -> dict[str, str]:
     """The query parameters, each one the route declares (`Route.query`, as documented in the
     OpenAPI document): any other is a 400, never silently ignored."""
     query = dict(request.query_params)
@@ -173,7 +173,7 @@ class Api:
             raise NotFound(f"no route for {request.method} {path}", code="route_not_found")
         request.scope["whispr_route"] = route.path  # the template: metrics' label, bounded
         token = bearer_token(request) if route.authenticated else None
-        query = _route_query(route, request)
+        query = route_query(route, request)
         for name, value in params.items():
             params[name] = parse_uuid(value, name) if name.endswith("_id") else value
         body = await self._read_body(request, route)

@@ -23,7 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from shared.auth.tokens import TokenVerifier
 from shared.domain.ids import parse_uuid
 from shared.http import error_codes
-from shared.http.api import Api, bearer_token
+from shared.http.api import Api, bearer_token, route_query
 from shared.http.descriptions import BODY_FIELDS, DESCRIPTIONS, FIELDS
 from shared.http.examples import example_of
 from shared.http.responses import (
@@ -307,8 +307,9 @@ def _query_parameter(param: QueryParam) -> dict[str, Any]:
 
 def error_codes_of(route: Route) -> dict[int, list[str]]:
     """The error codes `route` can answer, by status, read from the code (`shared.http.error_codes`):
-    its handler's, and the request layer's (token, path ids, body) where the route has them."""
-    codes = set(error_codes.codes_of(route.handler))
+    its handler's, and the request layer's (query parameters; token, path ids, body where the route
+    has them)."""
+    codes = set(error_codes.codes_of(route.handler)) | error_codes.codes_of(route_query)
     if route.authenticated:
         codes |= error_codes.codes_of(bearer_token) | error_codes.codes_of(TokenVerifier.verify)
     if route.params:

@@ -247,7 +247,8 @@ def test_every_error_answer_names_its_codes_read_from_the_code(document: dict[st
     )
     assert "validation_failed" in send["422"]["content"]["application/json"]["schema"]["properties"]["code"]["enum"]
     health = operation(document, by_handler["health.live"])["responses"]
-    assert not [s for s in health if s.startswith("4")], "no 4xx for a route that raises none"
+    assert [s for s in health if s.startswith("4")] == ["400"], "only what the request layer raises"
+    assert health["400"]["content"]["application/json"]["schema"]["properties"]["code"]["enum"] == ["unknown_parameter"]
 
 
 def test_an_error_code_the_service_answers_is_in_the_document(server: RunningServer, document: dict[str, Any]) -> None:
