@@ -166,6 +166,8 @@ def test_the_api_reference_renders_the_document_and_takes_a_token(
 ) -> None:
     from playwright.sync_api import expect
 
+    # the document is built on first use (seconds on a busy machine): wait for it, then for the page
+    assert httpx.get(server.url + "/messaging/api/openapi.json", timeout=120).status_code == 200
     page = _page(browser, server.url)
     page.goto(server.url + "/messaging/api/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Whispr messaging API")
