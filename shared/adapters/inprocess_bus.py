@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 class InProcessBus:
+    in_process = True  # every subscriber has an event when `publish` returns (ports.bus.hands_over_in_process)
+
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()

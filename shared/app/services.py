@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from shared.config import Settings
 from shared.domain.models import Event
-from shared.ports.bus import EventBus, PublishedEvent
+from shared.ports.bus import EventBus, PublishedEvent, hands_over_in_process
 from shared.ports.limiter import RateLimiter
 from shared.ports.scheduler import NullScheduler, Scheduler
 from shared.ports.siblings import MediaLibrary, Notifier, UserDirectory
@@ -39,12 +39,13 @@ class Unit:
     now: datetime
     events: list[PublishedEvent] = field(default_factory=list)
     _deferred: list[Event] | None = None  # recorded, written by `flush_events` (see `defer_events`)
+    marked: bool = False  # events written already marked published (`shared.ports.bus.hands_over_in_process`)
 
     def record(self, event: Event) -> None:
         if self._deferred is not None:
             self._deferred.append(event)
             return
-        self.events.append(outbox.append(self.conn, event, self.now))
+        self.events.append(outbox.append(self.conn, event, self.now, published=self.marked))
 
     def defer_events(self) -> None:
         """Write the events recorded from now on together, in two statements, when the unit ends
@@ -55,7 +56,7 @@ class Unit:
 
     def flush_events(self) -> None:
         if self._deferred:
-            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now))
+            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now, published=self.marked))
             self._deferred.clear()
 
     @contextmanager
@@ -90,18 +91,20 @@ class Services:
     @contextmanager
     def unit(self) -> Iterator[Unit]:
         """A transaction whose recorded events are published once it has committed. The events
-        are marked published on the same connection (no second checkout from the pool)."""
+        are marked published on the same connection (no second checkout from the pool), unless
+        the bus hands them over in this process: then they are written marked, which spares
+        the second write of every event row and a transaction per unit."""
         with self.db.connect() as conn:
             with tracing.span("db.transaction", kind=tracing.CLIENT), conn.begin():
-                unit = Unit(conn, self.clock())
+                unit = Unit(conn, self.clock(), marked=hands_over_in_process(self.bus))
                 yield unit
                 unit.flush_events()
             if unit.events:
-                self.publish(unit.events, conn)
+                self.publish(unit.events, conn, mark=not unit.marked)
 
-    def publish(self, events: list[PublishedEvent], conn: Connection | None = None) -> bool:
+    def publish(self, events: list[PublishedEvent], conn: Connection | None = None, *, mark: bool = True) -> bool:
         """Publish committed events and mark them (in a transaction of its own, on `conn` if
-        given); False (and left for the sweeper) on failure."""
+        given; not if `mark` is false); False (and left for the sweeper) on failure."""
         started = time.perf_counter()
         try:
             with tracing.span("publish", kind=tracing.PRODUCER, attributes={"whispr.events": len(events)}):
@@ -114,6 +117,8 @@ class Services:
             log.exception("publishing %d events failed; left for the outbox sweeper", len(events))
             return False
         BUS_PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        if not mark:
+            return True
         positions = [e.position for e in events]
         if conn is None:
             with self.db.transaction() as fresh:

@@ -26,7 +26,7 @@ def _txid(postgres: bool) -> Any:
     return literal_column("pg_current_xact_id()::text::bigint", BigInteger) if postgres else 0
 
 
-def _row(event: Event, event_id: str, now: datetime) -> dict[str, Any]:
+def _row(event: Event, event_id: str, now: datetime, published: bool) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "name": event.name,
@@ -36,6 +36,7 @@ def _row(event: Event, event_id: str, now: datetime) -> dict[str, Any]:
         "payload": event.payload,
         "scope": "conversation" if event.is_conversation_wide else "user",
         "created_at": now,
+        "published_at": now if published else None,
     }
 
 
@@ -52,11 +53,12 @@ def _published(event: Event, event_id: str, row_id: int, now: datetime) -> Publi
     )
 
 
-def append(conn: Connection, event: Event, now: datetime) -> PublishedEvent:
+def append(conn: Connection, event: Event, now: datetime, *, published: bool = False) -> PublishedEvent:
+    """Write an event to the outbox; `published`: already marked (`shared.ports.bus.hands_over_in_process`)."""
     event_id = str(uuid.uuid4())
     txid = _writer_txid(conn)
     row_id = conn.execute(
-        insert(events).values(**_row(event, event_id, now), txid=txid).returning(events.c.id)
+        insert(events).values(**_row(event, event_id, now, published), txid=txid).returning(events.c.id)
     ).scalar_one()
     targets = event.targets()
     if targets:
@@ -68,14 +70,16 @@ _INSERT_EVENT = Prebuilt(lambda postgres: insert(events).values(txid=_txid(postg
 _INSERT_TARGET = Prebuilt(lambda postgres: insert(event_targets).values(txid=_txid(postgres)))
 
 
-def append_many(conn: Connection, recorded: Sequence[Event], now: datetime) -> list[PublishedEvent]:
+def append_many(
+    conn: Connection, recorded: Sequence[Event], now: datetime, *, published: bool = False
+) -> list[PublishedEvent]:
     """`append` for many events at once: one INSERT for the events (ids in the given order), one
     for all their targets."""
     if len(recorded) <= 1:
-        return [append(conn, event, now) for event in recorded]
+        return [append(conn, event, now, published=published) for event in recorded]
     event_ids = [str(uuid.uuid4()) for _ in recorded]
     txid = _writer_txid(conn)
-    rows = [_row(event, event_id, now) for event, event_id in zip(recorded, event_ids, strict=True)]
+    rows = [_row(event, event_id, now, published) for event, event_id in zip(recorded, event_ids, strict=True)]
     drawn = next_ids(conn, events, len(rows))
     ids: Sequence[int]
     if drawn is None:  # no sequence to draw from (SQLite): one multi-row INSERT ... RETURNING

@@ -71,3 +71,27 @@ def test_a_send_commits_even_when_the_bus_is_down_and_the_sweeper_delivers_later
     assert heard[1].payload["message"]["content"] == "kept"
     assert _unpublished(services) == 0
     assert sweep_outbox(services, older_than_seconds=0) == 0
+
+
+def test_events_handed_over_in_process_are_stored_published_and_left_to_no_sweeper(
+    store_url: str, key_path: str
+) -> None:
+    """The in-process bus gives every subscriber an event before `publish` returns: its events
+    are written marked (no second write of each row), and the sweeper has nothing to resend."""
+    svc = build_services(make_settings(store_url, key_path))
+    try:
+        assert isinstance(svc.bus, InProcessBus)
+        heard: list[PublishedEvent] = []
+        svc.bus.subscribe(heard.append)
+        alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+        conv = conversations.create_direct(svc, alice, bob.user_id).view
+        messages.send_message(svc, alice, conv["id"], NewMessage("marked", "text", 2))
+        assert [e.name for e in heard] == ["conversation_created", "new_message"]
+        with svc.db.transaction() as conn:
+            rows = conn.execute(
+                select(events.c.created_at, events.c.published_at).where(events.c.id.in_([e.position for e in heard]))
+            ).all()
+        assert len(rows) == 2 and all(r.published_at == r.created_at for r in rows)  # marked as written
+        assert sweep_outbox(svc, older_than_seconds=0) == 0
+    finally:
+        svc.close()
