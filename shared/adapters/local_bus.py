@@ -37,9 +37,8 @@ _LENGTH = struct.Struct(">I")
 
 
 def encode(events: Sequence[PublishedEvent]) -> bytes:
-    body = orjson.dumps(
-        [[e.position, e.event_id, e.name, e.topics, e.payload, e.conversation_id, e.seq, e.created_at] for e in events]
-    )
+    fields = [[e.position, e.event_id, e.name, e.topics, e.payload, e.conversation_id, e.seq] for e in events]
+    body = orjson.dumps([[*f, e.created_at, e.trace] for f, e in zip(fields, events, strict=True)])
     return _LENGTH.pack(len(body)) + body
 
 
@@ -54,8 +53,9 @@ def decode(body: bytes) -> list[PublishedEvent]:
             conversation_id=conversation_id,
             seq=seq,
             created_at=datetime.fromisoformat(created_at),
+            trace=trace,
         )
-        for position, event_id, name, topics, payload, conversation_id, seq, created_at in orjson.loads(body)
+        for position, event_id, name, topics, payload, conversation_id, seq, created_at, trace in orjson.loads(body)
     ]
 
 
@@ -166,6 +166,9 @@ class BusBroker:
             except OSError:
                 return  # closed
             with self._lock:
+                if self._closed:  # accepted while closing: not served
+                    peer.close()
+                    return
                 self._peers[peer] = threading.Lock()
             threading.Thread(target=self._forward, args=(peer,), name="bus broker peer", daemon=True).start()
 
@@ -198,10 +201,12 @@ class BusBroker:
             return len(self._peers)
 
     def close(self) -> None:
-        self._closed = True
-        self._server.close()
         with self._lock:
+            self._closed = True
             peers = list(self._peers)
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._server.close()
         for peer in peers:
             with contextlib.suppress(OSError):
                 peer.shutdown(socket.SHUT_RDWR)

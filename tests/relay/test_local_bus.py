@@ -24,6 +24,7 @@ def event(i: int, publisher: str) -> PublishedEvent:
         conversation_id="c",
         seq=i,
         created_at=datetime(2026, 12, 7, 12, 0, i % 60, 1234, tzinfo=timezone.utc),
+        trace=f"00-{i:032x}-{i:016x}-01" if i % 2 else None,
     )
 
 
@@ -79,6 +80,7 @@ def test_a_worker_cut_off_from_the_broker_is_not_ready_and_cannot_publish(tmp_pa
     broker = BusBroker(str(tmp_path / "bus.sock"))
     bus = LocalBus(broker.path)
     try:
+        eventually(lambda: broker.workers, lambda n: n == 1, what="the worker connected")
         bus.ping()
         broker.close()
         eventually(lambda: _pings(bus), lambda ok: not ok, what="the bus noticed the broker went away")
