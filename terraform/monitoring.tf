@@ -21,7 +21,7 @@ resource "google_monitoring_uptime_check_config" "health" {
   period       = "60s"
 
   http_check {
-    path         = "/messaging/api/v1/health"
+    path         = "/messaging/api/v1/health/ready" # readiness: the store and the bus answer
     port         = 443
     use_ssl      = true
     validate_ssl = true

@@ -90,12 +90,26 @@ resource "google_cloud_run_v2_service" "relay" {
         }
       }
 
+      # Readiness over HTTP: an instance gets traffic once its store and bus answer
+      # (/health/ready, shared/app/health.py), and is restarted if it stops serving.
       startup_probe {
-        tcp_socket {
+        http_get {
+          path = "/messaging/api/v1/health/ready"
           port = 8080
         }
         period_seconds    = 2
+        timeout_seconds   = 2
         failure_threshold = 30
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/messaging/api/v1/health"
+          port = 8080
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
       }
     }
   }

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -239,9 +240,19 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
         yield
         relay.close()
 
+    from shared.http.api import Api  # here: shared.http imports this module (the gateway)
+    from shared.http.routes import routes_of
+
     relay = Relay(services, verifier)
     metrics.register_services(services)
-    return Starlette(routes=[*relay.routes(), Route("/metrics", metrics.metrics_endpoint)], lifespan=lifespan)
+    health = Api(services, verifier, routes_of("health"))  # the probes' routes, as the functions serve them
+
+    async def probe(request: Request) -> Response:
+        return await health(request)
+
+    routes = [*relay.routes(), Route("/metrics", metrics.metrics_endpoint)]
+    routes += [Route(f"{prefix}/health{{rest:path}}", probe) for prefix in ("/messaging/api/v1", "/api/v1")]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -409,9 +409,18 @@ def test_secrets_reach_components_through_secret_manager(config: Config) -> None
 # ---------------------------------------------------------------------------
 
 
-def test_uptime_check_on_health_and_5xx_alert(config: Config) -> None:
+def test_uptime_check_on_readiness_and_5xx_alert(config: Config) -> None:
     uptime = config.resource("google_monitoring_uptime_check_config", "health")
-    assert block(uptime, "http_check")["path"].endswith("/health")
+    assert block(uptime, "http_check")["path"].endswith("/health/ready")  # store and bus answer
     alert = config.resource("google_monitoring_alert_policy", "server_errors")
     condition = block(alert, "conditions", "condition_threshold")
     assert 'response_code_class=\\"5xx\\"' in condition["filter"] or 'response_code_class="5xx"' in condition["filter"]
+
+
+def test_the_relay_is_probed_over_http_for_readiness_and_liveness(config: Config) -> None:
+    relay = config.resource("google_cloud_run_v2_service", "relay")
+    container = block(block(relay, "template"), "containers")
+    startup = block(block(container, "startup_probe"), "http_get")
+    liveness = block(block(container, "liveness_probe"), "http_get")
+    assert startup["path"] == "/messaging/api/v1/health/ready" and startup["port"] == 8080
+    assert liveness["path"] == "/messaging/api/v1/health"
