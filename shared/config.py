@@ -54,6 +54,8 @@ TOOL_VARIABLES = frozenset(
         "WHISPR_FUZZ_EXAMPLES",
         "WHISPR_SOAK",
         "WHISPR_AUDIT_STRICT",
+        "WHISPR_CHROMIUM",
+        "WHISPR_TEST_ARTIFACTS",
     }
 )
 
