@@ -44,7 +44,7 @@ from shared.app.messages import (
     take_send_token,
 )
 from shared.app.services import Services
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, StoreUnavailable
 from shared.domain.models import Actor, NewMessage
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ def _run(svc: Services, requests: Sequence[SendRequest], todo: list[int], outcom
                 results = {todo[0]: abort.__cause__}
             else:  # rolled back: again, each send in its own savepoint
                 results = _attempt(svc, requests, todo, isolate=True)
+    except StoreUnavailable as error:  # nothing committed; the senders are told to retry
+        log.warning("a batch of %d sends failed: %s", len(todo), error.__cause__ or error)
+        results = dict.fromkeys(todo, error)
     except Exception as error:  # nothing committed: every send of the batch fails
         log.exception("a batch of %d sends failed", len(todo))
         results = dict.fromkeys(todo, error)

@@ -73,6 +73,21 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+STORE_RETRY_AFTER_SECONDS = 2
+
+
+class StoreUnavailable(Unavailable):
+    """The system of record cannot be reached (down, restarting, out of connections): nothing was
+    done, and the same request is worth repeating shortly (503 with Retry-After; on a socket an
+    error reply with `retry_after`, the channel kept)."""
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str = "the message store cannot be reached; try again shortly"):
+        super().__init__(message, details={"retry_after": STORE_RETRY_AFTER_SECONDS})
+        self.retry_after = STORE_RETRY_AFTER_SECONDS
+
+
 class MethodNotAllowed(DomainError):
     status = 405
     code = "method_not_allowed"

@@ -23,7 +23,6 @@ from shared.domain.errors import (
     Invalid,
     MethodNotAllowed,
     NotFound,
-    RateLimited,
     TooLarge,
     Unauthorized,
 )
@@ -48,7 +47,8 @@ def json_response(body: Any, status: int, headers: dict[str, str] | None = None)
 
 
 def error_response(error: DomainError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    retry_after = error.details.get("retry_after")  # rate limited, store unavailable
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
     if isinstance(error, MethodNotAllowed):  # RFC 9110: a 405 lists the allowed methods
         headers = {"Allow": ", ".join(error.details.get("allowed", []))}
     body = {"error": error.message, "code": error.code, "details": error.details}

@@ -23,9 +23,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from shared.config import Settings
+from shared.domain.errors import StoreUnavailable
+
+# The store cannot be reached: the server is down or restarting (connection refused or lost,
+# statement cancelled by its shutdown), or the pool has no connection to give in time.
+UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -67,6 +73,16 @@ def _sqlite_engine(database_url: str) -> Engine:
     return engine
 
 
+@contextmanager
+def reachable() -> Iterator[None]:
+    """A store that cannot be reached is `StoreUnavailable` (a 503 the caller may retry), not
+    a driver's error that every entry point would answer as its own failure (500)."""
+    try:
+        yield
+    except UNREACHABLE as error:
+        raise StoreUnavailable() from error
+
+
 class Database:
     """The SQL store port: transactions over one engine."""
 
@@ -79,13 +95,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with reachable(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for several transactions in a row (`conn.begin()` each)."""
-        with self.engine.connect() as conn:
+        with reachable(), self.engine.connect() as conn:
             yield conn
 
     def ping(self) -> None:

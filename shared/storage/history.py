@@ -49,7 +49,7 @@ def reading(db: Database) -> Iterator[Connection]:
     nothing); elsewhere (SQLite, whose transactions here take the write lock up front, and
     pg8000, which would send two statements to switch back) it is an ordinary transaction."""
     if db.engine.dialect.driver == "psycopg":
-        with db.engine.connect() as conn:
+        with db.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
     else:
