@@ -186,7 +186,8 @@ class Limits:
     max_pending_scheduled_per_user: Count = 50
     scheduled_per_hour: Count = 10
     # WebSocket relay (realtime.md): frames, idle sockets, per-connection and per-IP limits
-    ws_max_frame_bytes: Bytes = 64 * 1024
+    ws_max_frame_bytes: Bytes = 64 * 1024  # larger frames get an error reply, the socket stays
+    ws_frame_hard_cap_bytes: Bytes = 4 * 1024 * 1024  # larger ones close the socket (1009)
     ws_idle_timeout_seconds: Seconds = 60.0
     ws_pushes_per_minute: Count = 200
     ws_push_burst: Count = 50
@@ -196,6 +197,11 @@ class Limits:
     typing_expiry_seconds: Seconds = 10.0
     presence_away_seconds: Seconds = 300.0  # rules.md: away after 5 minutes without activity
     ws_gap_fill_seconds: Seconds = 0.5  # a message event missing this long past a later one is read from the store
+
+    @property
+    def ws_frame_hard_cap(self) -> int:
+        """The largest frame read at all (never below the frame limit)."""
+        return max(self.ws_frame_hard_cap_bytes, self.ws_max_frame_bytes)
 
 
 # Pool (size, overflow) per component. A function instance serves few requests at a time and

@@ -3,9 +3,13 @@ call the route's handler in a worker thread, render the contract's success or er
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
+from base64 import b64encode
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
@@ -40,6 +44,35 @@ PREFIXES = ("/messaging/api/v1", "/api/v1", "/messaging")
 ANONYMOUS = Actor(user_id="")
 CORS_HEADERS = "authorization, content-type, x-request-id, traceparent"
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+# Every answer: never cached (they are a user's messages), never sniffed as another type.
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+_INLINE = re.compile(r"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.DOTALL | re.IGNORECASE)
+
+
+@lru_cache(maxsize=16)
+def page_policy(page: str) -> str:
+    """The Content-Security-Policy of one of our HTML pages: its own files and its own inline
+    blocks (by hash) only, nothing from elsewhere, and no framing (clickjacking)."""
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    for kind, body in _INLINE.findall(page):
+        if body.strip():
+            digest = b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+            hashes[kind.lower()].append(f"'sha256-{digest}'")
+    return "; ".join(
+        [
+            "default-src 'none'",
+            " ".join(["script-src 'self'", *hashes["script"]]),
+            " ".join(["style-src 'self'", *hashes["style"]]),
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -132,6 +165,7 @@ class Api:
                 )
             self._add_cors(request, response)
             response.headers[REQUEST_ID_HEADER] = scope.request_id
+            response.headers.update(SECURITY_HEADERS)
             seconds = time.perf_counter() - started
             route = request.scope.get("whispr_route", "unmatched")
             observe_request(route, request.method, response.status_code, seconds)
@@ -187,7 +221,11 @@ class Api:
         if reply.status == 204:
             return Response(status_code=204)
         if reply.media_type is not None:
-            return Response(reply.data, status_code=reply.status, media_type=reply.media_type)
+            response = Response(reply.data, status_code=reply.status, media_type=reply.media_type)
+            if reply.media_type.startswith("text/html") and isinstance(reply.data, str):
+                response.headers["Content-Security-Policy"] = page_policy(reply.data)
+                response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors for older browsers
+            return response
         if reply.bare:
             return json_response(reply.data, reply.status)
         return json_response({"data": reply.data, "meta": reply.meta}, reply.status)

@@ -6,6 +6,7 @@ Refs are echoed back exactly as the client sent them (the phoenix JS client send
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -140,8 +141,26 @@ def validate(data: Any, version: Version) -> Frame:
     return Frame(join_ref, ref, raw_topic, event, payload)
 
 
+_REF = r'null|-?\d{1,18}|"(?:[^"\\]|\\.){0,255}"'
+_V2_HEAD = re.compile(rf'\s*\[\s*({_REF})\s*,\s*({_REF})\s*,\s*("(?:[^"\\]|\\.){{1,{MAX_TOPIC_CHARS}}}")')
+PEEK_HEAD_CHARS = 2048  # a v2 frame's refs and topic are within its first characters
+PEEK_WHOLE_CHARS = 1024 * 1024  # larger frames are not parsed whole to find them (v1)
+
+
 def peek(raw: str | bytes, version: Version) -> tuple[Ref, Ref, str]:
-    """The refs and topic of a frame the relay will not process (too large), if readable."""
+    """The refs and topic of a frame the relay will not process (too large, too deep), if
+    readable: a v2 frame's from its head, whatever its size; a v1 frame (refs after the
+    payload) by parsing it, up to `PEEK_WHOLE_CHARS`."""
+    if version == 2:
+        head = raw[:PEEK_HEAD_CHARS]
+        match = _V2_HEAD.match(head.decode("utf-8", "ignore") if isinstance(head, bytes) else head)
+        if match is not None:
+            try:
+                return _best_effort([orjson.loads(part) for part in match.groups()], version)
+            except orjson.JSONDecodeError:
+                pass
+    if len(raw) > PEEK_WHOLE_CHARS:
+        return None, None, HEARTBEAT_TOPIC
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -266,12 +266,17 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     too, named here so that an installed `wsproto` does not change it), and no
     permessage-deflate: its zlib contexts cost tens of KB per socket that offers it (browsers
     do), more than the rest of the socket; Phoenix frames are small JSON, and a client must
-    accept a server that declines the extension (RFC 7692)."""
+    accept a server that declines the extension (RFC 7692).
+
+    Frames over `WHISPR_WS_MAX_FRAME_BYTES` are read and refused with an error reply (the socket
+    stays); only past the hard cap (`WHISPR_WS_FRAME_HARD_CAP_BYTES`) does the server stop
+    reading and close the socket (1009)."""
     return {
         "proxy_headers": False,
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
-        "ws_max_size": max(settings.limits.ws_max_frame_bytes * 16, 1024 * 1024),
+        "ws_max_size": settings.limits.ws_frame_hard_cap,
+        "server_header": False,  # no `server: uvicorn`: what runs here is nobody's business
     }
 
 

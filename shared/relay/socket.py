@@ -29,7 +29,6 @@ from shared.telemetry.metrics import FRAMES_IN, FRAMES_OUT, SOCKET_JOINS
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 1_000  # joined topics per socket
-PEEK_LIMIT = 1024 * 1024  # oversized frames up to this size are parsed for their ref, to reply to it
 
 CLOSE_IDLE = 4000  # no frame (not even a heartbeat) for the idle timeout
 CLOSE_SLOW = 1013  # "try again later": the client did not read its frames fast enough
@@ -323,7 +322,7 @@ class Connection:
         size = len(text) if len(text) > limit or len(text) * 4 <= limit else len(text.encode("utf-8"))
         if size > limit:
             self.bucket.take()  # bad frames spend the push budget too
-            join_ref, ref, topic = protocol.peek(text, self.version) if size <= PEEK_LIMIT else (None, None, "phoenix")
+            join_ref, ref, topic = protocol.peek(text, self.version)  # the reply goes to the push
             self._error(
                 join_ref, ref, topic, "frame_too_large", f"frames are at most {limit} bytes", {"max_bytes": limit}
             )
