@@ -231,6 +231,8 @@ class Settings:
     # a key withdrawn from the JWKS stops being accepted within this time: the key set is
     # refetched once half of it old, and a verified token is remembered at most half of it
     jwks_max_age_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    # clock skew allowed on a token's exp/nbf/iat; a socket is served until exp plus this
+    jwt_leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0  # WHISPR_JWT_LEEWAY_SECONDS
     dev_key_path: NonEmpty = "var/dev-signing-key.pem"
     cors_origins: str = "*"
     host: NonEmpty = "127.0.0.1"

@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.domain.errors import Unauthorized
 from shared.domain.models import Actor
 
-LEEWAY_SECONDS = 5  # clock skew allowed on `exp` (and `nbf`, `iat`)
+LEEWAY_SECONDS = 5  # clock skew allowed on `exp` (and `nbf`, `iat`) unless configured (JWT_LEEWAY_SECONDS)
 
 
 class VerifiedTokens:
@@ -26,7 +26,15 @@ class VerifiedTokens:
     withdrawn from the JWKS stops being honoured soon after. Only successes are remembered:
     a refused token is checked again every time. When full, the oldest entry goes."""
 
-    def __init__(self, *, max_entries: int = 10_000, max_age: float = 300.0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        max_age: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        leeway: float = LEEWAY_SECONDS,
+    ):
+        self._leeway = leeway
         self._max_entries = max_entries
         self._max_age = max_age
         self._clock = clock
@@ -50,7 +58,7 @@ class VerifiedTokens:
         expires = actor.claims.get("exp")
         if not isinstance(expires, (int, float)) or self._max_entries <= 0:
             return
-        valid_until = min(float(expires) + LEEWAY_SECONDS, now + self._max_age)
+        valid_until = min(float(expires) + self._leeway, now + self._max_age)
         with self._lock:
             while len(self._entries) >= self._max_entries:
                 del self._entries[next(iter(self._entries))]  # dicts keep insertion order: the oldest
@@ -69,12 +77,14 @@ class TokenVerifier:
         issuer: str = "",
         audience: str = "",
         cache: VerifiedTokens | None = None,
+        leeway: float = LEEWAY_SECONDS,
     ):
+        self.leeway = leeway  # seconds a token is still honoured past its `exp` (clock skew)
         self._keys = keys
         self._algorithms = algorithms
         self._issuer = issuer
         self._audience = audience
-        self._cache = cache if cache is not None else VerifiedTokens()
+        self._cache = cache if cache is not None else VerifiedTokens(leeway=leeway)
 
     def verify(self, token: str, *, extra_audiences: tuple[str, ...] = ()) -> Actor:
         actor = self._cache.get(token, extra_audiences)
@@ -102,7 +112,7 @@ class TokenVerifier:
                 audience=audiences or None,
                 issuer=self._issuer or None,
                 options={"require": ["exp", "sub"], "verify_aud": bool(audiences)},
-                leeway=LEEWAY_SECONDS,
+                leeway=self.leeway,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired", code="token_expired") from exc
@@ -131,7 +141,8 @@ def build_verifier(settings: Settings) -> TokenVerifier:
         algorithms=settings.algorithms,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        cache=VerifiedTokens(max_age=settings.jwks_max_age_seconds / 2),
+        cache=VerifiedTokens(max_age=settings.jwks_max_age_seconds / 2, leeway=settings.jwt_leeway_seconds),
+        leeway=settings.jwt_leeway_seconds,
     )
 
 

@@ -125,6 +125,14 @@ class Relay:
             except DomainError:
                 raise error from None
 
+    def _served_until(self, actor: Actor) -> float | None:
+        """When the socket stops being served (wall clock): the token's expiry plus the leeway
+        the verifier allows. The client reconnects with a fresh token (docs/realtime.md)."""
+        expires = actor.claims.get("exp")
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            return None
+        return float(expires) + self.verifier.leeway
+
     async def endpoint(self, websocket: WebSocket, send: Send | None = None) -> None:
         """Serve one socket; `send`: the server's own ASGI send, for frames written without
         Starlette's wrappers (`Connection`)."""
@@ -147,7 +155,8 @@ class Relay:
                 log.debug("socket open for user %s", actor.user_id)
                 metrics.SOCKETS_OPEN.inc()
                 try:
-                    await Connection(self.ctx, websocket, actor, version, subprotocol, send).serve()
+                    served_until = self._served_until(actor)
+                    await Connection(self.ctx, websocket, actor, version, subprotocol, send, served_until).serve()
                 finally:
                     metrics.SOCKETS_OPEN.dec()
                 log.debug("socket closed for user %s", actor.user_id)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_CHANNELS = 1_000  # joined topics per socket
 
 CLOSE_IDLE = 4000  # no frame (not even a heartbeat) for the idle timeout
+CLOSE_TOKEN_EXPIRED = 4001  # the token expired: reconnect with a fresh one (phoenix.js reconnects on any close)
 CLOSE_SLOW = 1013  # "try again later": the client did not read its frames fast enough
 
 
@@ -133,6 +134,7 @@ class Outbound:
 class Connection:
     __slots__ = (
         "_close",
+        "_expires",
         "_interrupted",
         "_reader",
         "_send",
@@ -156,7 +158,10 @@ class Connection:
         version: Version,
         subprotocol: str | None = None,
         send: Send | None = None,
+        served_until: float | None = None,
     ):
+        """`served_until`: when the token stops being valid (wall clock, leeway included); the
+        socket is closed then (`CLOSE_TOKEN_EXPIRED`), and no frame read after it is handled."""
         self.ctx = ctx
         self.ws = websocket
         self._send = send  # the server's ASGI send (frames written without a task while it allows)
@@ -172,6 +177,7 @@ class Connection:
         self._reader: asyncio.Task[None] | None = None  # the serving task, while it reads frames
         self._interrupted = False  # the read loop was told to stop
         self._writer: asyncio.Task[None] | None = None  # only while frames are waiting
+        self._expires = served_until
 
     # -- the Socket interface channels use ------------------------------------------------
 
@@ -285,14 +291,23 @@ class Connection:
     async def _read(self) -> None:
         idle = self.ctx.limits.ws_idle_timeout_seconds
         receive = self.ws.receive
+        clock = asyncio.get_running_loop().time
+        served_until = self._expires  # wall clock; `expires`: the same moment on the loop's clock
+        expires = None if served_until is None else clock() + (served_until - time.time())
         while not self._interrupted:
+            deadline, ending = clock() + idle, (CLOSE_IDLE, "idle timeout")
+            if expires is not None and expires <= deadline:
+                deadline, ending = expires, (CLOSE_TOKEN_EXPIRED, "token_expired")
             try:
-                async with asyncio.timeout(idle):  # no task per read, unlike wait_for in 3.11
+                async with asyncio.timeout_at(deadline):  # no task per read, unlike wait_for in 3.11
                     message = await receive()
             except TimeoutError:
-                self.kill(CLOSE_IDLE, "idle timeout")
+                self.kill(*ending)
                 return
             if message["type"] == "websocket.disconnect":
+                return
+            if served_until is not None and time.time() >= served_until:  # read after expiry: never handled
+                self.kill(CLOSE_TOKEN_EXPIRED, "token_expired")
                 return
             text = message.get("text")
             if text is None:
