@@ -247,6 +247,10 @@ class Settings:
     rate_limiter: Annotated[Literal["memory", "sql"], BeforeValidator(_lower)] = "memory"
     # traces: none (off, no cost), gcp (Cloud Trace), otlp (OTEL_EXPORTER_OTLP_ENDPOINT)
     trace_exporter: Annotated[Literal["none", "gcp", "otlp"], BeforeValidator(_lower)] = "none"
+    # per process: connections (HTTP and WebSocket) held at once, beyond which new ones get 503;
+    # time a connection has to send its request's headers (slowloris), shared/http/connection_guard.py
+    max_connections: Count = 10_000  # WHISPR_MAX_CONNECTIONS
+    header_timeout_seconds: Seconds = 10.0  # WHISPR_HEADER_TIMEOUT_SECONDS
     log_format: Annotated[Literal["auto", "json", "text"], BeforeValidator(_lower)] = "auto"  # auto: text on a terminal
     moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
     # scheduler port: "local" (in-process timer over the store), "cloudtasks" (Cloud Tasks, one

@@ -29,6 +29,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.config import Settings
 from shared.domain.errors import DomainError
 from shared.domain.models import Actor
+from shared.http.connection_guard import guarded_http_protocol
 from shared.http.forwarded import ClientAddress
 from shared.ports.state import PresenceDiff, StateStore
 from shared.relay import protocol
@@ -267,6 +268,9 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn serves the service, for every way it starts (`dev`, `relay`, the tests).
 
+    httptools with a header-read timeout and a cap on the connections held at once
+    (shared/http/connection_guard.py).
+
     No proxy headers: uvicorn would believe X-Forwarded-For from any allowed address (and take
     the entry the client wrote); the relay finds the client's address itself, from the
     configured proxies only (shared/http/forwarded.py).
@@ -281,6 +285,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     stays); only past the hard cap (`WHISPR_WS_FRAME_HARD_CAP_BYTES`) does the server stop
     reading and close the socket (1009)."""
     return {
+        "http": guarded_http_protocol(settings.max_connections, settings.header_timeout_seconds),
         "proxy_headers": False,
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
