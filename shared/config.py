@@ -186,6 +186,8 @@ class Limits:
     max_pending_scheduled_per_user: Count = 50
     scheduled_per_hour: Count = 10
     # WebSocket relay (realtime.md): frames, idle sockets, per-connection and per-IP limits
+    ws_max_pending_per_socket: Count = 256  # joins and pushes waiting or running, per socket
+    ws_worker_slots_per_socket: Count = 4  # of those, how many use worker threads at once
     ws_max_frame_bytes: Bytes = 64 * 1024  # larger frames get an error reply, the socket stays
     ws_frame_hard_cap_bytes: Bytes = 4 * 1024 * 1024  # larger ones close the socket (1009)
     ws_idle_timeout_seconds: Seconds = 60.0
@@ -249,6 +251,10 @@ class Settings:
     trace_exporter: Annotated[Literal["none", "gcp", "otlp"], BeforeValidator(_lower)] = "none"
     # per process: connections (HTTP and WebSocket) held at once, beyond which new ones get 503;
     # time a connection has to send its request's headers (slowloris), shared/http/connection_guard.py
+    # worker threads (each may hold a pool connection) the relay's joins, pushes and upgrades use
+    # at once; 0: half of this process's pool, so that REST requests always find threads and
+    # connections of their own whatever the sockets' backlog (shared/relay/channels.py)
+    relay_worker_threads: Annotated[int, Field(ge=0, le=1000)] = 0  # WHISPR_RELAY_WORKER_THREADS
     max_connections: Count = 10_000  # WHISPR_MAX_CONNECTIONS
     header_timeout_seconds: Seconds = 10.0  # WHISPR_HEADER_TIMEOUT_SECONDS
     log_format: Annotated[Literal["auto", "json", "text"], BeforeValidator(_lower)] = "auto"  # auto: text on a terminal
@@ -339,6 +345,11 @@ class Settings:
             self.db_pool_size if self.db_pool_size > 0 else size,
             self.db_max_overflow if self.db_max_overflow >= 0 else overflow,
         )
+
+    @property
+    def relay_workers(self) -> int:
+        """Worker threads for the relay's calls: WHISPR_RELAY_WORKER_THREADS, else half the pool."""
+        return self.relay_worker_threads or max(2, sum(self.db_pool) // 2)
 
     @property
     def algorithms(self) -> list[str]:

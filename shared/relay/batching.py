@@ -41,9 +41,11 @@ class _Group:
 
 
 class SendBatcher:
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, workers: anyio.CapacityLimiter | None = None):
+        """`workers`: the worker threads batches run in (the relay's share; None: anyio's default)."""
         settings = services.settings
         self.services = services
+        self.workers = workers
         self.window = max(0.0, settings.send_batch_window_ms / 1000.0)
         self.max_items = max(1, settings.send_batch_max)
         self.parallel = max(1, settings.send_batch_parallel)
@@ -117,7 +119,7 @@ class SendBatcher:
         requests = [r for g in groups for r in g.requests]
         started = time.perf_counter()
         try:
-            outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests)
+            outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests, limiter=self.workers)
         except BaseException as error:
             failure = error if isinstance(error, Exception) else RuntimeError("the relay is shutting down")
             for group in groups:

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio.to_thread
 import orjson
@@ -34,6 +35,8 @@ from shared.relay.typing_indicators import TypingIndicators
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAILBOX_SIZE = 256
 MAX_BUFFERED_EVENTS = 10_000  # live events held while a join catches up
 
@@ -51,10 +54,19 @@ class RelayContext:
     presence: StateStore
     typing: TypingIndicators
     sends: SendBatcher  # group commit of new_message pushes
+    # the relay's share of the worker threads (and so of the pool): REST keeps the rest
+    workers: anyio.CapacityLimiter
 
     @property
     def limits(self) -> Limits:
         return self.services.settings.limits
+
+    async def call(self, socket: Socket, function: Callable[..., T], *args: Any) -> T:
+        """Run a use case in a worker thread for `socket`: at most `ws_worker_slots_per_socket`
+        of one socket's calls at once, and at most `workers` of the relay's. One socket's
+        backlog waits in its own line, so neither other sockets nor REST wait behind it."""
+        async with socket.worker_slots():
+            return await anyio.to_thread.run_sync(function, *args, limiter=self.workers)
 
     @property
     def max_frame_depth(self) -> int:
@@ -78,6 +90,14 @@ class Socket(Protocol):
         ...
 
     def channel_ended(self, channel: Channel) -> None: ...
+
+    def frame_done(self) -> None:
+        """A frame the socket admitted has been handled (its place in the socket's bound frees)."""
+        ...
+
+    def worker_slots(self) -> asyncio.Semaphore:
+        """The socket's share of worker threads."""
+        ...
 
     def kill(self, code: int, reason: str) -> None:
         """Close the whole socket (slow consumer)."""
@@ -164,6 +184,8 @@ class Channel:
                     await self._handle(frame)
                 except Exception:
                     await self._crash(frame)
+                finally:
+                    self.socket.frame_done()
         finally:
             self._task = None
             self._mailbox = None
@@ -230,7 +252,7 @@ class Channel:
             return
         self.ctx.hub.subscribe(self)
         try:
-            summaries = await anyio.to_thread.run_sync(calls.conversation_summaries, svc, actor)
+            summaries = await self.ctx.call(self.socket, calls.conversation_summaries, svc, actor)
         except DomainError as error:
             await self._refuse(frame, error)
             return
@@ -256,8 +278,8 @@ class Channel:
         self.ctx.hub.subscribe(self)
         try:
             bound = self.ctx.limits.ws_catch_up_max_messages
-            joined = await anyio.to_thread.run_sync(
-                calls.join_conversation, svc, actor, conversation_id, after_seq, bound
+            joined = await self.ctx.call(
+                self.socket, calls.join_conversation, svc, actor, conversation_id, after_seq, bound
             )
         except DomainError as error:
             await self._refuse(frame, error)
@@ -278,7 +300,7 @@ class Channel:
         # of it through the bus once the store has it (a join after that finds it in the store).
         self.ctx.presence.track(self.socket.session_id, self.topic)
         self._tracked = True
-        state = await anyio.to_thread.run_sync(self.ctx.presence.presence_state, self.topic)
+        state = await self.ctx.call(self.socket, self.ctx.presence.presence_state, self.topic)
         if self._ended():  # the socket went away meanwhile
             return
         await self._push_to_client("presence_state", state)
@@ -306,8 +328,8 @@ class Channel:
     async def _push(self, frame: Frame) -> None:
         call = calls.PUSHES[frame.event]
         try:
-            result = await anyio.to_thread.run_sync(
-                call, self.ctx.services, self.socket.actor, self.subject, frame.payload
+            result = await self.ctx.call(
+                self.socket, call, self.ctx.services, self.socket.actor, self.subject, frame.payload
             )
         except DomainError as error:
             await self._reply(frame, "error", error_response(error))
@@ -350,6 +372,8 @@ class Channel:
                 )
             else:
                 await self._reply(frame, "ok", result)
+        for _ in frames[1:]:  # taken from the mailbox along with the first (counted by `_run`)
+            self.socket.frame_done()
         if crashed and self.state == "joined":  # as `_crash` does: the channel ends with phx_error
             self._end()
             await self.socket.send(

@@ -65,12 +65,14 @@ class Relay:
             services.bus, fill=functools.partial(missing_messages, services), gap_seconds=limits.ws_gap_fill_seconds
         )
         presence: StateStore = services.state or Presence(away_after_seconds=limits.presence_away_seconds)
+        workers = anyio.CapacityLimiter(services.settings.relay_workers)  # REST keeps the default limiter's
         self.ctx = RelayContext(
             services=services,
             hub=self.hub,
             presence=presence,
             typing=TypingIndicators(self.hub.publish_ephemeral, limits.typing_expiry_seconds),
-            sends=SendBatcher(services),
+            sends=SendBatcher(services, workers),
+            workers=workers,
         )
         # Presence diffs go through the bus, so every instance's sockets on the topic hear them.
         self._unlisten_presence = presence.subscribe(self._presence_changed)
@@ -108,7 +110,7 @@ class Relay:
         if not token:
             raise Refused(403, "missing_token", "a token query parameter is required")
         try:
-            actor = await anyio.to_thread.run_sync(self._verify, token)
+            actor = await anyio.to_thread.run_sync(self._verify, token, limiter=self.ctx.workers)
         except DomainError as error:
             raise Refused(403, error.code, error.message) from error
         claimed = query.get("user_id")

@@ -136,8 +136,10 @@ class Connection:
         "_close",
         "_expires",
         "_interrupted",
+        "_pending",
         "_reader",
         "_send",
+        "_slots",
         "_writer",
         "actor",
         "bucket",
@@ -178,6 +180,8 @@ class Connection:
         self._interrupted = False  # the read loop was told to stop
         self._writer: asyncio.Task[None] | None = None  # only while frames are waiting
         self._expires = served_until
+        self._pending = 0  # admitted frames (joins, pushes) not yet handled by their channel
+        self._slots: asyncio.Semaphore | None = None  # made at the first worker-thread call
 
     # -- the Socket interface channels use ------------------------------------------------
 
@@ -194,6 +198,14 @@ class Connection:
     def channel_ended(self, channel: Channel) -> None:
         if self.channels.get(channel.topic) is channel:
             del self.channels[channel.topic]
+
+    def frame_done(self) -> None:
+        self._pending -= 1
+
+    def worker_slots(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.ctx.limits.ws_worker_slots_per_socket)
+        return self._slots
 
     def kill(self, code: int, reason: str) -> None:
         if self._close is None:
@@ -367,13 +379,25 @@ class Connection:
                 {"retry_after": retry},
             )
             return
+        if self._pending >= self.ctx.limits.ws_max_pending_per_socket:  # one socket's backlog is bounded
+            self._error(
+                frame.join_ref,
+                frame.ref,
+                frame.topic,
+                "rate_limited",
+                "too many joins and pushes waiting on this connection",
+                {"retry_after": 1},
+            )
+            return
         if frame.event == protocol.JOIN:
             self._join(frame)
             return
         channel = self.channels.get(frame.topic)
         if channel is None:
             self._error(frame.join_ref, frame.ref, frame.topic, UNMATCHED, "join the topic first")
-        elif not channel.enqueue(frame):
+        elif channel.enqueue(frame):
+            self._pending += 1
+        else:
             self._error(
                 frame.join_ref,
                 frame.ref,
@@ -403,6 +427,7 @@ class Connection:
         channel = Channel(self.ctx, self, frame.topic, frame.join_ref if frame.join_ref is not None else frame.ref)
         self.channels[frame.topic] = channel
         channel.enqueue(frame)
+        self._pending += 1
 
 
 @types.coroutine
