@@ -42,8 +42,23 @@ def _page(browser: Any, base_url: str) -> Any:
     page = context.new_page()
     page.on("pageerror", lambda error: print(f"page error on {base_url}: {error}"))
     page.on("console", lambda message: print(f"console on {base_url}: {message.text}"))
+    page.on("dialog", lambda dialog: (print(f"alert on {base_url}: {dialog.message}"), dialog.dismiss()))
+    page.on("websocket", lambda socket: _log_frames(socket, base_url))
     page.goto(base_url + "/messaging/chat/")
     return page
+
+
+def _log_frames(socket: Any, base_url: str) -> None:
+    """Each frame's topic and event, printed (pytest shows them when a test fails): what the page
+    pushed and what the relay answered, without tokens or contents."""
+
+    def show(direction: str, frame: Any) -> None:
+        text = frame if isinstance(frame, str) else str(frame)
+        if '"heartbeat"' not in text and '"phoenix"' not in text:
+            print(f"{direction} {base_url}: {text[:140]}")
+
+    socket.on("framesent", lambda frame: show("sent", frame))
+    socket.on("framereceived", lambda frame: show("received", frame))
 
 
 def _sign_in(page: Any, name: str) -> None:
