@@ -11,13 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(RUN_STAMP): requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt
+$(RUN_STAMP): requirements.txt constraints.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 $(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip install -q --no-deps gcloud-tasks-emulator==0.6.2 pyyaml==6.0.3  # pins an old protobuf: no deps
 	touch $@
 
@@ -69,3 +69,14 @@ vendor:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## make checkov: checkov over terraform/ and deploy/ (its own virtualenv), failing on findings the
+## baseline (deploy/checkov-baseline.json) does not accept with a reason
+checkov: $(TEST_STAMP)
+	test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q -r requirements-checkov.txt; }
+	$(BIN)/python -m shared.devtools.checkov_gate --checkov .venv-checkov/bin/checkov
+
+## make constraints: pin every installed package (indirect ones too) after changing requirements
+constraints: $(TEST_STAMP)
+	{ head -3 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^whispr-messaging'; } > constraints.new
+	mv constraints.new constraints.txt

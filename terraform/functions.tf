@@ -10,6 +10,10 @@ resource "google_storage_bucket" "sources" {
   force_destroy               = true
   labels                      = local.labels
 
+  versioning {
+    enabled = true # an overwritten source archive can be restored (the lifecycle rule ages them out)
+  }
+
   lifecycle_rule {
     condition {
       age = 30

@@ -20,6 +20,7 @@ resource "google_sql_database_instance" "main" {
     ip_configuration {
       ipv4_enabled    = false
       private_network = google_compute_network.vpc.id
+      ssl_mode        = "ENCRYPTED_ONLY" # TLS required (psycopg negotiates it: sslmode=prefer)
     }
 
     backup_configuration {
@@ -44,6 +45,50 @@ resource "google_sql_database_instance" "main" {
     database_flags {
       name  = "max_connections"
       value = tostring(var.sql_max_connections)
+    }
+
+    # What an incident review needs (checkov CKV_GCP_51..54, 108, 109, 111, CKV2_GCP_13), without
+    # statement texts: `log_statement = ddl` and pgAudit's `ddl, role` classes record schema and
+    # privilege changes, never a message's row (E2E payloads stay out of the logs).
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+    database_flags {
+      name  = "pgaudit.log"
+      value = "ddl,role"
     }
   }
 
