@@ -8,6 +8,7 @@ from shared.adapters.inprocess_bus import InProcessBus
 from shared.adapters.local_scheduler import LocalScheduler
 from shared.adapters.local_siblings import DiscardingNotifier, PermissiveMediaLibrary, PermissiveUserDirectory
 from shared.adapters.memory_limiter import MemoryRateLimiter
+from shared.app.notifications import NotificationWorker
 from shared.app.services import Services
 from shared.config import Settings, get_settings
 from shared.ports.bus import EventBus
@@ -104,6 +105,11 @@ def build_services(settings: Settings) -> Services:
         from shared.adapters.sql_limiter import SqlRateLimiter
 
         services.limiter = SqlRateLimiter(services.db)
+    services.notifications = NotificationWorker(
+        services,
+        poll_seconds=settings.notifications_poll_seconds,
+        max_backoff_seconds=settings.notifications_max_backoff_seconds,
+    )
     # the scheduler fires through the services it belongs to; long-running entry points start it
     if settings.scheduler == "local":
         services.scheduler = LocalScheduler(services)

@@ -41,6 +41,8 @@ def _dev(args: argparse.Namespace) -> int:
     app = create_gateway(services, build_verifier(settings))
     services.scheduler.start()
     grpc_server = None
+    if services.notifications is not None:  # pushes (every process: they share the work, SKIP LOCKED)
+        services.notifications.start()
     if not args.worker:  # the third face: the gRPC shim on one more port
         from shared.rpc.server import BackgroundGrpc
 
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     cloud_local.add_argument("--gateway-port", type=int, default=4000, help="REST gateway (0: a free port)")
     cloud_local.add_argument("--relay-ports", default="4001,4002", help="the two relays' ports (0,0: free ports)")
+    cloud_local.add_argument(
+        "--events-port", type=int, default=4003, help="the events function, pushed to by Pub/Sub (0: a free port)"
+    )
     cloud_local.add_argument(
         "--sweep-seconds",
         type=float,

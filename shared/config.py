@@ -313,6 +313,10 @@ class Settings:
     sibling_breaker_failures: Count = 5  # consecutive failures that open a service's circuit
     sibling_breaker_reset_seconds: Seconds = 30.0  # open this long, then one half-open probe
     block_cache_seconds: Annotated[float, Field(ge=0)] = 30.0  # CheckUserBlocks answers kept this long
+    # pushes to offline members (shared/app/notifications.py): how often the worker looks at the
+    # outbox and its queue, and how far it backs off while the notification service is down
+    notifications_poll_seconds: Seconds = 1.0
+    notifications_max_backoff_seconds: Seconds = 60.0
     limits: Limits = field(default_factory=Limits)
     # WHISPR_ENV=production (Terraform sets it) refuses the settings only fit for development
     env: Annotated[Literal["development", "production"], BeforeValidator(_lower)] = "development"

@@ -50,8 +50,9 @@ resource "google_pubsub_subscription" "dead_letter" {
 
 # Sibling services' topics pushed to the `events` function (user.blocked, user.unblocked,
 # user.deleted, group.updated). The function is idempotent; a message it keeps failing on
-# goes to the dead-letter topic. The endpoint is the function's first POST route in the route
-# table (under the API base path), or its root while it has none.
+# goes to the dead-letter topic (the function answers 400 to what it cannot read). The endpoint
+# is the function's first POST route in the route table (under the API base path). The event
+# contract siblings publish: docs/events.md.
 locals {
   events_push_path = try(
     "${local.api_base_path}${[for route in var.functions["events"].routes : route.path if route.method == "POST"][0]}",
@@ -69,7 +70,9 @@ resource "google_pubsub_subscription" "sibling_events" {
   labels                     = local.labels
 
   push_config {
-    push_endpoint = "${google_cloudfunctions2_function.fn["events"].service_config[0].uri}${local.events_push_path}"
+    # the handler also wants the internal secret (as for task targets): on the endpoint, the
+    # one place a push subscription can carry it
+    push_endpoint = "${google_cloudfunctions2_function.fn["events"].service_config[0].uri}${local.events_push_path}?token=${random_password.tasks_secret.result}"
 
     oidc_token {
       service_account_email = google_service_account.sa["push"].email

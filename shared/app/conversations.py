@@ -214,6 +214,19 @@ def apply_update(
     return view
 
 
+def rename_group(unit: Unit, limits: Limits, conv: Conversation, actor: Actor, name: str) -> bool:
+    """Rename group `conv` as told by a sibling (user-service's `group.updated`); False if it
+    already had that name. The announced view is its owner's (any member's if none)."""
+    if rules.check_group_name(name, limits) == conv.name:
+        return False
+    members = store.list_members(unit.conn, conv.id)
+    if not members:
+        return False
+    viewer = min(members, key=lambda m: -rules.ROLE_RANK[m.role])
+    apply_update(unit, limits, conv, actor, viewer, name=name, metadata=None)
+    return True
+
+
 def delete_conversation(svc: Services, actor: Actor, conversation_id: str) -> None:
     with svc.unit() as unit:
         conv, me = require_member(unit.conn, conversation_id, actor.user_id)

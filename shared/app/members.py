@@ -79,16 +79,30 @@ def admit(
     return len(added)
 
 
-def deactivate(unit: Unit, conv: Conversation, member: Member, actor: Actor, action: str) -> None:
-    """`member` leaves (or is removed from) the conversation, announced; the caller checked who may."""
+def deactivate(unit: Unit, conv: Conversation, member: Member, actor: Actor, action: str, **details: Any) -> None:
+    """`member` leaves (or is removed from) the conversation, announced (the system message
+    `action` with `details`, in groups); the caller checked who may."""
     audience = [m.user_id for m in store.list_members(unit.conn, conv.id)]
     store.update_member(
         unit.conn, conv.id, member.user_id, unit.now, is_active=False, left_at=unit.now, is_pinned=False, pinned_at=None
     )
     member.is_active = False
     if conv.type == "group":
-        post_system_message(unit, conv, actor, action, {"user_id": member.user_id})
+        post_system_message(unit, conv, actor, action, {"user_id": member.user_id, **details})
     _member_event(unit, "member_removed", conv, member, audience)
+
+
+def hand_over_if_ownerless(unit: Unit, conv: Conversation, actor: Actor) -> None:
+    """A group left without an owner (its last one's account was deleted, or user-service
+    dropped them) gets one: the highest-ranked remaining member, the longest-standing first."""
+    remaining = store.list_members(unit.conn, conv.id)
+    if not remaining or any(m.role == "owner" for m in remaining):
+        return
+    heir = min(remaining, key=lambda m: (-rules.ROLE_RANK[m.role], m.joined_at))
+    store.update_member(unit.conn, conv.id, heir.user_id, unit.now, role="owner")
+    heir.role = "owner"
+    post_system_message(unit, conv, actor, "role_changed", {"user_id": heir.user_id, "role": "owner"})
+    _member_event(unit, "member_role_changed", conv, heir, [m.user_id for m in remaining])
 
 
 def remove_member(svc: Services, actor: Actor, conversation_id: str, user_id: str) -> None:

@@ -216,6 +216,11 @@ def prepare_send(
     original = scope.original(conv.id, actor.user_id, new.client_random)
     if original is not None:
         return Sent(original, created=False)
+    if conv.type == "direct" and len(members) < 2:
+        raise Forbidden(
+            "this conversation is closed: the other member left or their account was deleted",
+            code="conversation_closed",
+        )
     if new.reply_to_id is not None:
         replied = scope.replied(new.reply_to_id)
         if replied is None or replied.conversation_id != conv.id:

@@ -174,7 +174,14 @@ def create_report(
         )
         store.insert_report(conn, report)
         # for the moderation tooling (domain events); no member's socket hears of it
-        unit.record(Event("moderation.report_created", {"report": report_view(report, for_moderator=True)}, ()))
+        unit.record(
+            Event(
+                "moderation.report_created",
+                {"report": report_view(report, for_moderator=True)},
+                (),
+                conversation_id=report.conversation_id,  # the ordering key of its CloudEvent
+            )
+        )
         return report_view(report, for_moderator=False)
 
 

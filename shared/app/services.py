@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
 from sqlalchemy import Connection
 
@@ -75,6 +76,14 @@ class Unit:
             raise
 
 
+class Background(Protocol):
+    """A worker thread of a long-lived process (e.g. the notification worker)."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -87,6 +96,8 @@ class Services:
     state: StateStore | None = None  # presence and device sessions; bootstrap sets the configured one
     media: MediaLibrary | None = None  # media-service; bootstrap sets the configured one (None: no check)
     notifier: Notifier | None = None  # notification-service; bootstrap sets the configured one (None: no pushes)
+    # pushes to offline members (shared/app/notifications.py); long-lived entry points start it
+    notifications: Background | None = None
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
@@ -129,6 +140,8 @@ class Services:
         return True
 
     def close(self) -> None:
+        if self.notifications is not None:
+            self.notifications.stop()
         for sibling in (self.users, self.media, self.notifier):  # gRPC adapters hold a channel
             close = getattr(sibling, "close", None)
             if close is not None:

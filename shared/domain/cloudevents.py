@@ -1,7 +1,15 @@
 """Domain events for sibling services, as CloudEvents 1.0 JSON (integration.md).
 
+`RECORDED` is the one list of event names the service records in its outbox, each with the
+CloudEvent type siblings hear it as, or None for what only members' sockets and /sync hear
+(typing, drafts, reactions...). `Event` refuses a name missing here, so nothing can be recorded
+that this mapping does not know; a test walks every name the code records.
+
 Siblings get ids, types and who is concerned, never message content: E2E content is opaque to
-the server anyway, and a notification preview is the client's business.
+the server anyway, and a notification preview is the client's business. `new_message` itself
+is not published to siblings: once the push dispatcher knows who is not online it records
+`message_recipients`, which is `whispr.messaging.message.created` with `recipient_ids`
+(shared/app/notifications.py).
 """
 
 from __future__ import annotations
@@ -10,22 +18,59 @@ from datetime import datetime
 from typing import Any
 
 SOURCE = "//whispr/messaging"
-TYPES = {
-    "new_message": "whispr.messaging.message.created",
-    "message_updated": "whispr.messaging.message.updated",
-    "message_deleted": "whispr.messaging.message.deleted",
-    "conversation_read": "whispr.messaging.message.read",
-    "conversation_created": "whispr.messaging.conversation.created",
-    "conversation_updated": "whispr.messaging.conversation.updated",
-    "member_added": "whispr.messaging.member.added",
-    "member_removed": "whispr.messaging.member.removed",
-    "report_created": "whispr.messaging.moderation.report_created",
-    "sanction_applied": "whispr.messaging.moderation.sanction_applied",
+PREFIX = "whispr.messaging."
+
+RECORDED: dict[str, str | None] = {
+    # messages
+    "new_message": None,  # siblings get message_recipients (message.created) once recipients are known
+    "message_recipients": PREFIX + "message.created",
+    "message_updated": PREFIX + "message.updated",
+    "message_deleted": PREFIX + "message.deleted",  # only "delete for everyone"
+    "message_expired": None,
+    "conversation_read": PREFIX + "message.read",
+    "delivery_status": None,
+    "message_unread": None,
+    "reaction_added": None,
+    "reaction_removed": None,
+    "message_pinned": None,
+    "message_unpinned": None,
+    "attachment_added": None,
+    "sender_key_changed": None,
+    # conversations and members
+    "conversation_created": PREFIX + "conversation.created",
+    "conversation_updated": PREFIX + "conversation.updated",
+    "conversation_deleted": None,
+    "conversation_settings_updated": None,
+    "conversation_pinned": None,
+    "conversation_archived": None,
+    "draft_updated": None,
+    "member_added": PREFIX + "member.added",
+    "member_removed": PREFIX + "member.removed",
+    "member_role_changed": None,
+    # moderation
+    "moderation.report_created": PREFIX + "moderation.report_created",
+    "moderation.report_resolved": None,
+    "moderation.sanction_applied": PREFIX + "moderation.sanction_applied",
+    "moderation.sanction_revoked": None,
+    # sibling integration: relays forget cached blocks (shared/app/sibling_events.py)
+    "blocks_changed": None,
 }
+TYPES = sorted({kind for kind in RECORDED.values() if kind is not None})
+
 _PRIVATE_MESSAGE_FIELDS = ("content", "signature", "sender_public_key", "metadata")
 
 
-def _without_content(message: dict[str, Any]) -> dict[str, Any]:
+def check_recorded(name: str) -> None:
+    if name not in RECORDED:
+        raise ValueError(
+            f"event {name!r} is not in shared.domain.cloudevents.RECORDED: add it there, with its "
+            "CloudEvent type or None"
+        )
+
+
+def without_content(message: dict[str, Any]) -> dict[str, Any]:
+    """A message view fit for siblings: ids, type, sender, seq, times; mention ids if the
+    client gave them (`metadata.mentions`); no content, signature or metadata."""
     out = {k: v for k, v in message.items() if k not in _PRIVATE_MESSAGE_FIELDS}
     mentions = (message.get("metadata") or {}).get("mentions")
     if isinstance(mentions, list):
@@ -33,25 +78,25 @@ def _without_content(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _data(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    data = dict(payload)
+    if isinstance(data.get("message"), dict):
+        data["message"] = without_content(data["message"])
+    report = data.get("report")
+    if isinstance(report, dict) and isinstance(report.get("evidence"), dict):
+        data["report"] = {**report, "evidence": without_content(report["evidence"])}
+    return data
+
+
 def to_cloudevent(
-    event_id: str,
-    name: str,
-    payload: dict[str, Any],
-    conversation_id: str | None,
-    time: datetime,
-    recipients: list[str] | None = None,
+    event_id: str, name: str, payload: dict[str, Any], conversation_id: str | None, time: datetime
 ) -> dict[str, Any] | None:
-    """The CloudEvent for an internal event, or None if siblings do not hear of it."""
-    kind = TYPES.get(name)
+    """The CloudEvent for a recorded event, or None if siblings do not hear of it."""
+    kind = RECORDED.get(name)
     if kind is None:
         return None
     if name == "message_deleted" and not payload.get("delete_for_everyone"):
         return None  # "delete for me" is nobody else's business
-    data = dict(payload)
-    if isinstance(data.get("message"), dict):
-        data["message"] = _without_content(data["message"])
-    if recipients is not None:
-        data["recipient_ids"] = recipients
     return {
         "specversion": "1.0",
         "id": event_id,
@@ -60,5 +105,5 @@ def to_cloudevent(
         "subject": f"conversations/{conversation_id}" if conversation_id else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
-        "data": data,
+        "data": _data(name, payload),
     }

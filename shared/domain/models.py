@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.domain.cloudevents import check_recorded
+
 ConversationType = Literal["direct", "group"]
 Role = Literal["owner", "admin", "moderator", "member"]
 MessageType = Literal["text", "media", "system"]
@@ -113,6 +115,9 @@ class Event:
     # Who replays it through /sync besides the conversation's members, when it is not simply
     # "the users of the user: topics" (e.g. member_removed: the removed user, no longer a member).
     sync_targets: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_recorded(self.name)  # every recorded name has its entry in the CloudEvents mapping
 
     @property
     def is_conversation_wide(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -25,6 +26,8 @@ def resource_function(name: str) -> Callable[[Request], Awaitable[Response]]:
     async def serve(request: Request) -> Response:
         nonlocal api
         if api is None:
+            if not logging.getLogger().handlers:  # functions-framework sets none: INFO lines would vanish
+                logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
             api = Api(process_services(), build_verifier(settings), routes_of(name), cors_origins=settings.cors_origins)
         return await api(request)
 

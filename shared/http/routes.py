@@ -23,7 +23,7 @@ from shared.app.commands import (
 )
 from shared.http.handlers import conversations as conv
 from shared.http.handlers import docs as api_docs
-from shared.http.handlers import drafts, health, pins, sync, tasks
+from shared.http.handlers import drafts, events, health, pins, sync, tasks
 from shared.http.handlers import members as mem
 from shared.http.handlers import message_actions as act
 from shared.http.handlers import messages as msg
@@ -542,6 +542,18 @@ ROUTES: list[Route] = [
         "due messages, enqueue what came within the scheduler's horizon",
         authenticated=False,
         response=tasks.SWEEP_DOC,
+    ),
+    # sibling services' events, pushed by Pub/Sub (not for clients; the internal secret, as above)
+    Route(
+        "POST",
+        "/events",
+        "events",
+        events.receive,
+        "Pub/Sub push target: one sibling event (user.blocked, user.unblocked, user.deleted, group.updated; "
+        "docs/events.md), applied once per event id; 400 malformed_event is dead-lettered after retries",
+        body=events.InboundBody,
+        authenticated=False,
+        response=events.OUTCOME_DOC,
     ),
     # the API's documentation, beside the versioned base: /messaging/api/openapi.json, /api/openapi.json
     Route(

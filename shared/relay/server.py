@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from shared.app.services import Services
+from shared.app.sibling_events import follow_block_changes
 from shared.auth.tokens import TokenVerifier
 from shared.config import Settings
 from shared.domain.errors import DomainError
@@ -76,6 +77,7 @@ class Relay:
         )
         # Presence diffs go through the bus, so every instance's sockets on the topic hear them.
         self._unlisten_presence = presence.subscribe(self._presence_changed)
+        self._unfollow_blocks = follow_block_changes(services)  # user.blocked & co. reach every relay
         self._upkeep: asyncio.Task[None] | None = None
         self._per_ip: dict[str, int] = {}
         self._client_address = ClientAddress(services.settings.trusted_proxy_hops, services.settings.trusted_proxies)
@@ -172,6 +174,7 @@ class Relay:
 
     def close(self) -> None:
         self._unlisten_presence()
+        self._unfollow_blocks()
         if self._upkeep is not None:
             self._upkeep.cancel()
         self.ctx.sends.close()
@@ -309,6 +312,8 @@ def run(host: str | None = None, port: int | None = None) -> None:
     settings = get_settings()
     services = build_services(settings)
     app = create_relay_app(services, build_verifier(settings))
+    if services.notifications is not None:
+        services.notifications.start()  # pushes to offline members (a relay is long-lived)
     try:
         uvicorn.run(
             app,

@@ -273,6 +273,14 @@ events = Table(
     ),
     Index(None, "conversation_id", "txid", "id"),
     Index(None, "conversation_id", "seq"),
+    # the notification dispatcher's pass (shared/app/notifications.py): only these events
+    Index(
+        "ix_events_notifiable",
+        "txid",
+        "id",
+        postgresql_where=text("name IN ('new_message', 'conversation_read')"),
+        sqlite_where=text("name IN ('new_message', 'conversation_read')"),
+    ),
 )
 
 event_targets = Table(
@@ -322,4 +330,40 @@ rate_limits = Table(
     Column("tokens", Float, nullable=False),
     Column("stamp", Float, nullable=False),
     Column("granted", Boolean, nullable=False),
+)
+
+
+# Sibling integration (0005). Events consumed from sibling services (functions/events), by
+# a digest of their CloudEvents (source, id): a redelivery finds its row and changes nothing.
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 hex of "source id"
+    Column("type", String(128), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "received_at"),
+)
+
+# Where a pass over the outbox stands, per consumer ("notifications"): the sync cursor's
+# (txid, events.id) order, so a pass never skips an event that commits later.
+outbox_cursors = Table(
+    "outbox_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+)
+
+# Calls owed to the notification service (pushes to offline members, mark-read), delivered
+# at least once in id order and deleted once it took them; `dedupe_key` (the domain event id)
+# makes enqueuing twice harmless. On disk, so an outage of any length costs no memory.
+notification_queue = Table(
+    "notification_queue",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(80), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "message" | "read"
+    Column("payload", JSONText, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
 )

@@ -82,14 +82,15 @@ def test_domain_events_are_cloudevents_without_content(pubsub_emulator: Emulator
     sub = subscriber.subscription_path(project, "siblings")
     subscriber.create_subscription(name=sub, topic=f"projects/{project}/topics/messaging-domain-events")
     try:
-        event = _event(1, str(uuid.uuid4()), 1)
-        bus.publish([event, _event(2, str(uuid.uuid4()), 1, name="user_typing")])
+        # message.created is what the notification worker records once it knows the recipients
+        event = _event(1, str(uuid.uuid4()), 1, name="message_recipients")
+        bus.publish([event, _event(2, str(uuid.uuid4()), 1, name="user_typing"), _event(3, str(uuid.uuid4()), 1)])
         received = []
         deadline = time.monotonic() + 30
         while not received and time.monotonic() < deadline:
             response = subscriber.pull(subscription=sub, max_messages=10, timeout=5)
             received += response.received_messages
-        assert len(received) == 1  # typing is not a domain event
+        assert len(received) == 1  # typing is not a domain event, new_message goes to relays only
         message = received[0].message
         cloud_event = orjson.loads(message.data)
         assert message.attributes["type"] == cloud_event["type"] == "whispr.messaging.message.created"

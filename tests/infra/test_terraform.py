@@ -245,12 +245,23 @@ def test_one_ordered_conversation_events_topic_and_a_domain_events_topic(config:
             assert "for_each" not in body and "count" not in body, f"{rtype}.{name} multiplies topics"
 
 
+def test_check_internal_functions_deployed_holds(config: Config, tfvars: dict[str, Any]) -> None:
+    """The check block's condition, evaluated on the generated tfvars: `tasks` and `events` are
+    deployed, so the sweepers and the sibling event subscriptions are created."""
+    assert config.locals["internal_functions"] and "has_events_function" in config.locals
+    deployed = tfvars["functions"]
+    assert {"tasks", "events"} <= deployed.keys()
+    assert not deployed["events"]["public"]
+    assert [r["path"] for r in deployed["events"]["routes"] if r["method"] == "POST"] == ["/events"]
+
+
 def test_sibling_events_are_pushed_with_oidc_and_dead_lettered(config: Config) -> None:
     dead_letter = config.resource("google_pubsub_topic", "dead_letter")
     assert dead_letter["name"].endswith("dead-letter")
     subscription = config.resource("google_pubsub_subscription", "sibling_events")
     push = block(subscription, "push_config")
     assert 'fn["events"]' in push["push_endpoint"]
+    assert push["push_endpoint"].endswith("?token=${random_password.tasks_secret.result}")
     assert 'sa["push"]' in block(push, "oidc_token")["service_account_email"]
     policy = block(subscription, "dead_letter_policy")
     assert policy["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"

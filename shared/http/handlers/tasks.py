@@ -3,7 +3,8 @@ scheduled message, expire due ephemeral messages, or sweep (everything due, the 
 came within Cloud Tasks' 30-day range).
 
 Not for clients: no user token. The caller proves itself with the shared secret
-`WHISPR_TASKS_SECRET`, in `X-Whispr-Tasks-Secret` or as `Authorization: Bearer <secret>`
+`WHISPR_TASKS_SECRET`, in `X-Whispr-Tasks-Secret`, as `Authorization: Bearer <secret>` or as the
+query parameter `token` (what a Pub/Sub push endpoint can carry: `functions/events`)
 (OIDC tokens from the Cloud Tasks service account can replace it later). Without a configured
 secret the targets answer 403 (`tasks_not_configured`): nothing fires by accident. Every target is idempotent, so a
 redelivered task does no harm.
@@ -16,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.app import notifications, sibling_events
 from shared.app import scheduled as uc
 from shared.app.outbox_sweeper import sweep_outbox
 from shared.domain.errors import Forbidden, Unauthorized
@@ -58,7 +60,7 @@ def check_secret(call: Call) -> None:
     secret = call.services.settings.tasks_secret
     if not secret:
         raise Forbidden("task targets are disabled here: WHISPR_TASKS_SECRET is not set", code="tasks_not_configured")
-    given = call.headers.get(SECRET_HEADER, "")
+    given = call.headers.get(SECRET_HEADER, "") or call.query.get("token", "")  # token: a push endpoint's
     if not given:
         scheme, _, token = call.headers.get("authorization", "").partition(" ")
         given = token.strip() if scheme.lower() == "bearer" else ""
@@ -83,6 +85,8 @@ def sweep(call: Call) -> Reply:
     check_secret(call)
     svc = call.services
     republished = sweep_outbox(svc)
+    notifications.run_once(svc)  # pushes owed, should no long-lived process be running them
+    sibling_events.forget_old_records(svc)
     sent = uc.fire_due_scheduled(svc)
     expired = uc.expire_due_messages(svc)
     enqueued = uc.enqueue_upcoming(svc)
