@@ -12,7 +12,12 @@ which then stops everything in order: services gracefully, then emulators, then 
   /tasks routes with the tasks secret, as they call the `tasks` function in GCP);
 - two relay instances (Cloud Run `messaging-relay`), each with its own instance id, hence its own
   Pub/Sub subscription and Firestore presence instance;
-- Cloud Scheduler's part: POST /tasks/sweep every `--sweep-seconds`.
+- Cloud Scheduler's part: POST /tasks/sweep every `--sweep-seconds`;
+- the `events` function alone under functions-framework, behind what terraform/pubsub.tf makes
+  of `var.sibling_event_topics`: a sibling topic (`user-events`, where user-service would
+  publish user.blocked, user.deleted, group.updated... see docs/events.md), a push subscription
+  to the function with a retry policy and the dead-letter topic, and a pull subscription
+  keeping the dead letters.
 
 Each component gets the environment terraform/main.tf gives it (`local.common_env` plus the
 secrets), pointed at the emulators. The URLs and that environment are printed once everything is
@@ -37,9 +42,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -53,12 +60,16 @@ SOCKET = "/messaging/socket/websocket"
 HOST = "127.0.0.1"
 PROJECT = "whispr-local"
 QUEUE = f"projects/{PROJECT}/locations/local/queues/messaging-scheduled"
+SIBLING_TOPICS = {"user": "user-events"}  # terraform's var.sibling_event_topics, here
+DEAD_LETTER = "messaging-events-dead-letter"  # topic and the subscription keeping its messages
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class Options:
     gateway_port: int = 4000
     relay_ports: tuple[int, int] = (4001, 4002)
+    events_port: int = 4003
     sweep_seconds: float = 60.0
     info_file: str = ""
     keep_logs: bool = False
@@ -153,6 +164,15 @@ class CloudLocal:
         ]
         for relay, port in zip(relays, self.options.relay_ports, strict=True):
             self._wait(relay, functools.partial(self._listening, port))
+        events = self._spawn(
+            "events",
+            [str(REPO / "functions/events/main.py"), "events", str(self.options.events_port)],
+            {"WHISPR_COMPONENT": "function", "WHISPR_INSTANCE_ID": "events"},
+            f"http://{HOST}:{self.options.events_port}",
+            functions_framework=True,
+        )
+        self._wait(events, functools.partial(self._listening, self.options.events_port))
+        self._subscribe_events(events.url)
         if self.options.sweep_seconds > 0:
             self._sweeper = threading.Thread(target=self._sweep_loop, name="cloud-scheduler", daemon=True)
             self._sweeper.start()
@@ -233,12 +253,50 @@ class CloudLocal:
         if done.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{_tail(log_path)}")
 
-    def _spawn(self, name: str, args: list[str], extra: dict[str, str], url: str) -> Child:
+    def _subscribe_events(self, function_url: str) -> None:
+        """terraform/pubsub.tf's sibling subscriptions, on the emulator, pushing to the function."""
+        import google.cloud.pubsub_v1 as pubsub_v1  # loads only here
+
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.emulators["pubsub"].host
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        dead_topic = publisher.topic_path(PROJECT, DEAD_LETTER)
+        token = urllib.parse.quote(self.env["WHISPR_TASKS_SECRET"])
+        try:
+            publisher.create_topic(name=dead_topic)
+            subscriber.create_subscription(name=subscriber.subscription_path(PROJECT, DEAD_LETTER), topic=dead_topic)
+            for key, topic in SIBLING_TOPICS.items():
+                topic_path = publisher.topic_path(PROJECT, topic)
+                publisher.create_topic(name=topic_path)
+                subscriber.create_subscription(
+                    request={
+                        "name": subscriber.subscription_path(PROJECT, f"messaging-events-from-{key}"),
+                        "topic": topic_path,
+                        "ack_deadline_seconds": 60,
+                        "push_config": {"push_endpoint": f"{function_url}{API}/events?token={token}"},
+                        "dead_letter_policy": {"dead_letter_topic": dead_topic, "max_delivery_attempts": 5},
+                        "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 10}},
+                    }
+                )
+        finally:
+            subscriber.close()
+            publisher.stop()
+
+    def _spawn(
+        self, name: str, args: list[str], extra: dict[str, str], url: str, *, functions_framework: bool = False
+    ) -> Child:
+        """`python -m shared.cli <args>`, or with `functions_framework` one function alone:
+        args = (source, target, port), as Cloud Functions runs it."""
         log_path = os.path.join(self.logs, f"{name}.log")
         log = open(log_path, "wb")  # noqa: SIM115 (the child writes it)
+        if functions_framework:
+            source, target, port = args
+            command = [sys.executable, "-m", "functions_framework", "--asgi", "--source", source, "--target", target]
+            command += ["--host", HOST, "--port", port]
+        else:
+            command = [sys.executable, "-m", "shared.cli", *args]
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", *args],
+                command,
                 env=self._child_env(extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -308,6 +366,9 @@ class CloudLocal:
             "api": f"{self.gateway_url}{API}",
             "gateway": self.gateway_url,
             "relays": [c.url for c in self.children if c.name.startswith("relay-")],
+            "events_function": next((c.url for c in self.children if c.name == "events"), None),
+            "sibling_topics": {key: f"projects/{PROJECT}/topics/{topic}" for key, topic in SIBLING_TOPICS.items()},
+            "dead_letter_subscription": f"projects/{PROJECT}/subscriptions/{DEAD_LETTER}",
             "emulators": {name: e.host for name, e in self.emulators.items()},
             "database_url": self.cluster.url if self.cluster else None,
             "env": self.env,
@@ -323,6 +384,7 @@ class CloudLocal:
         info = self.info()
         rows = [("REST (API Gateway + functions)", info["api"])]
         rows += [(f"{c.name} (Cloud Run)", c.url) for c in self.children if c.name.startswith("relay-")]
+        rows += [(f"events function <- {t}", info["events_function"]) for t in info["sibling_topics"].values()]
         rows += [(f"{name} emulator", host) for name, host in info["emulators"].items()]
         rows += [("Cloud Tasks queue", QUEUE), ("PostgreSQL (Cloud SQL)", str(info["database_url"]))]
         if self.options.sweep_seconds > 0:
@@ -418,6 +480,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(
         gateway_port=args.gateway_port or free_port(),
         relay_ports=relay_ports,
+        events_port=args.events_port or free_port(),
         sweep_seconds=args.sweep_seconds,
         info_file=args.info_file,
         keep_logs=args.keep_logs,
