@@ -3,7 +3,8 @@ official Pub/Sub emulator, a push subscription (with a dead-letter topic) to the
 running alone under functions-framework, and a gateway + relay instance on the same PostgreSQL
 database and Pub/Sub project, whose sockets hear what the function changed.
 
-user-service does not exist here: the test publishes what it would (docs/events.md)."""
+user-service does not exist here: the test publishes what it would (docs/events.md), and a real
+gRPC server generated from protos/ stands in for its CheckUserBlocks (tests/siblings_support.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from google.cloud import pubsub_v1
 from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
 from tests.relay.phx import Phx
+from tests.siblings_support import Siblings, sibling_servers
 from tests.support import ROOT, RunningServer, UserClient, assert_error, fresh_database, make_settings, serve
 
 SECRET = "events-s3cret"
@@ -47,6 +49,7 @@ def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], what: str
 
 @dataclasses.dataclass
 class World:
+    siblings: Siblings
     project: str
     gateway: RunningServer
     function_url: str
@@ -111,8 +114,14 @@ def db_url(pg_url: str, key_path: str) -> str:
     return fresh_database(pg_url, f"whispr_sibling_events_{os.getpid()}", key_path)
 
 
+@pytest.fixture(scope="module")
+def siblings() -> Iterator[Siblings]:
+    with sibling_servers() as running:
+        yield running
+
+
 @pytest.fixture
-def world(db_url: str, key_path: str, pubsub_emulator: Emulator, tmp_path: Path) -> Iterator[World]:
+def world(db_url: str, key_path: str, pubsub_emulator: Emulator, siblings: Siblings, tmp_path: Path) -> Iterator[World]:
     project = f"whispr-sib-{uuid.uuid4().hex[:8]}"
     settings = dataclasses.replace(
         make_settings(db_url, key_path, **FREE),
@@ -122,6 +131,8 @@ def world(db_url: str, key_path: str, pubsub_emulator: Emulator, tmp_path: Path)
         instance_id="relay-under-test",
         scheduler="none",
         tasks_secret=SECRET,
+        user_service_grpc_endpoint=siblings.endpoint,
+        block_cache_seconds=3600.0,  # only the event makes the gateway ask again
     )
     env = {
         "DATABASE_URL": db_url,
@@ -154,7 +165,7 @@ def world(db_url: str, key_path: str, pubsub_emulator: Emulator, tmp_path: Path)
             }
         )
         try:
-            yield World(project, gateway, url, log, publisher, subscriber, sibling_topic, dead_letters)
+            yield World(siblings, project, gateway, url, log, publisher, subscriber, sibling_topic, dead_letters)
         finally:
             with contextlib.suppress(gexc.GoogleAPICallError):
                 subscriber.delete_subscription(
@@ -162,6 +173,31 @@ def world(db_url: str, key_path: str, pubsub_emulator: Emulator, tmp_path: Path)
                 )
             subscriber.close()
             publisher.stop()
+
+
+def test_user_blocked_refuses_the_next_send_in_their_direct_conversation(world: World) -> None:
+    server = world.gateway
+    alice, bob = server.client(), server.client()
+    direct = alice.direct_with(bob)["id"]
+    alice.send(direct, "before the block")  # the gateway now holds user-service's "not blocked"
+    world.siblings.users.blocks.add((bob.user_id, alice.user_id))  # bob blocks alice at user-service
+    alice.send(direct, "still going: the cached answer stands until user.blocked arrives")
+
+    world.publish("whispr.user.blocked", {"user_id": bob.user_id, "blocked_user_id": alice.user_id})
+    body = {"content": "after the event", "message_type": "text", "client_random": 4242}  # a retry, not new sends
+    refused = eventually(
+        lambda: alice.post(f"/conversations/{direct}/messages", body), lambda r: r.status_code == 403, "a refusal"
+    )
+    assert_error(refused, 403, "user_blocked")
+    assert_error(bob.post(f"/conversations/{direct}/messages", {**body, "client_random": 1}), 403, "user_blocked")
+
+    world.siblings.users.blocks.clear()
+    world.publish("whispr.user.unblocked", {"user_id": bob.user_id, "blocked_user_id": alice.user_id})
+    eventually(
+        lambda: alice.post(f"/conversations/{direct}/messages", body),
+        lambda r: r.status_code in (200, 201),
+        "sending again",
+    )
 
 
 def test_group_updated_renames_and_syncs_members_once_whatever_the_redeliveries(world: World) -> None:
