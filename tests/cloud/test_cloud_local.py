@@ -19,6 +19,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import orjson
+import pytest
+from google.cloud import pubsub_v1
 from websockets.sync.client import connect
 
 from shared.auth.tokens import mint_dev_token
@@ -84,7 +87,9 @@ def _socket(relay_url: str, settings: Settings, user_id: str, device_id: str) ->
     return Phx(ws, user_id)
 
 
-def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started = time.monotonic()
     info_file, output = tmp_path / "cloud-local.json", tmp_path / "cloud-local.out"
     with open(output, "wb") as out:
@@ -111,7 +116,9 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path)
     everything: dict[int, str] = {}
     try:
         info = _wait_for_info(process, info_file, output)
-        assert set(info["pids"]) == {"gateway", "relay-1", "relay-2", "pubsub", "firestore", "cloud tasks", "postgres"}
+        assert set(info["pids"]) == {
+            *("gateway", "relay-1", "relay-2", "events", "pubsub", "firestore", "cloud tasks", "postgres")
+        }
         assert info["env"]["WHISPR_SCHEDULER"] == "cloudtasks" and info["env"]["WHISPR_EVENT_BUS"] == "pubsub"
         assert info["env"]["WHISPR_STATE_STORE"] == "firestore"
         ready = httpx.get(f"{info['api']}/health/ready", timeout=10)
@@ -147,6 +154,16 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(tmp_path: Path)
             pushed = sock.event(topic, "new_message", lambda p: p["message"]["id"] == message["id"], timeout=20)
             assert pushed["message"]["content"] == "through pub/sub to both relays"
             assert pushed["message"]["seq"] == message["seq"]
+        # user-service says bob's account is gone: its topic pushes to the events function, which
+        # removes him; both relays tell his sockets
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", info["emulators"]["pubsub"])
+        publisher = pubsub_v1.PublisherClient()
+        deleted = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "//whispr/user-service"}
+        deleted |= {"type": "whispr.user.deleted", "data": {"user_id": bob}}
+        publisher.publish(info["sibling_topics"]["user"], orjson.dumps(deleted)).result(timeout=30)
+        publisher.stop()
+        for sock in sockets:
+            assert sock.event(topic, "member_removed", lambda p: p["user_id"] == bob, timeout=30)
         rest.close()
     finally:
         for sock in sockets:
