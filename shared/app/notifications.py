@@ -203,15 +203,17 @@ def _notification(p: dict[str, object]) -> MessageNotification:
     )
 
 
-def run_once(svc: Services) -> Delivered:
-    """Plan everything new, then deliver until the queue is empty or the service is down."""
-    while plan(svc) >= PLAN_BATCH:
-        pass
-    total = 0
+def run_once(svc: Services, max_batches: int | None = None) -> Delivered:
+    """Plan everything new, then deliver until the queue is empty, the service is down, or
+    `max_batches` batches went (a request-bound caller, the sweep, stops there)."""
+    planned = 1
+    while plan(svc) >= PLAN_BATCH and (max_batches is None or planned < max_batches):
+        planned += 1
+    total, batches = 0, 0
     while True:
         step = deliver(svc)
-        total += step.calls
-        if step.unavailable or step.calls < DELIVER_BATCH:
+        total, batches = total + step.calls, batches + 1
+        if step.unavailable or step.calls < DELIVER_BATCH or (max_batches is not None and batches >= max_batches):
             return Delivered(total, step.unavailable)
 
 

@@ -254,32 +254,8 @@ class CloudLocal:
             raise RuntimeError(f"migrations failed:\n{_tail(log_path)}")
 
     def _subscribe_events(self, function_url: str) -> None:
-        """terraform/pubsub.tf's sibling subscriptions, on the emulator, pushing to the function."""
-        import google.cloud.pubsub_v1 as pubsub_v1  # loads only here
-
         os.environ["PUBSUB_EMULATOR_HOST"] = self.emulators["pubsub"].host
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        dead_topic = publisher.topic_path(PROJECT, DEAD_LETTER)
-        token = urllib.parse.quote(self.env["WHISPR_TASKS_SECRET"])
-        try:
-            publisher.create_topic(name=dead_topic)
-            subscriber.create_subscription(name=subscriber.subscription_path(PROJECT, DEAD_LETTER), topic=dead_topic)
-            for key, topic in SIBLING_TOPICS.items():
-                topic_path = publisher.topic_path(PROJECT, topic)
-                publisher.create_topic(name=topic_path)
-                subscriber.create_subscription(
-                    request={
-                        "name": subscriber.subscription_path(PROJECT, f"messaging-events-from-{key}"),
-                        "topic": topic_path,
-                        "ack_deadline_seconds": 60,
-                        "push_config": {"push_endpoint": f"{function_url}{API}/events?token={token}"},
-                        "dead_letter_policy": {"dead_letter_topic": dead_topic, "max_delivery_attempts": 5},
-                        "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 10}},
-                    }
-                )
-        finally:
-            subscriber.close()
-            publisher.stop()
+        subscribe_sibling_topics(PROJECT, function_url, self.env["WHISPR_TASKS_SECRET"], SIBLING_TOPICS)
 
     def _spawn(
         self, name: str, args: list[str], extra: dict[str, str], url: str, *, functions_framework: bool = False
@@ -417,6 +393,42 @@ class CloudLocal:
             cluster.stop()
         if not self.options.keep_logs:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def subscribe_sibling_topics(
+    project: str, function_url: str, secret: str, topics: dict[str, str], *, backoff_seconds: tuple[int, int] = (1, 10)
+) -> None:
+    """What terraform/pubsub.tf makes of `var.sibling_event_topics`, on the emulator
+    (PUBSUB_EMULATOR_HOST): each sibling topic, keyed by a short name, pushed to the `events`
+    function with the internal secret and a retry policy, dead-lettered after 5 deliveries to
+    DEAD_LETTER, whose subscription keeps them."""
+    import google.cloud.pubsub_v1 as pubsub_v1  # loads only here
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    dead_topic = publisher.topic_path(project, DEAD_LETTER)
+    endpoint = f"{function_url}{API}/events?token={urllib.parse.quote(secret)}"
+    try:
+        publisher.create_topic(name=dead_topic)
+        subscriber.create_subscription(name=subscriber.subscription_path(project, DEAD_LETTER), topic=dead_topic)
+        for key, topic in topics.items():
+            topic_path = publisher.topic_path(project, topic)
+            publisher.create_topic(name=topic_path)
+            subscriber.create_subscription(
+                request={
+                    "name": subscriber.subscription_path(project, f"messaging-events-from-{key}"),
+                    "topic": topic_path,
+                    "ack_deadline_seconds": 60,
+                    "push_config": {"push_endpoint": endpoint},
+                    "dead_letter_policy": {"dead_letter_topic": dead_topic, "max_delivery_attempts": 5},
+                    "retry_policy": {
+                        "minimum_backoff": {"seconds": backoff_seconds[0]},
+                        "maximum_backoff": {"seconds": backoff_seconds[1]},
+                    },
+                }
+            )
+    finally:
+        subscriber.close()
+        publisher.stop()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

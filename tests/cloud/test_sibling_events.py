@@ -12,9 +12,8 @@ import contextlib
 import dataclasses
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,11 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
+from shared.devtools.cloud_local import DEAD_LETTER, subscribe_sibling_topics
 from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
 from tests.relay.phx import Phx
+from tests.relay.streams import eventually
 from tests.siblings_support import Siblings, sibling_servers
 from tests.support import ROOT, RunningServer, UserClient, assert_error, fresh_database, make_settings, serve
 
@@ -34,17 +35,6 @@ SECRET = "events-s3cret"
 SIBLING_SOURCE = "//whispr/user-service"
 FUNCTIONS_FRAMEWORK = Path(ROOT) / ".venv" / "bin" / "functions-framework"
 FREE = {"messages_burst": 100_000, "messages_per_minute": 1_000_000, "group_creations_per_day": 100_000}
-
-
-def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}; last: {value!r}")
-        time.sleep(0.1)
 
 
 @dataclasses.dataclass
@@ -93,7 +83,7 @@ def events_function(env: dict[str, str], log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: _answers(url, proc), bool, "the events function answers", timeout=30)
+        eventually(lambda: _answers(url, proc), bool, timeout=30, what="the events function answers")
         yield url
     finally:
         proc.terminate()
@@ -147,23 +137,11 @@ def world(db_url: str, key_path: str, pubsub_emulator: Emulator, siblings: Sibli
     }
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     sibling_topic = publisher.topic_path(project, "user-events")
-    dead_topic = publisher.topic_path(project, "messaging-events-dead-letter")
-    dead_letters = subscriber.subscription_path(project, "messaging-events-dead-letter")
+    dead_letters = subscriber.subscription_path(project, DEAD_LETTER)
     log = tmp_path / "events-function.log"
     with serve(settings) as gateway, events_function(env, log) as url:
-        for topic in (sibling_topic, dead_topic):
-            publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=dead_letters, topic=dead_topic)
-        subscriber.create_subscription(  # what terraform/pubsub.tf creates, pointed at the function
-            request={
-                "name": subscriber.subscription_path(project, "messaging-events-from-user"),
-                "topic": sibling_topic,
-                "ack_deadline_seconds": 10,
-                "push_config": {"push_endpoint": f"{url}/messaging/api/v1/events?token={SECRET}"},
-                "dead_letter_policy": {"dead_letter_topic": dead_topic, "max_delivery_attempts": 5},
-                "retry_policy": {"minimum_backoff": {"seconds": 0}, "maximum_backoff": {"seconds": 1}},
-            }
-        )
+        # what terraform/pubsub.tf creates (and cloud-local too), pointed at the function
+        subscribe_sibling_topics(project, url, SECRET, {"user": "user-events"}, backoff_seconds=(0, 1))
         try:
             yield World(siblings, project, gateway, url, log, publisher, subscriber, sibling_topic, dead_letters)
         finally:
@@ -186,7 +164,10 @@ def test_user_blocked_refuses_the_next_send_in_their_direct_conversation(world: 
     world.publish("whispr.user.blocked", {"user_id": bob.user_id, "blocked_user_id": alice.user_id})
     body = {"content": "after the event", "message_type": "text", "client_random": 4242}  # a retry, not new sends
     refused = eventually(
-        lambda: alice.post(f"/conversations/{direct}/messages", body), lambda r: r.status_code == 403, "a refusal"
+        lambda: alice.post(f"/conversations/{direct}/messages", body),
+        lambda r: r.status_code == 403,
+        timeout=60,
+        what="a refusal",
     )
     assert_error(refused, 403, "user_blocked")
     assert_error(bob.post(f"/conversations/{direct}/messages", {**body, "client_random": 1}), 403, "user_blocked")
@@ -196,7 +177,8 @@ def test_user_blocked_refuses_the_next_send_in_their_direct_conversation(world: 
     eventually(
         lambda: alice.post(f"/conversations/{direct}/messages", body),
         lambda r: r.status_code in (200, 201),
-        "sending again",
+        timeout=60,
+        what="sending again",
     )
 
 
@@ -221,7 +203,9 @@ def test_group_updated_renames_and_syncs_members_once_whatever_the_redeliveries(
         assert world.member_ids(alice, group) == {alice.user_id, bob.user_id, dave.user_id}
         # the two redeliveries were heard and changed nothing
         eventually(
-            lambda: world.log_lines(event_id), lambda lines: sum("again" in ln for ln in lines) >= 2, "redeliveries"
+            lambda: world.log_lines(event_id),
+            lambda lines: sum("again" in ln for ln in lines) >= 2,
+            what="redeliveries",
         )
         history = alice.get(f"/conversations/{group}/messages", params={"limit": 50}).json()["data"]
         actions = [m["metadata"]["system"]["action"] for m in history if m["message_type"] == "system"]
@@ -274,7 +258,7 @@ def test_malformed_events_are_dead_lettered_and_unknown_ones_acknowledged(world:
             dead.extend(m.message.data for m in response.received_messages)
         return dead
 
-    eventually(pull, lambda found: len(found) >= 2, "two dead letters", timeout=120)
+    eventually(pull, lambda found: len(found) >= 2, timeout=120, what="two dead letters")
     assert sorted(dead) == sorted([b"this is not JSON", next(d for d in dead if malformed.encode() in d)])
     assert orjson.loads(next(d for d in dead if d != b"this is not JSON"))["id"] == malformed
     assert world.log_lines(unknown) and all(unknown.encode() not in d for d in dead)  # acknowledged, logged

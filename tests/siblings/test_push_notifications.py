@@ -21,8 +21,8 @@ import pytest
 from shared.devtools.postgres import free_port
 from shared.protogen.whispr.notification.v1 import notification_pb2_grpc
 from shared.storage import notifications as queue
-from tests.cloud.test_sibling_events import eventually
 from tests.relay.phx import Phx
+from tests.relay.streams import eventually
 from tests.siblings_support import NotificationServiceStandIn
 from tests.support import RunningServer, UserClient, fresh_database, make_settings, serve
 
@@ -31,7 +31,7 @@ from tests.support import RunningServer, UserClient, fresh_database, make_settin
 def stand_in(port: int) -> Iterator[NotificationServiceStandIn]:
     """notification-service's stand-in on 127.0.0.1:`port`, until the block ends."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    service = NotificationServiceStandIn()
+    service = NotificationServiceStandIn()  # type: ignore[abstract]  # (only the RPCs it serves)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(service, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -93,20 +93,22 @@ def test_offline_members_get_one_push_per_message_and_reading_clears_them(gatewa
             eventually(
                 lambda: gateway.services.state.user_presence(bob.user_id).status if gateway.services.state else "",
                 lambda status: status == "online",
-                "bob online",
+                what="bob online",
             )
             first = alice.send(conversation, "one", metadata={"mentions": [dave.user_id]})
             second = alice.send(conversation, "two")
-            eventually(lambda: pushed(service), lambda got: {first["id"], second["id"]} <= got.keys(), "two pushes")
+            eventually(
+                lambda: pushed(service), lambda got: {first["id"], second["id"]} <= got.keys(), what="two pushes"
+            )
         finally:
             socket.close()
         eventually(
             lambda: gateway.services.state.user_presence(bob.user_id).status if gateway.services.state else "",
             lambda status: status == "offline",
-            "bob offline",
+            what="bob offline",
         )
         third = alice.send(conversation, "three")
-        eventually(lambda: pushed(service), lambda got: third["id"] in got, "the third push")
+        eventually(lambda: pushed(service), lambda got: third["id"] in got, what="the third push")
 
         assert pushes_for(service, first["id"]) == [[dave.user_id]]  # not bob (online), not carol (muted)
         assert pushes_for(service, second["id"]) == [[dave.user_id]]
@@ -123,7 +125,7 @@ def test_offline_members_get_one_push_per_message_and_reading_clears_them(gatewa
         cleared = eventually(
             lambda: [r for r in list(service.behaviour.requests) if hasattr(r, "up_to_seq")],
             bool,
-            "MarkNotificationsAsRead",
+            what="MarkNotificationsAsRead",
         )
         assert [(r.user_id, r.conversation_id, r.up_to_seq) for r in cleared] == [
             (dave.user_id, conversation, third["seq"])
@@ -134,14 +136,16 @@ def test_pushes_wait_out_an_outage_and_arrive_once(gateway: RunningServer, port:
     with stand_in(port) as service:
         alice, bob, _, dave, conversation = group(gateway)
         before = alice.send(conversation, "before the outage")
-        eventually(lambda: pushed(service), lambda got: before["id"] in got, "a push while it is up")
+        eventually(lambda: pushed(service), lambda got: before["id"] in got, what="a push while it is up")
     # notification-service is down: sends go on, pushes queue up in the database
     during = [alice.send(conversation, f"during the outage {i}") for i in range(5)]
     assert all(m["seq"] for m in during)  # every send succeeded (201, asserted by send)
-    eventually(lambda: _queued(gateway), lambda n: n >= len(during), "the pushes queued")
+    eventually(lambda: _queued(gateway), lambda n: n >= len(during), what="the pushes queued")
     with stand_in(port) as service:  # back, on the same port
-        eventually(lambda: pushed(service), lambda got: {m["id"] for m in during} <= got.keys(), "the queued pushes")
-        eventually(lambda: _queued(gateway), lambda n: n == 0, "an empty queue")
+        eventually(
+            lambda: pushed(service), lambda got: {m["id"] for m in during} <= got.keys(), what="the queued pushes"
+        )
+        eventually(lambda: _queued(gateway), lambda n: n == 0, what="an empty queue")
         assert sorted(pushed(service).items()) == sorted((m["id"], 1) for m in during)  # each once, nothing else
         for m in during:  # nobody has a socket: bob and dave (carol muted it)
             assert pushes_for(service, m["id"]) == [sorted([bob.user_id, dave.user_id])]

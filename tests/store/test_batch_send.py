@@ -206,12 +206,12 @@ def test_deferred_events_are_written_like_recorded_ones(services: Services) -> N
     """`Unit.defer_events`: the same outbox rows (targets included), in record order, and a
     savepoint rolled back takes its deferred events with it."""
     users = [new_id() for _ in range(3)]
-    recorded = [Event("draft_changed", {"n": n}, (f"user:{users[n]}", f"user:{users[(n + 1) % 3]}")) for n in range(3)]
+    recorded = [Event("draft_updated", {"n": n}, (f"user:{users[n]}", f"user:{users[(n + 1) % 3]}")) for n in range(3)]
     with services.unit() as unit:
         unit.defer_events()
         unit.record(recorded[0])
         with pytest.raises(RuntimeError), unit.savepoint():
-            unit.record(Event("draft_changed", {"n": "undone"}, (f"user:{users[0]}",)))
+            unit.record(Event("draft_updated", {"n": "undone"}, (f"user:{users[0]}",)))
             raise RuntimeError("undo")
         unit.record(recorded[1])
         unit.record(recorded[2])

@@ -85,7 +85,7 @@ def sweep(call: Call) -> Reply:
     check_secret(call)
     svc = call.services
     republished = sweep_outbox(svc)
-    notifications.run_once(svc)  # pushes owed, should no long-lived process be running them
+    notifications.run_once(svc, max_batches=20)  # pushes owed, should no long-lived process run them
     sibling_events.forget_old_records(svc)
     sent = uc.fire_due_scheduled(svc)
     expired = uc.expire_due_messages(svc)
