@@ -553,6 +553,9 @@ ROUTES: list[Route] = [
         "docs/events.md), applied once per event id; 400 malformed_event is dead-lettered after retries",
         body=events.InboundBody,
         authenticated=False,
+        query=(
+            QueryParam("token", description="the internal secret (WHISPR_TASKS_SECRET), as a push endpoint carries it"),
+        ),
         response=events.OUTCOME_DOC,
     ),
     # the API's documentation, beside the versioned base: /messaging/api/openapi.json, /api/openapi.json
