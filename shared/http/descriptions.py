@@ -137,6 +137,12 @@ DESCRIPTIONS: dict[str, str] = {
     "tasks.sweep": "Called by Cloud Scheduler every minute: republishes events a crash left in the outbox, "
     "sends due scheduled messages, expires due messages, and hands the scheduler what came within its "
     "horizon. Idempotent. Needs `X-Whispr-Tasks-Secret`.",
+    # sibling events
+    "events.receive": "The push endpoint of the sibling services' Pub/Sub subscriptions (docs/events.md): one "
+    "CloudEvent (user.blocked, user.unblocked, user.deleted, group.updated) in a Pub/Sub push envelope or as "
+    "a CloudEvent over HTTP, applied once per (source, id). Answers the outcome (applied, duplicate, ignored "
+    "for a type not handled here); 400 `malformed_event` for what cannot be read, which Pub/Sub "
+    "dead-letters after its retries. Needs the internal secret (`?token=` on the push endpoint).",
     # docs
     "docs.openapi_json": "This document, generated from the route table. No token.",
     "docs.asyncapi_json": "The AsyncAPI 3.0 document of the WebSocket relay (topics, pushes and their replies, "

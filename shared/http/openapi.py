@@ -217,6 +217,26 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         }
     },
     "UpdateScheduled": {"later": {"scheduled_at": "2027-06-01T10:00:00Z", "content": "Happy birthday!!"}},
+    "InboundBody": {
+        "pubsub_push": {  # the data: base64 of {"specversion": "1.0", "type": "whispr.user.deleted", ...}
+            "message": {
+                "data": (
+                    "eyJzcGVjdmVyc2lvbiI6ICIxLjAiLCAiaWQiOiAiZTEiLCAic291cmNlIjogIi8vd2hpc3ByL3VzZXItc2VydmljZSIsICJ0"
+                    "eXBlIjogIndoaXNwci51c2VyLmRlbGV0ZWQiLCAiZGF0YSI6IHsidXNlcl9pZCI6ICI2ZjFjMmE0ZS04YjdkLTRjM2EtOWUy"
+                    "MS01YTBkN2IzYzlmMTAifX0="
+                ),
+                "messageId": "1234",
+            },
+            "subscription": "projects/whispr/subscriptions/messaging-events-from-user",
+        },
+        "cloudevent": {
+            "specversion": "1.0",
+            "id": "e2",
+            "source": "//whispr/user-service",
+            "type": "whispr.group.updated",
+            "data": {"conversation_id": "6f1c2a4e-8b7d-4c3a-9e21-5a0d7b3c9f10", "name": "Climbing club"},
+        },
+    },
 }
 
 ERRORS: dict[int, tuple[str, str]] = {

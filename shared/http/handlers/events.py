@@ -41,10 +41,10 @@ class InboundBody(BaseModel):
     message: dict[str, Any] | None = Field(default=None, description="Pub/Sub push: the message")
     subscription: StrictStr | None = Field(default=None, description="Pub/Sub push: the subscription")
     specversion: StrictStr | None = Field(default=None, description="structured CloudEvent: 1.0")
-    id: StrictStr | None = None
-    type: StrictStr | None = None
-    source: StrictStr | None = None
-    data: dict[str, Any] | None = None
+    id: StrictStr | None = Field(default=None, description="structured CloudEvent: its id (unique per source)")
+    type: StrictStr | None = Field(default=None, description="structured CloudEvent: e.g. whispr.user.deleted")
+    source: StrictStr | None = Field(default=None, description="structured CloudEvent: who sent it")
+    data: dict[str, Any] | None = Field(default=None, description="structured CloudEvent: what the type says")
 
 
 class OutcomeDoc(View):
