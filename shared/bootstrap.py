@@ -67,7 +67,8 @@ def build_user_directory(settings: Settings) -> UserDirectory:
         return PermissiveUserDirectory()
     from shared.adapters.grpc_siblings import GrpcUserDirectory, SiblingClient
 
-    client = SiblingClient.from_settings("user-service", settings.user_service_grpc_endpoint, settings)
+    endpoint, audience = settings.user_service_grpc_endpoint, settings.user_service_audience
+    client = SiblingClient.from_settings("user-service", endpoint, settings, audience)
     return GrpcUserDirectory(client, cache_seconds=settings.block_cache_seconds)
 
 
@@ -76,8 +77,8 @@ def build_media_library(settings: Settings) -> MediaLibrary:
         return PermissiveMediaLibrary()
     from shared.adapters.grpc_siblings import GrpcMediaLibrary, SiblingClient
 
-    endpoint = settings.media_service_grpc_endpoint
-    return GrpcMediaLibrary(SiblingClient.from_settings("media-service", endpoint, settings))
+    endpoint, audience = settings.media_service_grpc_endpoint, settings.media_service_audience
+    return GrpcMediaLibrary(SiblingClient.from_settings("media-service", endpoint, settings, audience))
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -85,8 +86,8 @@ def build_notifier(settings: Settings) -> Notifier:
         return DiscardingNotifier()
     from shared.adapters.grpc_siblings import GrpcNotifier, SiblingClient
 
-    endpoint = settings.notification_service_grpc_endpoint
-    return GrpcNotifier(SiblingClient.from_settings("notification-service", endpoint, settings))
+    endpoint, audience = settings.notification_service_grpc_endpoint, settings.notification_service_audience
+    return GrpcNotifier(SiblingClient.from_settings("notification-service", endpoint, settings, audience))
 
 
 def build_services(settings: Settings) -> Services:

@@ -60,7 +60,7 @@ TOOL_VARIABLES = frozenset(
 )
 
 # Fields whose value is never echoed in an error message.
-_SECRET_FIELDS = frozenset({"database_url", "tasks_secret", "grpc_shared_secret"})
+_SECRET_FIELDS = frozenset({"database_url", "tasks_secret", "grpc_shared_secret", "sibling_shared_secret"})
 
 # The kinds of value, with their bounds. `Count`: how many of something (at least one);
 # `Seconds`: a duration (more than zero).
@@ -317,9 +317,22 @@ class Settings:
     # outbox and its queue, and how far it backs off while the notification service is down
     notifications_poll_seconds: Seconds = 1.0
     notifications_max_backoff_seconds: Seconds = 60.0
+    # what calls to the siblings carry (shared/adapters/sibling_credentials.py): none, a Google
+    # ID token for each service's audience (Cloud Run IAM), or the shared secret in metadata
+    sibling_auth: Annotated[Literal["none", "id_token", "secret"], BeforeValidator(_lower)] = "none"
+    sibling_shared_secret: str = ""  # WHISPR_SIBLING_SHARED_SECRET: sent as `x-whispr-service-secret`
+    user_service_audience: str = ""  # WHISPR_USER_SERVICE_AUDIENCE (empty: the endpoint's https URL)
+    media_service_audience: str = ""  # WHISPR_MEDIA_SERVICE_AUDIENCE
+    notification_service_audience: str = ""  # WHISPR_NOTIFICATION_SERVICE_AUDIENCE
     limits: Limits = field(default_factory=Limits)
     # WHISPR_ENV=production (Terraform sets it) refuses the settings only fit for development
     env: Annotated[Literal["development", "production"], BeforeValidator(_lower)] = "development"
+
+    @model_validator(mode="after")
+    def _sibling_secret_given(self) -> Settings:
+        if self.sibling_auth == "secret" and not self.sibling_shared_secret:
+            raise ValueError("WHISPR_SIBLING_AUTH=secret needs WHISPR_SIBLING_SHARED_SECRET")
+        return self
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

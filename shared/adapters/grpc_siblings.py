@@ -9,7 +9,9 @@ Every call goes through one `SiblingClient` per service, which gives it:
 - a circuit breaker: `sibling_breaker_failures` consecutive failures open it, and calls then fail
   at once (no request leaves) until `sibling_breaker_reset_seconds` have passed; then one call
   goes through as a probe (half-open) and its outcome closes or reopens the circuit;
-- one channel for the life of the process (HTTP/2 connection reuse).
+- one channel for the life of the process (HTTP/2 connection reuse);
+- the credentials `WHISPR_SIBLING_AUTH` chooses (shared/adapters/sibling_credentials.py) in
+  every call's metadata; a call that cannot get them fails like an unreachable service.
 
 A failure (the service unreachable, the deadline passed, an internal error, the circuit open)
 raises `SiblingUnavailable`; an answer the service gives on purpose (NOT_FOUND,
@@ -30,6 +32,14 @@ from typing import TypeVar
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from shared.adapters.sibling_credentials import (
+    CallCredentials,
+    CredentialsUnavailable,
+    GoogleIdToken,
+    NoCredentials,
+    SharedSecret,
+    audience_of,
+)
 from shared.config import Settings
 from shared.ports.siblings import MediaCheck, MessageNotification, SiblingUnavailable
 from shared.protogen.whispr.media.v1 import media_pb2, media_pb2_grpc
@@ -125,6 +135,7 @@ class SiblingClient:
         backoff_base: float = 0.05,
         backoff_max: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        credentials: CallCredentials | None = None,
     ):
         self.service = service
         self.endpoint = endpoint
@@ -134,16 +145,20 @@ class SiblingClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.sleep = sleep
+        self.credentials = credentials or NoCredentials()
         self.channel = open_channel(endpoint)
 
     @classmethod
-    def from_settings(cls, service: str, endpoint: str, settings: Settings) -> SiblingClient:
+    def from_settings(cls, service: str, endpoint: str, settings: Settings, audience: str = "") -> SiblingClient:
+        """The client `settings` describe; `audience`: that of the service's ID tokens (empty:
+        the endpoint's https URL)."""
         return cls(
             service,
             endpoint,
             deadline=settings.sibling_deadline_seconds,
             max_retries=settings.sibling_max_retries,
             breaker=CircuitBreaker(settings.sibling_breaker_failures, settings.sibling_breaker_reset_seconds),
+            credentials=credentials_for(service, endpoint, settings, audience),
         )
 
     def call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
@@ -169,34 +184,55 @@ class SiblingClient:
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         ends = time.monotonic() + self.deadline
+        try:
+            metadata = self.credentials.metadata(timeout=max(0.001, ends - time.monotonic()))
+        except CredentialsUnavailable as error:
+            self._failed(f"no credentials: {error}", 0)
+            raise SiblingUnavailable(self.service) from error
         attempt = 0
         while True:
             try:
-                response = method(request, timeout=max(0.001, ends - time.monotonic()))
+                response = method(request, timeout=max(0.001, ends - time.monotonic()), metadata=metadata)
             except grpc.RpcError as error:
                 code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
                 if code not in FAILURES:
                     self.breaker.succeeded()  # it answered: it is up
                     raise
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    self.credentials.rejected()
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.max_retries:
                     delay = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
                     if time.monotonic() + delay < ends:
                         attempt += 1
                         self.sleep(delay)
                         continue
-                self._failed(code, attempt)
+                self._failed(code.name, attempt)
                 raise SiblingUnavailable(self.service) from error
             self.breaker.succeeded()
             return response
 
-    def _failed(self, code: grpc.StatusCode, attempt: int) -> None:
+    def _failed(self, reason: str, attempt: int) -> None:
         if self.breaker.failed():
-            log.warning("%s circuit opened after %s (%d retries)", self.service, code.name, attempt)
+            log.warning("%s circuit opened after %s (%d retries)", self.service, reason, attempt)
         else:
-            log.info("%s call failed: %s (%d retries)", self.service, code.name, attempt)
+            log.info("%s call failed: %s (%d retries)", self.service, reason, attempt)
 
     def close(self) -> None:
         self.channel.close()
+
+
+def credentials_for(service: str, endpoint: str, settings: Settings, audience: str = "") -> CallCredentials:
+    """What `WHISPR_SIBLING_AUTH` says the calls to `service` carry (logged once, never the value)."""
+    plaintext = "" if endpoint.startswith("grpcs://") else " (plaintext: a private network only)"
+    if settings.sibling_auth == "id_token":
+        audience = audience or audience_of(endpoint)
+        log.info("%s calls carry a Google ID token for %s%s", service, audience, plaintext)
+        return GoogleIdToken(audience)
+    if settings.sibling_auth == "secret":
+        log.info("%s calls carry the shared secret%s", service, plaintext)
+        return SharedSecret(settings.sibling_shared_secret)
+    log.info("%s calls carry no credentials (WHISPR_SIBLING_AUTH=none)", service)
+    return NoCredentials()
 
 
 class GrpcUserDirectory:
