@@ -197,3 +197,23 @@ resource "google_service_account_iam_member" "runtime_acts_as_invoker" {
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.sa[each.value].member
 }
+
+# ---------------------------------------------------------------------------
+# Sibling services: every component calls them (block checks, media checks, pushes) with its
+# own ID token, which Cloud Run IAM checks against roles/run.invoker on the sibling.
+# ---------------------------------------------------------------------------
+
+resource "google_cloud_run_v2_service_iam_member" "sibling_invokers" {
+  for_each = {
+    for pair in setproduct(keys(var.sibling_run_services), local.runtime) : "${pair[0]} ${pair[1]}" => {
+      service = var.sibling_run_services[pair[0]]
+      account = pair[1]
+    }
+  }
+
+  project  = each.value.service.project
+  location = each.value.service.location
+  name     = each.value.service.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.sa[each.value.account].member
+}

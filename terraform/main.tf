@@ -93,6 +93,11 @@ locals {
     USER_SERVICE_GRPC_ENDPOINT         = var.user_service_grpc_endpoint
     MEDIA_SERVICE_GRPC_ENDPOINT        = var.media_service_grpc_endpoint
     NOTIFICATION_SERVICE_GRPC_ENDPOINT = var.notification_service_grpc_endpoint
+    # sibling calls carry the component's ID token (Cloud Run IAM on the siblings: iam.tf)
+    WHISPR_SIBLING_AUTH                  = var.sibling_auth
+    WHISPR_USER_SERVICE_AUDIENCE         = lookup(var.sibling_audiences, "user", "")
+    WHISPR_MEDIA_SERVICE_AUDIENCE        = lookup(var.sibling_audiences, "media", "")
+    WHISPR_NOTIFICATION_SERVICE_AUDIENCE = lookup(var.sibling_audiences, "notification", "")
   }
 
   # Environment variable -> Secret Manager secret id, for every runtime component.

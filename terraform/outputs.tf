@@ -50,3 +50,8 @@ output "migrate_job" {
 output "service_accounts" {
   value = { for key, sa in google_service_account.sa : key => sa.email }
 }
+
+output "sibling_invoker_members" {
+  description = "The identities that call the sibling services: grant them roles/run.invoker on each sibling's Cloud Run service (done here for var.sibling_run_services)."
+  value       = sort([for account in local.runtime : google_service_account.sa[account].member])
+}

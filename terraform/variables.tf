@@ -252,7 +252,7 @@ variable "log_level" {
 }
 
 variable "user_service_grpc_endpoint" {
-  description = "user-service gRPC endpoint (host:port). Empty: the permissive local policy (not for production)."
+  description = "user-service gRPC endpoint (host:port, or grpcs://host:443 for a Cloud Run service). Empty: the permissive local policy (not for production)."
   type        = string
   default     = ""
 }
@@ -267,6 +267,49 @@ variable "notification_service_grpc_endpoint" {
   description = "notification-service gRPC endpoint (host:port)."
   type        = string
   default     = ""
+}
+
+variable "sibling_auth" {
+  description = "What calls to the sibling services carry (WHISPR_SIBLING_AUTH): `id_token`, a Google ID token of the calling component's service account, what siblings on Cloud Run behind IAM require; or `none`."
+  type        = string
+  default     = "id_token"
+
+  validation {
+    condition     = contains(["id_token", "none"], var.sibling_auth)
+    error_message = "sibling_auth is id_token or none (the shared-secret mode, WHISPR_SIBLING_AUTH=secret, is for siblings outside Google Cloud)."
+  }
+}
+
+variable "sibling_audiences" {
+  description = "Audience of the ID tokens sent to each sibling, keyed user / media / notification (absent: the endpoint's https URL, Cloud Run's default audience)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.sibling_audiences) : contains(["user", "media", "notification"], key)])
+    error_message = "sibling_audiences keys are user, media and notification."
+  }
+}
+
+variable "sibling_run_services" {
+  description = <<-EOT
+    The siblings' Cloud Run services, keyed user / media / notification, e.g.
+    { user = { project = "whispr-user", location = "europe-west1", name = "user-service" } }.
+    Each component's service account is granted roles/run.invoker on them (the deployer needs
+    run.services.setIamPolicy there). Empty: the sibling's owner grants the members of the
+    `sibling_invoker_members` output instead.
+  EOT
+  type = map(object({
+    project  = string
+    location = string
+    name     = string
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.sibling_run_services) : contains(["user", "media", "notification"], key)])
+    error_message = "sibling_run_services keys are user, media and notification."
+  }
 }
 
 # ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
+from shared.config import known_variables
 from shared.devtools import export_routes
 from shared.http.routes import functions
 
@@ -293,6 +294,35 @@ def test_grpc_shim_speaks_http2_end_to_end(config: Config) -> None:
     assert ports["name"] == "h2c"
     assert ports["container_port"] == 9090
     assert "grpc" in block(container, "startup_probe")
+
+
+def test_components_call_the_siblings_with_an_id_token_their_accounts_may_present(config: Config) -> None:
+    """Sibling calls carry each component's Google ID token (WHISPR_SIBLING_AUTH=id_token by
+    default); its service account gets roles/run.invoker on the siblings' Cloud Run services
+    when they are given, and is listed for the siblings' owners otherwise."""
+    env = config.locals["common_env"]
+    assert env["WHISPR_SIBLING_AUTH"] == "${var.sibling_auth}"
+    assert config.variables["sibling_auth"]["default"] == "id_token"
+    for service in ("user", "media", "notification"):
+        assert (
+            env[f"WHISPR_{service.upper()}_SERVICE_AUDIENCE"] == f'${{lookup(var.sibling_audiences, "{service}", "")}}'
+        )
+    assert not [n for n in env if n.startswith("WHISPR_") and n not in known_variables()], "a name the code ignores"
+
+    runtime = set(re.findall(r'"(\w+)"', config.locals["runtime"]))
+    run_accounts = {
+        block(config.resource("google_cloud_run_v2_service", name), "template")["service_account"]
+        for name in ("relay", "grpc")
+    }
+    # the components that run the core (so the sibling clients): both Cloud Run services, the functions
+    assert run_accounts == {f'${{google_service_account.sa["{a}"].email}}' for a in ("relay", "grpc")}
+    assert {"api", "worker", "relay", "grpc"} <= runtime
+    grants = config.resource("google_cloud_run_v2_service_iam_member", "sibling_invokers")
+    assert grants["role"] == "roles/run.invoker"
+    assert "setproduct(keys(var.sibling_run_services), local.runtime)" in grants["for_each"]
+    assert grants["member"] == "${google_service_account.sa[each.value.account].member}"
+    assert grants["name"] == "${each.value.service.name}" and grants["project"] == "${each.value.service.project}"
+    assert "local.runtime" in config.outputs["sibling_invoker_members"]["value"]
 
 
 def test_migrations_run_as_a_job_with_only_the_database_secret(config: Config) -> None:
