@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -306,3 +308,60 @@ def _reload_metadata_module() -> None:
         importlib.import_module("google.auth.compute_engine._metadata")
     else:
         importlib.reload(module)
+
+
+@contextmanager
+def refusing_front_end(status: int = 403) -> Iterator[str]:
+    """A real HTTP/2 server on a port (prior knowledge, as gRPC speaks it) answering every
+    request with a bare HTTP `status` and no gRPC status: what Cloud Run's front end does when
+    IAM refuses the caller (401 without a valid token, 403 for an identity that is not a
+    roles/run.invoker of the service). Yields its `host:port`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+    def answer(conn: socket.socket) -> None:
+        data = b""
+
+        def read(n: int) -> bytes:
+            nonlocal data
+            while len(data) < n:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            out, data = data[:n], data[n:]
+            return out
+
+        with conn:
+            try:
+                read(24)  # the client's connection preface
+                conn.sendall(frame(0x4, 0, 0))  # our SETTINGS
+                while True:
+                    head = read(9)
+                    kind, flags, stream = head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
+                    read(int.from_bytes(head[:3], "big"))
+                    if kind == 0x4 and not flags & 0x1:
+                        conn.sendall(frame(0x4, 0x1, 0))  # SETTINGS ACK
+                    elif kind == 0x1:  # HEADERS of a request: `:status` (static index 8), end of stream
+                        block = bytes([0x08, 3]) + str(status).encode()
+                        conn.sendall(frame(0x1, 0x4 | 0x1, stream, block))
+            except (EOFError, OSError):
+                pass
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        listener.close()

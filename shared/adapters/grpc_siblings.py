@@ -65,6 +65,12 @@ FAILURES = frozenset(
 )
 
 
+# How grpc reports a plain HTTP answer with no gRPC status (e.g. 401 -> UNAUTHENTICATED, 403 ->
+# PERMISSION_DENIED): a proxy in front of the service refused the call, such as Cloud Run's IAM
+# when the caller's identity is not a roles/run.invoker of the service. Never the service's answer.
+PROXY_REFUSAL = "Received http2 header with status"
+
+
 class CircuitBreaker:
     """Closed -> (threshold consecutive failures) -> open -> (reset_after) -> half-open: one probe
     call; its success closes the circuit, its failure opens it again. Thread-safe."""
@@ -195,7 +201,9 @@ class SiblingClient:
                 response = method(request, timeout=max(0.001, ends - time.monotonic()), metadata=metadata)
             except grpc.RpcError as error:
                 code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-                if code not in FAILURES:
+                details = (error.details() if isinstance(error, grpc.Call) else None) or ""
+                by_proxy = details.startswith(PROXY_REFUSAL)
+                if code not in FAILURES and not by_proxy:
                     self.breaker.succeeded()  # it answered: it is up
                     raise
                 if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -206,7 +214,8 @@ class SiblingClient:
                         attempt += 1
                         self.sleep(delay)
                         continue
-                self._failed(code.name, attempt)
+                reason = f"{code.name}, {details} (in front of the service: may this identity invoke it?)"
+                self._failed(reason if by_proxy else code.name, attempt)
                 raise SiblingUnavailable(self.service) from error
             self.breaker.succeeded()
             return response

@@ -17,7 +17,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from shared.adapters.grpc_siblings import CircuitBreaker, GrpcUserDirectory, SiblingClient
+from shared.adapters.grpc_siblings import CircuitBreaker, GrpcMediaLibrary, GrpcUserDirectory, SiblingClient
 from shared.adapters.sibling_credentials import GoogleIdToken, audience_of
 from shared.bootstrap import build_services
 from shared.config import ConfigurationError, Settings, load_settings
@@ -30,6 +30,7 @@ from tests.siblings_support import (
     google_auth_pointed_at,
     metadata_env,
     metadata_server,
+    refusing_front_end,
     sibling_servers,
 )
 from tests.support import RunningServer, assert_error, make_settings, new_id, serve, service_env, service_process
@@ -254,6 +255,31 @@ def test_metadata_server_down_refuses_new_direct_conversations_and_opens_then_cl
     assert _verified_audience(_bearer(siblings.users.behaviour.metadata[-1]), metadata) == audience_of(
         siblings.endpoint
     )
+
+
+def test_a_refusal_by_cloud_runs_iam_in_front_of_a_sibling_counts_as_the_sibling_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cloud Run refuses an identity that may not invoke the service with a bare HTTP 403, which
+    grpc reports as PERMISSION_DENIED: not the sibling's own refusal (a media id denied), but
+    the sibling out of reach, so 503 and the circuit, never a denial nor a 500."""
+    caplog.set_level(logging.INFO)
+    with refusing_front_end(403) as endpoint:
+        users_client = SiblingClient("user-service", endpoint, deadline=2.0, breaker=CircuitBreaker(2, 60.0))
+        media_client = SiblingClient("media-service", endpoint, deadline=2.0)
+        try:
+            users = GrpcUserDirectory(users_client, cache_seconds=0)
+            for _ in range(2):
+                with pytest.raises(SiblingUnavailable):
+                    users.is_blocked(new_id(), new_id())
+            assert users_client.breaker.state == CircuitBreaker.OPEN
+            with pytest.raises(SiblingUnavailable):
+                GrpcMediaLibrary(media_client).validate_access(new_id(), new_id(), new_id())
+        finally:
+            users_client.close()
+            media_client.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "user-service circuit opened after PERMISSION_DENIED, Received http2 header with status: 403" in logged
 
 
 def test_default_audience_is_the_endpoints_https_url_and_secret_mode_needs_its_secret() -> None:
