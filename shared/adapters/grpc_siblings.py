@@ -275,9 +275,15 @@ class GrpcUserDirectory:
             hit = self._cache.get(key)
             if hit is not None and hit[1] > now:
                 return hit[0]
-        response = self.client.call(
-            self.stub.CheckUserBlocks, user_pb2.CheckUserBlocksRequest(user_id=user_id, other_user_ids=[other_user_id])
-        )
+        request = user_pb2.CheckUserBlocksRequest(user_id=user_id, other_user_ids=[other_user_id])
+        try:
+            response = self.client.call(self.stub.CheckUserBlocks, request)
+        except grpc.RpcError as error:
+            # Any other answer (NOT_FOUND, INVALID_ARGUMENT...) is no verdict on the pair: the
+            # check fails closed, as when the service is down, instead of surfacing as a 500.
+            code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+            log.warning("%s answered CheckUserBlocks with %s: no block verdict", self.client.service, code.name)
+            raise SiblingUnavailable(self.client.service) from error
         blocked = any(b.other_user_id == other_user_id and (b.blocks or b.blocked_by) for b in response.blocks)
         with self._lock:
             self._cache[key] = (blocked, now + self.cache_seconds)

@@ -162,7 +162,7 @@ def test_health_is_not_serving_while_the_store_is_unreachable(key_path: str) -> 
             assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
             stub = messaging_pb2_grpc.MessagingServiceStub(channel)  # open: no auth configured
             request = pb.GetMessageRequest(message_id=new_id())
-            assert refused(stub.GetMessage, request, metadata=()) == (grpc.StatusCode.UNAVAILABLE, "unavailable")
+            assert refused(stub.GetMessage, request, metadata=()) == (grpc.StatusCode.UNAVAILABLE, "store_unavailable")
     finally:
         server.stop()
         services.close()

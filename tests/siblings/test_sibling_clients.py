@@ -148,6 +148,17 @@ def test_user_service_down_refuses_new_direct_conversations_and_opens_then_close
     assert behaviour.calls == reached + 1  # the probe
 
 
+@pytest.mark.parametrize("status", [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT])
+def test_a_block_check_user_service_refuses_fails_closed_with_503_not_500(
+    gateway: RunningServer, siblings: Siblings, status: grpc.StatusCode
+) -> None:
+    alice, bob = gateway.client(), gateway.client()
+    siblings.users.behaviour.fail_with = status
+    body = assert_error(alice.post("/conversations", {"type": "direct", "other_user_id": bob.user_id}), 503)
+    assert body["code"] == "sibling_unavailable" and body["details"]["service"] == "user-service"
+    assert _conversations_of(gateway, alice.user_id) == []
+
+
 def test_sends_into_an_existing_direct_conversation_go_on_while_user_service_is_down(
     gateway: RunningServer, siblings: Siblings
 ) -> None:
