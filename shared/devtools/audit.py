@@ -9,18 +9,28 @@ skipped ones and says plainly that they were not audited; with `--strict` (or
 WHISPR_AUDIT_STRICT=1, for a CI that does reach PyPI) any unaudited package fails the check too,
 and so does pip-audit failing to run at all (otherwise reported, not failed: an unreachable
 advisory source is not a vulnerability, and CI must not fail by chance).
+
+What pip-audit skips is then asked of PyPI's project page (`/pypi/<name>/json`), which does
+answer here and lists the advisories that affect the project's latest release: a package pinned
+at its latest release is audited that way; one pinned behind it stays "not audited" (the page
+does not speak for older releases).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
 
 
 def summarise(report: dict[str, Any]) -> tuple[list[str], list[str], int]:
@@ -38,6 +48,44 @@ def summarise(report: dict[str, Any]) -> tuple[list[str], list[str], int]:
             aliases = f" ({', '.join(vuln['aliases'])})" if vuln.get("aliases") else ""
             vulnerable.append(f"{dependency['name']}=={dependency['version']}: {vuln['id']}{aliases}; fixed in {fixed}")
     return vulnerable, skipped, audited
+
+
+def advisories_of_latest(project: dict[str, Any], name: str, version: str) -> list[str] | None:
+    """The known vulnerabilities of `name==version` from PyPI's project page, one line each;
+    None when `version` is not the latest release (the page's advisories are the latest's)."""
+    if project.get("info", {}).get("version") != version:
+        return None
+    lines = []
+    for vuln in project.get("vulnerabilities") or []:
+        if vuln.get("withdrawn"):
+            continue
+        fixed = ", ".join(vuln.get("fixed_in") or []) or "no fixed version"
+        aliases = f" ({', '.join(vuln['aliases'])})" if vuln.get("aliases") else ""
+        lines.append(f"{name}=={version}: {vuln.get('id')}{aliases}; fixed in {fixed}")
+    return lines
+
+
+def audit_from_project_pages(names: list[str]) -> tuple[list[str], list[str], int]:
+    """What pip-audit skipped, asked of PyPI's project pages: (vulnerable lines, still not
+    audited, how many were audited)."""
+
+    def one(name: str) -> tuple[str, list[str] | None]:
+        try:
+            version = importlib.metadata.version(name)
+            with urllib.request.urlopen(PYPI_PROJECT.format(name=name), timeout=20) as answer:
+                return name, advisories_of_latest(json.load(answer), name, version)
+        except (OSError, ValueError, importlib.metadata.PackageNotFoundError):
+            return name, None
+
+    vulnerable: list[str] = []
+    skipped: list[str] = []
+    with ThreadPoolExecutor(8) as pool:
+        for name, lines in pool.map(one, names):
+            if lines is None:
+                skipped.append(f"{name}: pinned behind its latest release, or PyPI did not answer")
+            else:
+                vulnerable.extend(lines)
+    return vulnerable, skipped, len(names) - len(skipped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(done.stderr[-4000:], file=sys.stderr)
         return 2 if strict else 0
     vulnerable, skipped, audited = summarise(report)
+    if skipped:
+        more, skipped, also = audit_from_project_pages([s.split(":")[0] for s in skipped])
+        vulnerable, audited = vulnerable + more, audited + also
     for line in vulnerable:
         print(f"VULNERABLE {line}", file=sys.stderr)
     if skipped:
