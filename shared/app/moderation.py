@@ -51,6 +51,19 @@ def require_moderator(svc: Services, actor: Actor) -> None:
 # views
 
 
+def resolution_view(report: rules.Report, *, for_moderator: bool) -> dict[str, Any] | None:
+    """The Whispr client's `resolution`: null while open, else what was decided and when; who
+    decided and their notes are for moderators only (null for the reporter)."""
+    if report.resolved_at is None:
+        return None
+    return {
+        "action": "dismiss" if report.resolution == "dismissed" else report.action,
+        "resolved_by": report.resolved_by if for_moderator else None,
+        "resolved_at": timestamp(report.resolved_at),
+        "notes": report.note if for_moderator else None,
+    }
+
+
 def report_view(report: rules.Report, *, for_moderator: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": report.id,
@@ -62,8 +75,10 @@ def report_view(report: rules.Report, *, for_moderator: bool) -> dict[str, Any]:
         "description": report.reason,
         "reason": report.reason,  # the older name of description
         "status": report.status,
-        "resolution": report.resolution,
+        "resolution": resolution_view(report, for_moderator=for_moderator),
+        "auto_escalated": False,  # nothing escalates reports by itself here
         "created_at": timestamp(report.created_at),
+        "updated_at": timestamp(report.resolved_at or report.created_at),
         "resolved_at": timestamp(report.resolved_at),
     }
     if for_moderator:  # who resolved it, how, and the evidence are for moderators only
@@ -78,6 +93,7 @@ def report_view(report: rules.Report, *, for_moderator: bool) -> dict[str, Any]:
 
 
 def sanction_view(sanction: rules.Sanction, now: datetime) -> dict[str, Any]:
+    in_force = sanction.in_force(now)
     return {
         "id": sanction.id,
         "conversation_id": sanction.conversation_id,
@@ -86,10 +102,12 @@ def sanction_view(sanction: rules.Sanction, now: datetime) -> dict[str, Any]:
         "kind": sanction.kind,
         "reason": sanction.reason,
         "created_by": sanction.created_by,
+        "issued_by": sanction.created_by,  # the client's name of created_by
         "created_at": timestamp(sanction.created_at),
         "expires_at": timestamp(sanction.expires_at),
         "revoked_at": timestamp(sanction.revoked_at),
-        "is_active": sanction.in_force(now),
+        "is_active": in_force,
+        "active": in_force,  # the client's name of is_active
     }
 
 
@@ -211,35 +229,45 @@ def report_queue(
     svc: Services, actor: Actor, *, limit: int, offset: int, status: str = "pending", category: str | None = None
 ) -> ReportPage:
     require_moderator(svc, actor)
-    if status not in rules.STATUSES:
-        raise Invalid.field("status", f"must be one of {', '.join(rules.STATUSES)}")
+    statuses = rules.queue_statuses(status)
     if category is not None:
         rules.check_category(category)
     with svc.db.transaction() as conn:
-        found = store.queued_reports(conn, limit=limit + 1, offset=offset, status=status, category=category)
+        found = store.queued_reports(conn, limit=limit + 1, offset=offset, statuses=statuses, category=category)
     return ReportPage([report_view(r, for_moderator=True) for r in found[:limit]], len(found) > limit)
 
 
 def report_stats(svc: Services, actor: Actor) -> dict[str, Any]:
-    """Counts per status, per category, per resolution and per category within each status."""
+    """The Whispr client's dashboard (`pending`, `under_review`, `resolved_today` since 00:00
+    UTC, `by_category`: the open reports per category that has some), then counts per status,
+    per category of all reports, per resolution, and pending per category."""
     require_moderator(svc, actor)
     with svc.db.transaction() as conn:
+        now = svc.clock()
         rows = store.report_counts(conn)
+        today = store.resolved_since(conn, now.replace(hour=0, minute=0, second=0, microsecond=0))
     by_status = dict.fromkeys(rules.STATUSES, 0)
-    by_category = dict.fromkeys(rules.CATEGORIES, 0)
+    total_by_category = dict.fromkeys(rules.CATEGORIES, 0)
     by_resolution = dict.fromkeys(rules.RESOLUTIONS, 0)
     pending_by_category = dict.fromkeys(rules.CATEGORIES, 0)
+    open_by_category: dict[str, int] = {}
     for status, category, resolution, n in rows:
         by_status[status] = by_status.get(status, 0) + n
-        by_category[category] = by_category.get(category, 0) + n
+        total_by_category[category] = total_by_category.get(category, 0) + n
         if resolution is not None:
             by_resolution[resolution] = by_resolution.get(resolution, 0) + n
         if status == "pending":
             pending_by_category[category] = pending_by_category.get(category, 0) + n
+        if status in rules.OPEN_STATUSES:
+            open_by_category[category] = open_by_category.get(category, 0) + n
     return {
+        "pending": by_status["pending"],
+        "under_review": by_status["under_review"],
+        "resolved_today": today,
+        "by_category": open_by_category,
         "total": sum(by_status.values()),
         "by_status": by_status,
-        "by_category": by_category,
+        "total_by_category": total_by_category,
         "by_resolution": by_resolution,
         "pending_by_category": pending_by_category,
     }
@@ -266,7 +294,7 @@ def resolve_report(
         report = store.get_report(unit.conn, report_id)
         if report is None:
             raise NotFound("report not found", code="report_not_found")
-        if report.status != "pending":
+        if report.status not in rules.OPEN_STATUSES:
             raise Conflict("this report is already resolved", code="already_resolved")
         sanction_id = None
         if action in rules.SANCTION_KINDS:
@@ -292,7 +320,7 @@ def resolve_report(
         resolved = store.resolve_report(
             unit.conn,
             report.id,
-            status="resolved",
+            status=rules.resolved_status(resolution),
             resolution=resolution,
             action=action,
             note=clean_note,
@@ -302,7 +330,8 @@ def resolve_report(
         )
         if not resolved:
             raise Conflict("this report is already resolved", code="already_resolved")
-        report.status, report.resolution, report.action, report.note = "resolved", resolution, action, clean_note
+        report.status, report.resolution = rules.resolved_status(resolution), resolution
+        report.action, report.note = action, clean_note
         report.sanction_id, report.resolved_by, report.resolved_at = sanction_id, actor.user_id, unit.now
         unit.record(
             Event(

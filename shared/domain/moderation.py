@@ -13,8 +13,19 @@ from shared.domain.errors import Forbidden, Invalid
 from shared.domain.models import Conversation, Member
 from shared.domain.rules import ROLE_RANK
 
+# rules.md's categories, then the two more the Whispr client offers (`offensive`, `nudity`),
+# kept as the client names them (docs/decisions.md, Moderation).
 ReportCategory = Literal[
-    "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
+    "harassment",
+    "violence",
+    "spam",
+    "misinformation",
+    "adult",
+    "ip_violation",
+    "illegal",
+    "other",
+    "offensive",
+    "nudity",
 ]
 CATEGORIES: tuple[str, ...] = (
     "harassment",
@@ -25,9 +36,16 @@ CATEGORIES: tuple[str, ...] = (
     "ip_violation",
     "illegal",
     "other",
+    "offensive",
+    "nudity",
 )
-ReportStatus = Literal["pending", "resolved"]
-STATUSES: tuple[str, ...] = ("pending", "resolved")
+# The Whispr client's statuses. Nothing here puts a report under review (no route does), but
+# the client filters on it and a resolution accepts it. `resolved` is the older name of both
+# resolved statuses (a queue filter).
+ReportStatus = Literal["pending", "under_review", "resolved_action", "resolved_dismissed"]
+STATUSES: tuple[str, ...] = ("pending", "under_review", "resolved_action", "resolved_dismissed")
+OPEN_STATUSES: tuple[str, ...] = ("pending", "under_review")
+RESOLVED_STATUSES: tuple[str, ...] = ("resolved_action", "resolved_dismissed")
 Resolution = Literal["action_taken", "dismissed"]
 RESOLUTIONS: tuple[str, ...] = ("action_taken", "dismissed")
 SanctionKind = Literal["mute", "restrict", "kick"]
@@ -35,10 +53,14 @@ SANCTION_KINDS: tuple[str, ...] = ("mute", "restrict", "kick")
 # The Whispr client names the kinds `type`: mute, kick, and shadow_restrict for restrict.
 SanctionType = Literal["mute", "kick", "shadow_restrict", "restrict"]
 SANCTION_TYPES: dict[str, str] = {"mute": "mute", "kick": "kick", "shadow_restrict": "restrict", "restrict": "restrict"}
-ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick"]
-ACTIONS: tuple[str, ...] = ("none", "delete_message", "mute", "restrict", "kick")
+# `warn` and `ban` are the platform's sanctions, user-service's: the client sets them there right
+# after resolving; here they are recorded as the decision and do nothing else.
+ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick", "warn", "ban"]
+ACTIONS: tuple[str, ...] = ("none", "delete_message", "mute", "restrict", "kick", "warn", "ban")
 # What a moderator may ask for when resolving: an action, `dismiss`, or the client's shadow_restrict.
-ResolveAction = Literal["dismiss", "none", "delete_message", "mute", "restrict", "shadow_restrict", "kick"]
+ResolveAction = Literal[
+    "dismiss", "none", "delete_message", "mute", "restrict", "shadow_restrict", "kick", "warn", "ban"
+]
 
 # What each sanction forbids while in force: `mute` and `restrict` forbid sending messages;
 # `restrict` also forbids the other writes in the conversation (reactions, pins, attachments);
@@ -105,6 +127,19 @@ def check_category(category: str) -> str:
     if category not in CATEGORIES:
         raise Invalid.field("category", f"must be one of {', '.join(CATEGORIES)}")
     return category
+
+
+def queue_statuses(status: str) -> tuple[str, ...]:
+    """The statuses a queue filter names: one of STATUSES, or `resolved` (both resolved ones)."""
+    if status == "resolved":
+        return RESOLVED_STATUSES
+    if status not in STATUSES:
+        raise Invalid.field("status", f"must be one of {', '.join(STATUSES)} (or resolved)")
+    return (status,)
+
+
+def resolved_status(resolution: str) -> str:
+    return "resolved_dismissed" if resolution == "dismissed" else "resolved_action"
 
 
 def clean_text(value: str | None, field: str, max_chars: int) -> str | None:

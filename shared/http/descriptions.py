@@ -117,12 +117,17 @@ DESCRIPTIONS: dict[str, str] = {
     "reports.create_report": "Reports a user, or a message the caller can see, with a `category` and an "
     "optional description. One report per message per reporter and 24 h (409 otherwise).",
     "reports.list_reports": "The reports the caller filed, newest first, by `limit`/`offset`.",
-    "reports.queue": "Moderators: pending reports, oldest first, optionally by `status` and `category`.",
-    "reports.stats": "Moderators: counts of reports by status, category and resolution.",
-    "reports.get_report": "One report: the reporter sees their own, moderators any.",
-    "reports.resolve": "Moderators: resolves a pending report with an `action`: `dismiss`, or what is done "
-    "(none, delete the message, or mute, shadow_restrict or kick the reported user, for `duration_seconds` "
-    "or until lifted). The reporter hears `moderation.report_resolved`.",
+    "reports.queue": "Moderators: pending reports, oldest first, optionally by `status` (pending, under_review, "
+    "resolved_action, resolved_dismissed, or resolved for both) and `category`.",
+    "reports.stats": "Moderators: the Whispr client's dashboard (`pending`, `under_review`, `resolved_today` "
+    "since 00:00 UTC, `by_category` of the open reports), then counts by status, category and resolution.",
+    "reports.get_report": "One report: the reporter sees their own (the resolution's action and time, not who "
+    "resolved it or their notes), moderators any.",
+    "reports.resolve": "Moderators: resolves an open report with an `action`: `dismiss` (status "
+    "resolved_dismissed), or what is done (status resolved_action): none, delete the message, mute, "
+    "shadow_restrict or kick the reported user in the report's conversation (for `duration_seconds` or until "
+    "lifted), or `warn`/`ban`, recorded only (user-service sets those sanctions). The reporter hears "
+    "`moderation.report_resolved`.",
     # sync
     "sync.sync": "Everything that changed for the caller since `since`, across every conversation and in "
     "order: messages, edits, deletes, reactions, watermarks, membership, settings. Call with "

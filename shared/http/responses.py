@@ -237,7 +237,8 @@ class SyncChange(View):
 class Sanction(View):
     """A moderation sanction on a member: mute (cannot send), restrict (cannot send, react, pin or
     attach) or kick (removed, and cannot be added back while it is in force). `expires_at` null:
-    in force until lifted."""
+    in force until lifted. `type`, `issued_by` and `active` are the Whispr client's names of
+    `kind`, `created_by` and `is_active`."""
 
     id: Uuid
     conversation_id: Uuid
@@ -246,19 +247,44 @@ class Sanction(View):
     kind: Literal["mute", "restrict", "kick"]
     reason: str | None
     created_by: Uuid
+    issued_by: Uuid = Field(description="the client's name of created_by")
     created_at: Timestamp
     expires_at: Timestamp | None
     revoked_at: Timestamp | None
     is_active: bool = Field(description="in force now: not revoked and not expired")
+    active: bool = Field(description="the client's name of is_active")
 
 
 ReportCategory = Literal[
-    "harassment", "violence", "spam", "misinformation", "adult", "ip_violation", "illegal", "other"
+    "harassment",
+    "violence",
+    "spam",
+    "misinformation",
+    "adult",
+    "ip_violation",
+    "illegal",
+    "other",
+    "offensive",
+    "nudity",
 ]
+ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick", "warn", "ban"]
+
+
+class ReportResolution(View):
+    """What a moderator decided. `resolved_by` and `notes` are null for the reporter."""
+
+    action: Literal["dismiss", "none", "delete_message", "mute", "restrict", "kick", "warn", "ban"] = Field(
+        description="`dismiss`, or the action taken"
+    )
+    resolved_by: Uuid | None = Field(description="the moderator (moderators only)")
+    resolved_at: Timestamp
+    notes: str | None = Field(description="the moderator's notes (moderators only)")
 
 
 class Report(View):
-    """A user's report of a message or a user. The last five keys are there for moderators only."""
+    """A user's report of a message or a user, in the Whispr client's shape (`status`,
+    `resolution`, `auto_escalated`, `updated_at`). The last five keys are there for moderators
+    only."""
 
     id: Uuid
     reporter_id: Uuid
@@ -268,11 +294,15 @@ class Report(View):
     category: ReportCategory
     description: str | None = Field(description="the reporter's words")
     reason: str | None = Field(description="older name of description")
-    status: Literal["pending", "resolved"]
-    resolution: Literal["action_taken", "dismissed"] | None
+    status: Literal["pending", "under_review", "resolved_action", "resolved_dismissed"] = Field(
+        description="resolved_action: action was taken; resolved_dismissed: dismissed"
+    )
+    resolution: ReportResolution | None = Field(description="null until resolved")
+    auto_escalated: bool = Field(description="always false: nothing escalates reports by itself here")
     created_at: Timestamp
+    updated_at: Timestamp = Field(description="when it last changed: resolved_at, else created_at")
     resolved_at: Timestamp | None
-    action: Literal["none", "delete_message", "mute", "restrict", "kick"] | None = None
+    action: ReportAction | None = None
     note: str | None = None
     sanction_id: Uuid | None = None
     resolved_by: Uuid | None = None
@@ -280,9 +310,16 @@ class Report(View):
 
 
 class ReportStats(View):
+    """The Whispr client's dashboard first (`pending`, `under_review`, `resolved_today`,
+    `by_category`), then the fuller counts."""
+
+    pending: int = Field(ge=0)
+    under_review: int = Field(ge=0)
+    resolved_today: int = Field(ge=0, description="reports resolved since 00:00 UTC")
+    by_category: dict[str, int] = Field(description="open reports (pending or under review) per category that has some")
     total: int = Field(ge=0)
     by_status: dict[str, int]
-    by_category: dict[str, int]
+    total_by_category: dict[str, int] = Field(description="all reports per category")
     by_resolution: dict[str, int]
     pending_by_category: dict[str, int]
 

@@ -477,12 +477,20 @@ ROUTES: list[Route] = [
         "Moderators: the reports of a status (pending by default), oldest first",
         query=(
             *rep.PAGE_QUERY,
-            QueryParam("status", default="pending", description="pending or resolved"),
+            QueryParam(
+                "status",
+                default="pending",
+                description="pending, under_review, resolved_action or resolved_dismissed (resolved: both of these)",
+            ),
             QueryParam("category", description="only this category"),
         ),
     ),
     Route(
-        "GET", "/reports/stats", "reports", rep.stats, "Moderators: report counts per status, category and resolution"
+        "GET",
+        "/reports/stats",
+        "reports",
+        rep.stats,
+        "Moderators: open and resolved-today counts, and report counts per status, category and resolution",
     ),
     Route(
         "GET",
@@ -496,8 +504,8 @@ ROUTES: list[Route] = [
         "/reports/{report_id}/resolve",
         "reports",
         rep.resolve,
-        "Moderators: resolve a pending report (action: dismiss, or none, delete_message, mute, "
-        "shadow_restrict, kick); 409 if already resolved",
+        "Moderators: resolve an open report (action: dismiss, or none, delete_message, mute, "
+        "shadow_restrict, kick, warn, ban); 409 if already resolved",
         body=rep.ResolveReport,
         body_key="report",
     ),

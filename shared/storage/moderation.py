@@ -83,10 +83,10 @@ def reports_by(conn: Connection, reporter_id: str, *, limit: int, offset: int) -
 
 
 def queued_reports(
-    conn: Connection, *, limit: int, offset: int, status: str = "pending", category: str | None = None
+    conn: Connection, *, limit: int, offset: int, statuses: Sequence[str] = ("pending",), category: str | None = None
 ) -> list[Report]:
-    """The moderators' queue: the reports of a status (pending ones by default), oldest first."""
-    query = select(reports).where(reports.c.status == status)
+    """The moderators' queue: the reports of these statuses (pending ones by default), oldest first."""
+    query = select(reports).where(reports.c.status.in_(statuses))
     if category is not None:
         query = query.where(reports.c.category == category)
     rows = conn.execute(query.order_by(reports.c.created_at, reports.c.id).limit(limit).offset(offset))
@@ -103,10 +103,17 @@ def report_counts(conn: Connection) -> list[tuple[str, str, str | None, int]]:
     return [(status, category, resolution, int(n)) for status, category, resolution, n in rows]
 
 
+def resolved_since(conn: Connection, since: datetime) -> int:
+    """How many reports were resolved at or after `since`."""
+    return int(conn.execute(select(func.count()).where(reports.c.resolved_at >= since)).scalar_one())
+
+
 def resolve_report(conn: Connection, report_id: str, **values: Any) -> bool:
-    """Resolve a pending report; False if it was no longer pending (someone else resolved it)."""
+    """Resolve an open report; False if it was no longer open (someone else resolved it)."""
     result = conn.execute(
-        update(reports).where(reports.c.id == report_id, reports.c.status == "pending").values(**values)
+        update(reports)
+        .where(reports.c.id == report_id, reports.c.status.in_(("pending", "under_review")))
+        .values(**values)
     )
     return bool(result.rowcount)
 

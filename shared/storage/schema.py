@@ -218,7 +218,8 @@ reports = Table(
     Column("conversation_id", UUID),
     Column("category", String(20), nullable=False),
     Column("reason", Text),
-    Column("status", String(12), nullable=False),
+    # pending, under_review, resolved_action, resolved_dismissed (the client's; 0005 widened it)
+    Column("status", String(20), nullable=False),
     Column("resolution", Text),
     Column("resolved_by", UUID),
     Column("resolved_at", UTCDateTime),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_report_validation_and_visibility(server: RunningServer) -> None:
     hidden = alice.send(cid, "hidden")
     assert bob.delete(f"/messages/{hidden['id']}").status_code == 200
     assert_error(bob.post("/reports", {"message_id": hidden["id"], "category": "spam"}), 404)
-    # a user, in a conversation or not; each of the eight categories is accepted
+    # a user, in a conversation or not; each category is accepted (rules.md's and the client's)
     for category in CATEGORIES:
         made = report(bob, user_id=new_id(), category=category)
         assert made["category"] == category and made["message_id"] is None
@@ -179,16 +180,16 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
         dismissed = mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed", "note": "banter"})
         assert dismissed.status_code == 200, dismissed.text
         view = dismissed.json()["data"]
-        assert (view["status"], view["resolution"], view["action"], view["resolved_by"]) == (
-            "resolved",
-            "dismissed",
+        assert (view["status"], view["resolution"]["action"], view["action"], view["resolved_by"]) == (
+            "resolved_dismissed",
+            "dismiss",
             "none",
             mod.user_id,
         )
         assert_error(mod.put(f"/reports/{user['id']}/resolve", {"resolution": "dismissed"}), 409, "already_resolved")
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "maybe"}), 422)
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "dismissed", "action": "kick"}), 422)
-        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "ban"}), 422)
+        assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"resolution": "action_taken", "action": "smite"}), 422)
         assert_error(mod.put(f"/reports/{spam['id']}/resolve", {"note": "no action"}), 422)
         assert_error(mod.put(f"/reports/{new_id()}/resolve", {"resolution": "dismissed"}), 404, "report_not_found")
 
@@ -206,13 +207,15 @@ def test_queue_stats_and_resolution(pg_url: str, key_path: str) -> None:
 
         stats = mod.get("/reports/stats").json()["data"]
         assert stats["total"] == 3
-        assert stats["by_status"] == {"pending": 0, "resolved": 3}
-        assert stats["by_category"] == {**dict.fromkeys(CATEGORIES, 0), "spam": 1, "violence": 1, "harassment": 1}
+        assert stats["by_status"] == {"pending": 0, "under_review": 0, "resolved_action": 2, "resolved_dismissed": 1}
+        assert stats["total_by_category"] == {**dict.fromkeys(CATEGORIES, 0), "spam": 1, "violence": 1, "harassment": 1}
+        assert (stats["pending"], stats["under_review"], stats["by_category"]) == (0, 0, {})
         assert stats["by_resolution"] == {"action_taken": 2, "dismissed": 1}
         assert mod.get("/reports/queue").json()["data"] == []
         # the reporter sees the outcome, not the moderator's note or name
         seen = bob.get(f"/reports/{user['id']}").json()["data"]
-        assert seen["status"] == "resolved" and seen["resolution"] == "dismissed"
+        assert seen["status"] == "resolved_dismissed" and seen["resolution"]["action"] == "dismiss"
+        assert (seen["resolution"]["notes"], seen["resolution"]["resolved_by"]) == (None, None)
         assert "note" not in seen and "resolved_by" not in seen
 
 
@@ -399,19 +402,23 @@ def test_the_clients_resolution_bodies(server: RunningServer) -> None:
     dismissed = mod.put(f"/reports/{user_report['id']}/resolve", {"action": "dismiss", "notes": "not spam"})
     assert dismissed.status_code == 200, dismissed.text
     view = dismissed.json()["data"]
-    assert (view["status"], view["resolution"], view["action"], view["note"]) == (
-        "resolved",
-        "dismissed",
+    assert (view["status"], view["resolution"]["action"], view["action"], view["note"]) == (
+        "resolved_dismissed",
+        "dismiss",
         "none",
         "not spam",
     )
     assert_error(mod.put(f"/reports/{message_report['id']}/resolve", {"notes": "no action given"}), 422)
-    assert_error(mod.put(f"/reports/{message_report['id']}/resolve", {"action": "ban"}), 422)
+    assert_error(mod.put(f"/reports/{message_report['id']}/resolve", {"action": "smite"}), 422)
     bad = {"action": "dismiss", "resolution": "action_taken"}
     assert_error(mod.put(f"/reports/{message_report['id']}/resolve", bad), 422)
 
     deleted = mod.put(f"/reports/{message_report['id']}/resolve", {"action": "delete_message"}).json()["data"]
-    assert (deleted["resolution"], deleted["action"]) == ("action_taken", "delete_message")
+    assert (deleted["status"], deleted["resolution"]["action"], deleted["action"]) == (
+        "resolved_action",
+        "delete_message",
+        "delete_message",
+    )
     assert bob.get(f"/messages/{message_report['message_id']}").json()["data"]["is_deleted"] is True
 
     restricted = mod.put(f"/reports/{restrict_report['id']}/resolve", {"action": "shadow_restrict", "notes": "x"})
@@ -472,3 +479,159 @@ def test_the_clients_sanction_bodies(server: RunningServer) -> None:
     lifted = owner.delete(f"{path}/{restrict['id']}")
     assert lifted.status_code == 200 and lifted.json()["data"]["is_active"] is False
     assert send_status(carol, cid) == 201
+
+
+# what the Whispr client reads (mobile-app src/types/moderation.ts: Report, ReportStats,
+# ConversationSanction), with the bodies its moderationApi.ts sends
+
+CLIENT_REPORT_KEYS = {
+    "id",
+    "reporter_id",
+    "reported_user_id",
+    "conversation_id",
+    "message_id",
+    "category",
+    "description",
+    "evidence",
+    "status",
+    "resolution",
+    "auto_escalated",
+    "created_at",
+    "updated_at",
+}
+CLIENT_SANCTION_KEYS = {
+    "id",
+    "conversation_id",
+    "user_id",
+    "type",
+    "reason",
+    "issued_by",
+    "expires_at",
+    "active",
+    "created_at",
+}
+
+
+def test_the_client_reads_reports_and_stats_in_its_shapes(pg_url: str, key_path: str) -> None:
+    url = fresh_database(pg_url, "whispr_moderation_client", key_path)  # stats count every report
+    with serve(make_settings(url, key_path)) as server:
+        # resolved_today counts from 00:00 UTC: the service's day is noon onwards, a millisecond a tick
+        noon, ticks = utcnow().replace(hour=12, minute=0, second=0, microsecond=0), itertools.count()
+        server.services.clock = lambda: noon + timedelta(milliseconds=next(ticks))
+        alice, bob, carol = server.client(), server.client(), server.client()
+        mod = moderator_client(server)
+        cid = alice.group_with(bob, carol)["id"]
+        # createReport: a user report without a message, and one on a message (the client's
+        # categories offensive and nudity are accepted and kept as sent)
+        created = bob.post(
+            "/reports", {"reported_user_id": alice.user_id, "category": "offensive", "description": "rude"}
+        )
+        assert created.status_code == 201, created.text
+        rude = created.json()["data"]
+        assert CLIENT_REPORT_KEYS - {"evidence"} <= set(rude)  # evidence: moderators only
+        assert (rude["category"], rude["status"], rude["resolution"], rude["auto_escalated"]) == (
+            "offensive",
+            "pending",
+            None,
+            False,
+        )
+        assert rude["updated_at"] == rude["created_at"] and rude["description"] == "rude"
+        picture = alice.send(cid, "a picture")
+        body = {"reported_user_id": alice.user_id, "conversation_id": cid, "message_id": picture["id"]}
+        nude = report(carol, **body, category="nudity")
+        threat = report(carol, reported_user_id=alice.user_id, conversation_id=cid, category="violence")
+
+        # getMyReports(limit, offset): the caller's, in `data`
+        mine = bob.get("/reports", params={"limit": 20, "offset": 0})
+        assert mine.status_code == 200 and [r["id"] for r in mine.json()["data"]] == [rude["id"]]
+        # getReportQueue / getReportStats: every key the moderator's screens read
+        queue = mod.get("/reports/queue").json()["data"]
+        assert [r["id"] for r in queue] == [rude["id"], nude["id"], threat["id"]]
+        assert all(set(r) >= CLIENT_REPORT_KEYS and r["status"] == "pending" for r in queue)
+        assert all(isinstance(r["reporter_id"], str) and isinstance(r["reported_user_id"], str) for r in queue)
+        filtered = mod.get("/reports/queue", params={"status": "pending", "category": "nudity"}).json()["data"]
+        assert [r["id"] for r in filtered] == [nude["id"]]
+        stats = mod.get("/reports/stats")
+        assert stats.status_code == 200
+        dashboard = {k: stats.json()["data"][k] for k in ("pending", "under_review", "resolved_today", "by_category")}
+        assert dashboard == {
+            "pending": 3,
+            "under_review": 0,
+            "resolved_today": 0,
+            "by_category": {"offensive": 1, "nudity": 1, "violence": 1},
+        }
+
+        # resolveReport(id, action, notes): the review screen's dismiss, warn and ban
+        warned = mod.put(f"/reports/{rude['id']}/resolve", {"action": "warn", "notes": "User warned"})
+        assert warned.status_code == 200, warned.text
+        view = warned.json()["data"]
+        assert view["status"] == "resolved_action" and view["sanction_id"] is None  # user-service's sanction
+        assert view["resolution"] == {
+            "action": "warn",
+            "resolved_by": mod.user_id,
+            "resolved_at": view["updated_at"],
+            "notes": "User warned",
+        }
+        dismissed = mod.put(f"/reports/{nude['id']}/resolve", {"action": "dismiss"}).json()["data"]
+        assert dismissed["status"] == "resolved_dismissed"
+        assert (dismissed["resolution"]["action"], dismissed["resolution"]["notes"]) == ("dismiss", None)
+        banned = mod.put(f"/reports/{threat['id']}/resolve", {"action": "ban", "notes": "threats"}).json()["data"]
+        assert (banned["status"], banned["resolution"]["action"]) == ("resolved_action", "ban")
+        assert send_status(alice, cid) == 201  # ban is user-service's: nothing changes here
+        assert_error(mod.put(f"/reports/{rude['id']}/resolve", {"action": "dismiss"}), 409, "already_resolved")
+
+        stats_after = mod.get("/reports/stats").json()["data"]
+        assert (stats_after["pending"], stats_after["resolved_today"], stats_after["by_category"]) == (0, 3, {})
+        assert stats_after["by_status"] == {
+            "pending": 0,
+            "under_review": 0,
+            "resolved_action": 2,
+            "resolved_dismissed": 1,
+        }
+        # the reporter's view: what was decided and when, not by whom or the notes
+        seen = bob.get(f"/reports/{rude['id']}").json()["data"]
+        assert seen["status"] == "resolved_action" and seen["updated_at"] == view["updated_at"]
+        assert seen["resolution"] == {
+            "action": "warn",
+            "resolved_by": None,
+            "resolved_at": view["resolution"]["resolved_at"],
+            "notes": None,
+        }
+        # the queue's status filter: the client's values, and `resolved` (the older one) for both
+        by_status = {
+            status: [r["id"] for r in mod.get("/reports/queue", params={"status": status}).json()["data"]]
+            for status in ("resolved_action", "resolved_dismissed", "resolved", "under_review")
+        }
+        assert by_status == {
+            "resolved_action": [rude["id"], threat["id"]],
+            "resolved_dismissed": [nude["id"]],
+            "resolved": [rude["id"], nude["id"], threat["id"]],
+            "under_review": [],
+        }
+        assert "status" in assert_error(mod.get("/reports/queue", params={"status": "closed"}), 422)["details"]
+        with server.services.db.transaction() as conn:
+            stored = dict(conn.execute(select(reports.c.id, reports.c.status)).all())
+        assert stored == {
+            rude["id"]: "resolved_action",
+            nude["id"]: "resolved_dismissed",
+            threat["id"]: "resolved_action",
+        }
+
+
+def test_the_client_reads_sanctions_in_its_shape(server: RunningServer) -> None:
+    owner, bob = server.client(), server.client()
+    cid = owner.group_with(bob)["id"]
+    path = f"/conversations/{cid}/sanctions"
+    created = owner.post(path, {"user_id": bob.user_id, "type": "mute", "reason": "Spamming"})
+    assert created.status_code == 201, created.text
+    sanction = created.json()["data"]
+    assert set(sanction) >= CLIENT_SANCTION_KEYS
+    assert (sanction["issued_by"], sanction["active"], sanction["type"]) == (owner.user_id, True, "mute")
+    assert (sanction["created_by"], sanction["is_active"]) == (owner.user_id, True)  # the older names stay
+    listed = owner.get(path).json()["data"]
+    assert [(s["id"], s["issued_by"], s["active"]) for s in listed] == [(sanction["id"], owner.user_id, True)]
+    lifted = owner.delete(f"{path}/{sanction['id']}")
+    assert lifted.status_code == 200 and lifted.json()["data"]["active"] is False
+    assert owner.get(path).json()["data"] == []
+    history = owner.get(path, params={"include_inactive": "true"}).json()["data"]
+    assert [(s["id"], s["active"], s["is_active"]) for s in history] == [(sanction["id"], False, False)]

@@ -7,12 +7,16 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from alembic import command
+from sqlalchemy import create_engine, insert, select
 
 from shared.app import conversations, members, messages, moderation
 from shared.app.services import Services, utcnow
 from shared.bootstrap import build_services
 from shared.domain.errors import Conflict, Forbidden, RateLimited
 from shared.domain.models import Actor, NewMessage
+from shared.storage.migrate import alembic_config
+from shared.storage.schema import reports
 from tests.support import client_random, make_settings, new_id
 
 
@@ -75,3 +79,36 @@ def test_sanctions_in_force_block_sending_and_joining(services: Services) -> Non
     services.clock = lambda: start + timedelta(seconds=121)
     members.add_members(services, owner, cid, [bob.user_id])
     _send(services, bob, cid)
+
+
+def test_migration_0005_moves_stored_statuses_to_the_clients(store_url: str) -> None:
+    """Reports resolved before 0005 say `resolved`; after it, resolved_action or
+    resolved_dismissed as their resolution says (pending stays); downgrade folds them back."""
+    config = alembic_config(store_url)
+    command.downgrade(config, "0004")
+    engine = create_engine(store_url)
+    now = utcnow()
+    stored = {
+        new_id(): ("pending", None),
+        new_id(): ("resolved", "dismissed"),
+        new_id(): ("resolved", "action_taken"),
+    }
+    try:
+        with engine.begin() as conn:
+            for report_id, (status, resolution) in stored.items():
+                row = {"id": report_id, "reporter_id": new_id(), "category": "spam", "created_at": now}
+                conn.execute(insert(reports).values(**row, status=status, resolution=resolution))
+        command.upgrade(config, "head")
+
+        def statuses() -> dict[str, str]:
+            with engine.connect() as conn:
+                return {r.id: r.status for r in conn.execute(select(reports.c.id, reports.c.status))}
+
+        expected = ["pending", "resolved_dismissed", "resolved_action"]
+        assert statuses() == dict(zip(stored, expected, strict=True))
+        command.downgrade(config, "0004")
+        assert statuses() == dict(zip(stored, ["pending", "resolved", "resolved"], strict=True))
+        command.upgrade(config, "head")
+        assert statuses() == dict(zip(stored, expected, strict=True))
+    finally:
+        engine.dispose()

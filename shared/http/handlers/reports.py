@@ -28,7 +28,8 @@ PAGE_QUERY = (
 class CreateReport(Body):
     """A report on a message (`message_id`) or on a user (`reported_user_id`, optionally in
     `conversation_id`). `category`: harassment, violence, spam, misinformation, adult,
-    ip_violation, illegal or other; `description`: the reporter's words, kept either way.
+    ip_violation, illegal, other, or the client's offensive and nudity; `description`: the
+    reporter's words, kept either way.
     `user_id` and `reason` are older names of `reported_user_id` and `description`."""
 
     message_id: StrictStr | None = None
@@ -48,7 +49,8 @@ class CreateReport(Body):
 class ResolveReport(Body):
     """`action`: `dismiss`, or what the moderator does: none, delete_message, or mute,
     shadow_restrict (restrict) or kick the reported user in the report's conversation, for
-    `duration_seconds` or until lifted. `notes`: the moderator's, never shown to the reporter.
+    `duration_seconds` or until lifted; `warn` and `ban` are recorded (user-service sets those
+    sanctions). `notes`: the moderator's, never shown to the reporter.
     The older shape gives `resolution` (action_taken or dismissed) and `note`."""
 
     action: ResolveAction | None = None
