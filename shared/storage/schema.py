@@ -218,7 +218,7 @@ reports = Table(
     Column("conversation_id", UUID),
     Column("category", String(20), nullable=False),
     Column("reason", Text),
-    # pending, under_review, resolved_action, resolved_dismissed (the client's; 0005 widened it)
+    # pending, under_review, resolved_action, resolved_dismissed (the client's; 0006 widened it)
     Column("status", String(20), nullable=False),
     Column("resolution", Text),
     Column("resolved_by", UUID),

@@ -81,11 +81,11 @@ def test_sanctions_in_force_block_sending_and_joining(services: Services) -> Non
     _send(services, bob, cid)
 
 
-def test_migration_0005_moves_stored_statuses_to_the_clients(store_url: str) -> None:
-    """Reports resolved before 0005 say `resolved`; after it, resolved_action or
+def test_migration_0006_moves_stored_statuses_to_the_clients(store_url: str) -> None:
+    """Reports resolved before 0006 say `resolved`; after it, resolved_action or
     resolved_dismissed as their resolution says (pending stays); downgrade folds them back."""
     config = alembic_config(store_url)
-    command.downgrade(config, "0004")
+    command.downgrade(config, "0005")
     engine = create_engine(store_url)
     now = utcnow()
     stored = {
@@ -106,7 +106,7 @@ def test_migration_0005_moves_stored_statuses_to_the_clients(store_url: str) -> 
 
         expected = ["pending", "resolved_dismissed", "resolved_action"]
         assert statuses() == dict(zip(stored, expected, strict=True))
-        command.downgrade(config, "0004")
+        command.downgrade(config, "0005")
         assert statuses() == dict(zip(stored, ["pending", "resolved", "resolved"], strict=True))
         command.upgrade(config, "head")
         assert statuses() == dict(zip(stored, expected, strict=True))
