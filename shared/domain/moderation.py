@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from shared.config import Limits
 from shared.domain.errors import Forbidden, Invalid
@@ -27,23 +27,12 @@ ReportCategory = Literal[
     "offensive",
     "nudity",
 ]
-CATEGORIES: tuple[str, ...] = (
-    "harassment",
-    "violence",
-    "spam",
-    "misinformation",
-    "adult",
-    "ip_violation",
-    "illegal",
-    "other",
-    "offensive",
-    "nudity",
-)
+CATEGORIES: tuple[str, ...] = get_args(ReportCategory)
 # The Whispr client's statuses. Nothing here puts a report under review (no route does), but
 # the client filters on it and a resolution accepts it. `resolved` is the older name of both
 # resolved statuses (a queue filter).
 ReportStatus = Literal["pending", "under_review", "resolved_action", "resolved_dismissed"]
-STATUSES: tuple[str, ...] = ("pending", "under_review", "resolved_action", "resolved_dismissed")
+STATUSES: tuple[str, ...] = get_args(ReportStatus)
 OPEN_STATUSES: tuple[str, ...] = ("pending", "under_review")
 RESOLVED_STATUSES: tuple[str, ...] = ("resolved_action", "resolved_dismissed")
 Resolution = Literal["action_taken", "dismissed"]

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from shared.domain.moderation import ReportCategory, ReportStatus
+
 # --- value types ------------------------------------------------------------------------------
 
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
@@ -255,18 +257,6 @@ class Sanction(View):
     active: bool = Field(description="the client's name of is_active")
 
 
-ReportCategory = Literal[
-    "harassment",
-    "violence",
-    "spam",
-    "misinformation",
-    "adult",
-    "ip_violation",
-    "illegal",
-    "other",
-    "offensive",
-    "nudity",
-]
 ReportAction = Literal["none", "delete_message", "mute", "restrict", "kick", "warn", "ban"]
 
 
@@ -294,9 +284,7 @@ class Report(View):
     category: ReportCategory
     description: str | None = Field(description="the reporter's words")
     reason: str | None = Field(description="older name of description")
-    status: Literal["pending", "under_review", "resolved_action", "resolved_dismissed"] = Field(
-        description="resolved_action: action was taken; resolved_dismissed: dismissed"
-    )
+    status: ReportStatus = Field(description="resolved_action: action was taken; resolved_dismissed: dismissed")
     resolution: ReportResolution | None = Field(description="null until resolved")
     auto_escalated: bool = Field(description="always false: nothing escalates reports by itself here")
     created_at: Timestamp
