@@ -31,8 +31,13 @@ CONVERSATION_OR_MESSAGE = [r for r in ROUTES if {"conversation_id", "message_id"
 NON_UUID_PARAMS = {"emoji", "reaction"}
 # routes only a global moderator may call (a token claim); the others answer them 403
 MODERATOR_ONLY = {("GET", "/reports/queue"), ("GET", "/reports/stats"), ("PUT", "/reports/{report_id}/resolve")}
-# api.md asks for a docs page: a page, the one answer that is not JSON
-NOT_JSON = {("GET", "/api/docs")}
+# api.md asks for a docs page: the pages and their files are the answers that are not JSON, each
+# with the content type it must carry (the asset route is called with World.value("asset"), a script)
+NOT_JSON = {
+    ("GET", "/api/docs"): "text/html",
+    ("GET", "/api/docs/{asset}"): "text/javascript",
+    ("GET", "/api/realtime"): "text/html",
+}
 
 
 def route_id(route: Route) -> str:
@@ -96,6 +101,7 @@ class World:
             "message_id": self.message["id"],
             "user_id": self.bob.user_id,
             "emoji": "👍",
+            "asset": "docs.js",  # one of the API reference's files (shared/http/handlers/docs.ASSETS)
         }
         assert param in fixed, f"teach World.value() a real value for {param}"
         return str(fixed[param])
@@ -189,10 +195,13 @@ def call(client: UserClient, route: Route, path: str, body: Any = None, **kwargs
 
 
 def assert_json_or_204(response: httpx.Response, route: Route | None = None) -> None:
-    """api.md: every answer is either 204 with no body or a JSON body; never an empty 200."""
+    """api.md: every answer is either 204 with no body or a JSON body; never an empty 200. The
+    pages and their files (NOT_JSON) answer their own content type, never empty; their errors are JSON."""
     assert response.status_code < 500, f"{response.status_code}: {response.text}"
     if route is not None and (route.method, route.path) in NOT_JSON and response.status_code < 300:
-        assert response.headers.get("content-type", "").startswith("text/html"), response.headers
+        assert response.status_code == 200, response.status_code
+        media_type = response.headers.get("content-type", "").split(";")[0]
+        assert media_type == NOT_JSON[(route.method, route.path)], response.headers
         assert response.content
         return
     if response.status_code == 204:
