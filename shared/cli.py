@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import uuid
 
@@ -21,6 +22,7 @@ def _dev(args: argparse.Namespace) -> int:
     from shared.bootstrap import build_services
     from shared.http.gateway import create_gateway
     from shared.relay.server import uvicorn_options
+    from shared.relay.shutdown import serve
     from shared.storage.migrate import upgrade
 
     settings = get_settings()
@@ -36,7 +38,7 @@ def _dev(args: argparse.Namespace) -> int:
 
         log.info("%d worker processes on the port, events between them through a local bus", workers)
         log.info("gRPC is not served with --workers: run `whispr-messaging grpc` beside them")
-        return Supervisor(host, port, workers).run()
+        return Supervisor(host, port, workers, drain_seconds=settings.drain_seconds).run()
     services = build_services(settings)
     app = create_gateway(services, build_verifier(settings))
     services.scheduler.start()
@@ -60,13 +62,15 @@ def _dev(args: argparse.Namespace) -> int:
             "access_log": False,
             **uvicorn_options(settings),
         }
+        relay = app.state.relay  # SIGTERM drains its sockets first (shared/relay/shutdown.py)
         if args.worker:  # one of `dev --workers N`: the port is shared (SO_REUSEPORT)
             from shared.devtools.workers import reuse_port_socket
 
-            server = uvicorn.Server(uvicorn.Config(app, **options))
-            server.run(sockets=[reuse_port_socket(host, port)])
+            # The parent forwards the terminal's Ctrl-C as one SIGTERM (a second would not drain).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            serve(uvicorn.Config(app, **options), relay, [reuse_port_socket(host, port)], [signal.SIGTERM])
         else:
-            uvicorn.run(app, host=host, port=port, **options)
+            serve(uvicorn.Config(app, host=host, port=port, **options), relay)
     finally:
         if grpc_server is not None:
             grpc_server.stop()

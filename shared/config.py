@@ -257,6 +257,9 @@ class Settings:
     relay_worker_threads: Annotated[int, Field(ge=0, le=1000)] = 0  # WHISPR_RELAY_WORKER_THREADS
     max_connections: Count = 10_000  # WHISPR_MAX_CONNECTIONS
     header_timeout_seconds: Seconds = 10.0  # WHISPR_HEADER_TIMEOUT_SECONDS
+    # graceful shutdown (SIGTERM): sockets told to reconnect elsewhere over this window, then the
+    # process exits; under Cloud Run's fixed 10 s grace (docs/operations.md, "Shutting down")
+    drain_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0  # WHISPR_DRAIN_SECONDS
     log_format: Annotated[Literal["auto", "json", "text"], BeforeValidator(_lower)] = "auto"  # auto: text on a terminal
     moderator_ids: str = ""  # WHISPR_MODERATOR_IDS: comma-separated user ids of global moderators
     # scheduler port: "local" (in-process timer over the store), "cloudtasks" (Cloud Tasks, one

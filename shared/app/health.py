@@ -48,8 +48,15 @@ def dependency_checks(services: Services) -> dict[str, Callable[[], None]]:
     return {"store": services.db.ping, "bus": services.bus.ping}
 
 
+DRAINING = "draining"
+
+
 def check_readiness(services: Services, checks: Mapping[str, Callable[[], None]] | None = None) -> Readiness:
-    """Run every check (`dependency_checks` unless given) and say how each went."""
+    """Run every check (`dependency_checks` unless given) and say how each went. An instance
+    told to stop (SIGTERM) is not ready whatever its dependencies say, from that moment: the
+    load balancer stops sending it clients while it drains (docs/operations.md)."""
+    if services.draining.is_set():
+        return Readiness({"instance": DRAINING}, services.clock())
     outcomes: dict[str, str] = {}
     for name, check in (checks if checks is not None else dependency_checks(services)).items():
         try:

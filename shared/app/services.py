@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,6 +99,8 @@ class Services:
     notifier: Notifier | None = None  # notification-service; bootstrap sets the configured one (None: no pushes)
     # pushes to offline members (shared/app/notifications.py); long-lived entry points start it
     notifications: Background | None = None
+    # set once the process was told to stop (SIGTERM): readiness fails, no new socket is taken
+    draining: threading.Event = field(default_factory=threading.Event)
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:

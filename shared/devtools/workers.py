@@ -6,7 +6,9 @@ starts N copies of `dev --worker`, each listening on the same address with `SO_R
 kernel spreads connections between them) and publishing through the broker, so a socket on one
 worker hears what another committed, with the same ordering and catch-up guarantees as several
 instances behind Pub/Sub. Only the first worker runs the local scheduler (one timer per store).
-A worker that dies is started again; the parent ends them all when it is stopped.
+A worker that dies is started again; the parent ends them all when it is stopped: one SIGTERM
+each (the terminal's Ctrl-C reaches the parent only: workers ignore SIGINT), so that each drains
+its sockets (shared/relay/shutdown.py) within WHISPR_DRAIN_SECONDS; a second signal kills them.
 
 Every worker keeps its own in-memory state (rate limits, presence): like instances without
 Firestore, each knows its own sockets' presence; use WHISPR_STATE_STORE=firestore for one view.
@@ -31,6 +33,7 @@ from shared.adapters.local_bus import BusBroker
 log = logging.getLogger(__name__)
 
 RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
+EXIT_MARGIN = 5.0  # seconds a worker gets beyond its drain window before it is killed
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -55,8 +58,9 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, host: str, port: int, workers: int, bus_dir: str | None = None):
+    def __init__(self, host: str, port: int, workers: int, bus_dir: str | None = None, drain_seconds: float = 5.0):
         self.host, self.port, self.count = host, port, workers
+        self.drain_seconds = drain_seconds
         self._dir = bus_dir or tempfile.mkdtemp(prefix="whispr-bus-")
         self.bus_path = str(Path(self._dir) / "bus.sock")
         self.broker = BusBroker(self.bus_path)
@@ -77,6 +81,8 @@ class Supervisor:
 
     def run(self) -> int:
         def stop(_signum: int, _frame: FrameType | None) -> None:
+            if self._stopping:  # a second signal: no more waiting for the drains
+                self.kill()
             self._stopping = True
 
         signal.signal(signal.SIGTERM, stop)
@@ -87,7 +93,9 @@ class Supervisor:
             while not self._stopping:
                 for i, process in enumerate(self.processes):
                     if process is not None and process.poll() is not None and not self._stopping:
-                        log.warning("worker %d exited (%s); starting it again", i, process.returncode)
+                        log.warning(
+                            "worker %d (pid %d) exited with %s; starting it again", i, process.pid, process.returncode
+                        )
                         time.sleep(RESTART_PAUSE)
                         self.processes[i] = self._start(i)
                 time.sleep(0.2)
@@ -100,12 +108,20 @@ class Supervisor:
         alive = [p for p in self.processes if p is not None and p.poll() is None]
         for process in alive:
             process.terminate()
+        deadline = time.monotonic() + self.drain_seconds + EXIT_MARGIN
         for process in alive:
             try:
-                process.wait(20)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
         self.broker.close()
         with contextlib.suppress(OSError):
             os.rmdir(self._dir)
+
+    def kill(self) -> None:
+        """Every worker, at once (SIGKILL)."""
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()

@@ -49,4 +49,5 @@ def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
         await response(scope, receive, send)
 
     app.router.default = fallback
+    app.state.relay = relay  # drained on SIGTERM (shared/relay/shutdown.py)
     return app

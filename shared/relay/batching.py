@@ -143,6 +143,15 @@ class SendBatcher:
                 group.future.set_result(outcomes[start:end])
             start = end
 
+    async def drain(self) -> None:
+        """Until every send submitted so far is committed (or failed): the instance is stopping
+        and nothing submitted is dropped. The caller bounds the wait."""
+        while self._pending or self._flushing:
+            if self._flushing:
+                await asyncio.wait(set(self._flushing))
+            else:
+                await asyncio.sleep(self.window or 0.001)  # the batcher takes them at its next turn
+
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -80,6 +80,8 @@ class Relay:
         self._unfollow_blocks = follow_block_changes(services)  # user.blocked & co. reach every relay
         self._upkeep: asyncio.Task[None] | None = None
         self._per_ip: dict[str, int] = {}
+        self._connections: set[Connection] = set()  # served now (the drain tells each to go)
+        self._all_gone: asyncio.Event | None = None  # draining: set once the last one has ended
         self._client_address = ClientAddress(services.settings.trusted_proxy_hops, services.settings.trusted_proxies)
         redact_tokens_in_server_logs()
 
@@ -147,7 +149,9 @@ class Relay:
         ip = self._client_address.of_scope(websocket.scope)
         limit = self.services.settings.limits.ws_sockets_per_ip
         try:
+            self._refuse_while_draining()
             actor, version = await self._authenticate(websocket)
+            self._refuse_while_draining()  # the signal may have come while the token was checked
             if self._per_ip.get(ip, 0) >= limit:
                 raise Refused(429, "too_many_connections", f"at most {limit} sockets per address", {"retry_after": 1})
         except Refused as refused:
@@ -159,11 +163,16 @@ class Relay:
             with request_scope(context_from_headers(websocket.headers.get)):  # the socket's lines share an id
                 log.debug("socket open for user %s", actor.user_id)
                 metrics.SOCKETS_OPEN.inc()
+                served_until = self._served_until(actor)
+                connection = Connection(self.ctx, websocket, actor, version, subprotocol, send, served_until)
+                self._connections.add(connection)
                 try:
-                    served_until = self._served_until(actor)
-                    await Connection(self.ctx, websocket, actor, version, subprotocol, send, served_until).serve()
+                    await connection.serve()
                 finally:
                     metrics.SOCKETS_OPEN.dec()
+                    self._connections.discard(connection)
+                    if not self._connections and self._all_gone is not None:
+                        self._all_gone.set()
                 log.debug("socket closed for user %s", actor.user_id)
         finally:
             left = self._per_ip.get(ip, 1) - 1
@@ -171,6 +180,35 @@ class Relay:
                 self._per_ip[ip] = left
             else:
                 self._per_ip.pop(ip, None)
+
+    def _refuse_while_draining(self) -> None:
+        if self.services.draining.is_set():
+            raise Refused(503, "draining", "this instance is shutting down: connect again", {"retry_after": 1})
+
+    async def drain(self, until: float) -> None:
+        """The process is stopping (SIGTERM; `shared.relay.shutdown`): tell every socket to
+        reconnect elsewhere, spread over the first half of the time left so that their
+        reconnections do not all reach the other instances at once; each answers what it had
+        admitted first. Then the group commit's last batches commit. `until`: the loop's clock;
+        the caller bounds the whole."""
+        self.services.draining.set()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        spread = max(0.0, (until - start) / 2)
+        connections = list(self._connections)
+        log.info("draining %d sockets over %.1f s", len(connections), spread)
+        self._all_gone = asyncio.Event()
+        for i, connection in enumerate(connections):
+            wait = start + spread * i / len(connections) - loop.time()
+            if wait > 0.01:  # sockets due closer together than this go in one batch
+                await asyncio.sleep(wait)
+            connection.drain(until)
+        for connection in list(self._connections):  # any that came in meanwhile (drain is idempotent)
+            connection.drain(until)
+        if self._connections:
+            await self._all_gone.wait()
+        await self.ctx.sends.drain()
+        log.info("sockets drained")
 
     def close(self) -> None:
         self._unlisten_presence()
@@ -267,7 +305,9 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
 
     routes = [*relay.routes(), Route("/metrics", metrics.metrics_endpoint)]
     routes += [Route(f"{prefix}/health{{rest:path}}", probe) for prefix in ("/messaging/api/v1", "/api/v1")]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.relay = relay  # drained on SIGTERM (shared/relay/shutdown.py)
+    return app
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -308,21 +348,23 @@ def run(host: str | None = None, port: int | None = None) -> None:
     from shared.auth.tokens import build_verifier
     from shared.bootstrap import build_services
     from shared.config import get_settings
+    from shared.relay.shutdown import serve
 
     settings = get_settings()
     services = build_services(settings)
     app = create_relay_app(services, build_verifier(settings))
     if services.notifications is not None:
         services.notifications.start()  # pushes to offline members (a relay is long-lived)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)
+        log_level=None,
+        access_log=False,
+        **uvicorn_options(settings),
+    )
     try:
-        uvicorn.run(
-            app,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_config=None,  # uvicorn logs through the one handler, at its levels (shared/telemetry/logs.py)
-            log_level=None,
-            access_log=False,
-            **uvicorn_options(settings),
-        )
+        serve(config, app.state.relay)  # SIGTERM drains the sockets first
     finally:
         services.close()

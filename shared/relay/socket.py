@@ -33,6 +33,9 @@ MAX_CHANNELS = 1_000  # joined topics per socket
 CLOSE_IDLE = 4000  # no frame (not even a heartbeat) for the idle timeout
 CLOSE_TOKEN_EXPIRED = 4001  # the token expired: reconnect with a fresh one (phoenix.js reconnects on any close)
 CLOSE_SLOW = 1013  # "try again later": the client did not read its frames fast enough
+# The instance is stopping (SIGTERM): reconnect, to another one. 1012 is "service restart" in
+# the WebSocket close code registry; phoenix.js reconnects after any close it did not ask for.
+CLOSE_DRAINING = (1012, "service restart")
 
 
 class TokenBucket:
@@ -134,11 +137,13 @@ class Outbound:
 class Connection:
     __slots__ = (
         "_close",
+        "_drain_until",
         "_expires",
         "_interrupted",
         "_pending",
         "_reader",
         "_send",
+        "_settled",
         "_slots",
         "_writer",
         "actor",
@@ -182,6 +187,8 @@ class Connection:
         self._expires = served_until
         self._pending = 0  # admitted frames (joins, pushes) not yet handled by their channel
         self._slots: asyncio.Semaphore | None = None  # made at the first worker-thread call
+        self._drain_until: float | None = None  # draining: the loop time by which it closes
+        self._settled: asyncio.Future[None] | None = None  # resolved once no admitted frame is left
 
     # -- the Socket interface channels use ------------------------------------------------
 
@@ -201,11 +208,23 @@ class Connection:
 
     def frame_done(self) -> None:
         self._pending -= 1
+        if self._pending <= 0 and self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
 
     def worker_slots(self) -> asyncio.Semaphore:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.ctx.limits.ws_worker_slots_per_socket)
         return self._slots
+
+    def drain(self, until: float) -> None:
+        """The instance is stopping: read no more frames, answer those already admitted (their
+        replies are written), then close with `CLOSE_DRAINING` so that the client reconnects
+        elsewhere; by `until` (the loop's clock) at the latest, answered or not."""
+        if self._close is None:
+            self._close = CLOSE_DRAINING
+            self._drain_until = until
+            log.debug("draining socket of %s", self.actor.user_id)
+        self._interrupt()
 
     def kill(self, code: int, reason: str) -> None:
         if self._close is None:
@@ -229,6 +248,13 @@ class Connection:
                 raise  # not ours (the server is stopping): clean up and go on cancelling
             task.uncancel()
         finally:
+            await self._end()
+
+    async def _end(self) -> None:
+        try:
+            if self._drain_until is not None:
+                await self._settle(self._drain_until)
+        finally:
             self._reader = None
             writer = self._writer
             if writer is not None:
@@ -247,13 +273,33 @@ class Connection:
 
     def _interrupt(self) -> None:
         """Stop the read loop: at once when it waits for a frame (the serving task is cancelled
-        and `serve` takes the cancellation back), after the current frame when it is the caller."""
-        reader = self._reader
-        if reader is None or self._interrupted:
+        and `serve` takes the cancellation back), after the current frame when it is the caller,
+        before its first frame when it has not started reading yet."""
+        if self._interrupted:
             return
         self._interrupted = True
-        if reader is not asyncio.current_task():
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
+
+    async def _settle(self, until: float) -> None:
+        """Draining: wait until every admitted frame is handled and what it queued is written,
+        or until `until`; the channels stay subscribed meanwhile (live events still go out)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(until):
+                while self._pending > 0 or self._writer is not None:
+                    if self._pending > 0:
+                        self._settled = loop.create_future()
+                        await self._settled
+                    elif self._writer is not None:
+                        await asyncio.wait({self._writer})
+        except TimeoutError:
+            log.warning(
+                "socket of %s closed with %d frames unanswered: drain window over", self.actor.user_id, self._pending
+            )
+        finally:
+            self._settled = None
 
     def _wake_writer(self) -> None:
         if self._writer is None and self.outbound and self._reader is not None:

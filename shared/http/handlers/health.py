@@ -3,7 +3,7 @@ the store and the bus (`shared.app.health`) and names what failed."""
 
 from __future__ import annotations
 
-from shared.app.health import SERVICE, check_readiness, service_version
+from shared.app.health import DRAINING, SERVICE, check_readiness, service_version
 from shared.app.views import timestamp
 from shared.domain.errors import Unavailable
 from shared.http.routing import Call, Reply
@@ -19,8 +19,12 @@ def ready(call: Call) -> Reply:
     readiness = check_readiness(call.services)
     if not readiness.ok:
         failed = readiness.failed
+        if readiness.checks.get("instance") == DRAINING:
+            message = "not ready: this instance is shutting down"
+        else:
+            message = f"not ready: {' and '.join('the ' + name for name in failed)} did not answer"
         raise Unavailable(
-            f"not ready: {' and '.join('the ' + name for name in failed)} did not answer",
+            message,
             code="not_ready",
             details={"failed": failed, "checks": readiness.checks},
         )
