@@ -70,6 +70,8 @@ resource "google_cloud_run_v2_service" "relay" {
           WHISPR_COMPONENT = "relay"
           # the client's address is the X-Forwarded-For entry Cloud Run's front end appended
           WHISPR_TRUSTED_PROXY_HOPS = "1"
+          # SIGTERM: sockets told to reconnect elsewhere within Cloud Run's 10 s grace
+          WHISPR_DRAIN_SECONDS = tostring(var.relay_drain_seconds)
         })
         content {
           name  = env.key

@@ -160,6 +160,17 @@ variable "relay_timeout_seconds" {
   default     = 3600
 }
 
+variable "relay_drain_seconds" {
+  description = "On SIGTERM (scale-in, new revision) a relay instance tells its sockets to reconnect elsewhere over this window, then exits (WHISPR_DRAIN_SECONDS). Cloud Run kills the instance 10 s after SIGTERM, a grace it does not let you change: stay below it."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.relay_drain_seconds > 0 && var.relay_drain_seconds <= 8
+    error_message = "relay_drain_seconds must be above 0 and at most 8: Cloud Run sends SIGKILL 10 s after SIGTERM, and the process needs the rest to exit."
+  }
+}
+
 variable "relay_cpu" {
   description = "vCPU per relay instance."
   type        = string

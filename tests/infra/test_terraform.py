@@ -465,3 +465,18 @@ def test_the_relay_is_probed_over_http_for_readiness_and_liveness(config: Config
     liveness = block(block(container, "liveness_probe"), "http_get")
     assert startup["path"] == "/messaging/api/v1/health/ready" and startup["port"] == 8080
     assert liveness["path"] == "/messaging/api/v1/health"
+
+
+def test_the_relay_drains_within_cloud_runs_sigterm_grace(config: Config) -> None:
+    """Cloud Run sends SIGKILL 10 s after SIGTERM (a fixed grace): the relay's drain window
+    (WHISPR_DRAIN_SECONDS, shared/relay/shutdown.py) is set from a variable bounded below it."""
+    from shared.config import Settings
+
+    relay = config.resource("google_cloud_run_v2_service", "relay")
+    container = block(block(relay, "template"), "containers")
+    env = str(container)  # the dynamic env blocks' for_each: merge(local.common_env, {...})
+    assert "WHISPR_DRAIN_SECONDS" in env and "var.relay_drain_seconds" in env, env
+    variable = config.variables["relay_drain_seconds"]
+    assert 0 < variable["default"] <= 8
+    assert variable["default"] == Settings().drain_seconds
+    assert "var.relay_drain_seconds <= 8" in str(variable["validation"])
