@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import uuid
 
@@ -66,9 +65,7 @@ def _dev(args: argparse.Namespace) -> int:
         if args.worker:  # one of `dev --workers N`: the port is shared (SO_REUSEPORT)
             from shared.devtools.workers import reuse_port_socket
 
-            # The parent forwards the terminal's Ctrl-C as one SIGTERM (a second would not drain).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            serve(uvicorn.Config(app, **options), relay, [reuse_port_socket(host, port)], [signal.SIGTERM])
+            serve(uvicorn.Config(app, **options), relay, [reuse_port_socket(host, port)])
         else:
             serve(uvicorn.Config(app, host=host, port=port, **options), relay)
     finally:

@@ -216,8 +216,8 @@ def service_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The gateway and relay in their own process (`python -m shared.cli dev`, what
     `whispr-messaging dev` runs, with `args`), ready once /health answers; its whole process
-    group (workers included) killed at the end. A test that may bring the process down runs it
-    this way, so that a crash fails the test, not the run."""
+    group killed at the end (the workers of `--workers` die with their parent). A test that may
+    bring the process down runs it this way, so that a crash fails the test, not the run."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "dev", "--port", str(port), *args],

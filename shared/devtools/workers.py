@@ -6,9 +6,11 @@ starts N copies of `dev --worker`, each listening on the same address with `SO_R
 kernel spreads connections between them) and publishing through the broker, so a socket on one
 worker hears what another committed, with the same ordering and catch-up guarantees as several
 instances behind Pub/Sub. Only the first worker runs the local scheduler (one timer per store).
-A worker that dies is started again; the parent ends them all when it is stopped: one SIGTERM
-each (the terminal's Ctrl-C reaches the parent only: workers ignore SIGINT), so that each drains
-its sockets (shared/relay/shutdown.py) within WHISPR_DRAIN_SECONDS; a second signal kills them.
+A worker that dies is started again. The workers are process groups of their own, so that a
+signal to the parent's group (the terminal's Ctrl-C, `kill -TERM -<pgid>`) reaches the parent
+only, which sends each worker exactly one SIGTERM: each drains its sockets
+(shared/relay/shutdown.py) within WHISPR_DRAIN_SECONDS (a second SIGTERM would end it without
+draining); a second signal to the parent kills them, and so does the parent's death.
 
 Every worker keeps its own in-memory state (rate limits, presence): like instances without
 Firestore, each knows its own sockets' presence; use WHISPR_STATE_STORE=firestore for one view.
@@ -50,11 +52,12 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: end with SIGTERM when the parent dies (Linux)."""
+    """In the child, before exec: killed when the parent dies (Linux); a parent that stops
+    normally has stopped its workers first."""
     with contextlib.suppress(Exception):
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Supervisor:
@@ -77,7 +80,7 @@ class Supervisor:
         if index > 0:
             env["WHISPR_SCHEDULER"] = "none"
         command = [sys.executable, "-m", "shared.cli", "dev", "--worker", "--host", self.host, "--port", str(self.port)]
-        return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+        return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, process_group=0)
 
     def run(self) -> int:
         def stop(_signum: int, _frame: FrameType | None) -> None:

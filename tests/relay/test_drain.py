@@ -13,12 +13,14 @@ does: a push that got no answer before its socket closed is sent again, with the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,17 +338,33 @@ UPGRADE = {
 }
 
 
-def test_sigterm_answers_what_was_admitted_then_closes_and_exits_0(pg_url: str, key_path: str, tmp_path: Path) -> None:
-    """One `dev` process. A push is held in flight (its table locked in PostgreSQL) when SIGTERM
-    comes: readiness turns 503 at once, an upgrade is refused with 503 `draining`, no new
-    connection is accepted, and the socket stays until the push is answered; released, the
-    reply comes, then the close 1012 "service restart", and the process exits 0."""
-    window = 60.0  # the push is released long before: nothing here waits for the window
+@dataclass
+class Held:
+    """One `dev` process with a socket whose `new_message` push is in flight, held (its table
+    locked in PostgreSQL) until `release`."""
+
+    proc: Any
+    services: Any
+    server: RunningServer
+    conversation_id: str
+    user_id: str
+    sock: Phx
+    ref: str
+    lock: Any
+
+    def release(self) -> None:
+        self.lock.rollback()
+
+
+@contextlib.contextmanager
+def held_push(
+    pg_url: str, key_path: str, tmp_path: Path, window: float, before_push: Callable[[int], None]
+) -> Iterator[Held]:
+    """`before_push(port)` runs once the socket is joined, before the table is locked."""
     database_url = fresh_database(pg_url, "whispr_drain_held", key_path)
-    settings = make_settings(database_url, key_path, **FREE)
     port = free_port()
     env = service_env(database_url, key_path, port, FREE, WHISPR_DRAIN_SECONDS=str(window))
-    services = build_services(settings)
+    services = build_services(make_settings(database_url, key_path, **FREE))
     try:
         server = RunningServer(f"http://127.0.0.1:{port}", services)
         with service_process(env, port, tmp_path / "service.log") as proc:
@@ -355,78 +373,75 @@ def test_sigterm_answers_what_was_admitted_then_closes_and_exits_0(pg_url: str, 
             topic = f"conversation:{conversation}"
             sock = Phx.open(server, alice.user_id)
             sock.join_ok(topic, {"last_seq": 0})
-            prober, upgrader = Http(port), Http(port)
-            assert prober.request(f"{BASE}/health/ready")[0] == 200
-            assert upgrader.request(f"{BASE}/health")[0] == 200
-            token = server.token(alice.user_id)
+            before_push(port)
             with services.db.connect() as lock:
                 lock.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
                 ref = sock.push(topic, "new_message", {"content": "held", "message_type": "text", "client_random": 7})
+                assert ref is not None
                 eventually(lambda: waiting_on_locks(services), lambda n: n > 0, 30, "the push waiting on the lock")
-                signalled = time.monotonic()
-                os.kill(proc.pid, signal.SIGTERM)
-
-                status, body = eventually(
-                    lambda: prober.request(f"{BASE}/health/ready"), lambda r: r[0] == 503, 30, "readiness 503"
-                )
-                assert body["code"] == "not_ready" and body["details"]["checks"] == {"instance": "draining"}, body
-                status, body = upgrader.request(f"/messaging/socket/websocket?token={token}&vsn=2.0.0", UPGRADE)
-                assert (status, body["code"]) == (503, "draining"), (status, body)
-                eventually(lambda: refused(port), bool, 30, "new connections refused")
-                assert proc.poll() is None
-                lock.rollback()  # the push goes through
-            reply = sock.reply(ref, timeout=30)
-            assert reply.payload["status"] == "ok" and reply.payload["response"]["message"]["content"] == "held"
-            try:
-                while True:
-                    sock.recv(timeout=30)
-            except ConnectionClosed as closed:
-                assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == CLOSE_DRAINING
-            assert proc.wait(window + EXIT_MARGIN) == 0
-            assert time.monotonic() - signalled < window + EXIT_MARGIN
-            prober.close()
-            upgrader.close()
-        with services.db.transaction() as conn:
-            held = conn.execute(
-                select(messages_table.c.seq)
-                .where(messages_table.c.conversation_id == conversation)
-                .where(messages_table.c.client_random == 7)
-            ).all()
-        assert len(held) == 1
+                yield Held(proc, services, server, conversation, alice.user_id, sock, ref, lock)
+            sock.close()
     finally:
         services.close()
+
+
+def test_sigterm_answers_what_was_admitted_then_closes_and_exits_0(pg_url: str, key_path: str, tmp_path: Path) -> None:
+    """One `dev` process. A push is held in flight when SIGTERM comes: readiness turns 503 at
+    once, an upgrade is refused with 503 `draining`, no new connection is accepted, and the
+    socket stays until the push is answered; released, the reply comes, then the close 1012
+    "service restart", and the process exits 0."""
+    window = 60.0  # the push is released long before: nothing here waits for the window
+    probes: list[Http] = []
+    with held_push(pg_url, key_path, tmp_path, window, lambda port: probes.extend((Http(port), Http(port)))) as held:
+        prober, upgrader = probes  # kept-alive connections, opened before the signal
+        assert prober.request(f"{BASE}/health/ready")[0] == 200
+        assert upgrader.request(f"{BASE}/health")[0] == 200
+        signalled = time.monotonic()
+        os.kill(held.proc.pid, signal.SIGTERM)
+
+        status, body = eventually(
+            lambda: prober.request(f"{BASE}/health/ready"), lambda r: r[0] == 503, 30, "readiness 503"
+        )
+        assert body["code"] == "not_ready" and body["details"]["checks"] == {"instance": "draining"}, body
+        token = held.server.token(held.user_id)
+        status, body = upgrader.request(f"/messaging/socket/websocket?token={token}&vsn=2.0.0", UPGRADE)
+        assert (status, body["code"]) == (503, "draining"), (status, body)
+        port = int(held.server.url.rsplit(":", 1)[1])
+        eventually(lambda: refused(port), bool, 30, "new connections refused")
+        assert held.proc.poll() is None
+        held.release()  # the push goes through
+
+        reply = held.sock.reply(held.ref, timeout=30)
+        assert reply.payload["status"] == "ok" and reply.payload["response"]["message"]["content"] == "held"
+        try:
+            while True:
+                held.sock.recv(timeout=30)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == CLOSE_DRAINING
+        assert held.proc.wait(window + EXIT_MARGIN) == 0
+        assert time.monotonic() - signalled < window + EXIT_MARGIN
+        for probe in probes:
+            probe.close()
+        with held.services.db.transaction() as conn:
+            stored = conn.execute(
+                select(messages_table.c.seq)
+                .where(messages_table.c.conversation_id == held.conversation_id)
+                .where(messages_table.c.client_random == 7)
+            ).all()
+        assert len(stored) == 1
 
 
 def test_a_second_sigterm_exits_at_once(pg_url: str, key_path: str, tmp_path: Path) -> None:
     """A push held in flight keeps the drain waiting (its window: 5 minutes); a second SIGTERM
     ends the process at once, well before."""
-    window = 300.0
-    database_url = fresh_database(pg_url, "whispr_drain_twice", key_path)
-    settings = make_settings(database_url, key_path, **FREE)
-    port = free_port()
-    env = service_env(database_url, key_path, port, FREE, WHISPR_DRAIN_SECONDS=str(window))
-    services = build_services(settings)
-    try:
-        server = RunningServer(f"http://127.0.0.1:{port}", services)
-        with service_process(env, port, tmp_path / "service.log") as proc:
-            alice, bob = server.client(), server.client()
-            topic = f"conversation:{alice.group_with(bob)['id']}"
-            sock = Phx.open(server, alice.user_id)
-            sock.join_ok(topic, {"last_seq": 0})
-            prober = Http(port)
-            with services.db.connect() as lock:
-                lock.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
-                sock.push(topic, "new_message", {"content": "held", "message_type": "text", "client_random": 8})
-                eventually(lambda: waiting_on_locks(services), lambda n: n > 0, 30, "the push waiting on the lock")
-                os.kill(proc.pid, signal.SIGTERM)
-                eventually(lambda: prober.request(f"{BASE}/health/ready")[0], lambda s: s == 503, 30, "draining")
-                os.kill(proc.pid, signal.SIGTERM)
-                assert proc.wait(60) == 128 + signal.SIGTERM
-                lock.rollback()
-            prober.close()
-            sock.close()
-    finally:
-        services.close()
+    probes: list[Http] = []
+    with held_push(pg_url, key_path, tmp_path, 300.0, lambda port: probes.append(Http(port))) as held:
+        os.kill(held.proc.pid, signal.SIGTERM)
+        eventually(lambda: probes[0].request(f"{BASE}/health/ready")[0], lambda s: s == 503, 30, "draining")
+        os.kill(held.proc.pid, signal.SIGTERM)
+        assert held.proc.wait(60) == 128 + signal.SIGTERM
+        held.release()
+        probes[0].close()
 
 
 def waiting_on_locks(services: Any) -> int:
