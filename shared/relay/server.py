@@ -41,6 +41,7 @@ from shared.relay.presence import Presence
 from shared.relay.sequencer import missing_messages
 from shared.relay.socket import Connection
 from shared.relay.typing_indicators import TypingIndicators
+from shared.relay.wire import RelayWebSocketProtocol
 from shared.telemetry import metrics
 from shared.telemetry.context import context_from_headers, request_scope
 
@@ -320,8 +321,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     the entry the client wrote); the relay finds the client's address itself, from the
     configured proxies only (shared/http/forwarded.py).
 
-    websockets' sans-I/O protocol (no task of its own per socket; uvicorn's "auto" picks it
-    too, named here so that an installed `wsproto` does not change it), and no
+    websockets' sans-I/O protocol (no task of its own per socket), as the relay extends it
+    (`shared.relay.wire`: frames written straight to the transport, coalesced), and no
     permessage-deflate: its zlib contexts cost tens of KB per socket that offers it (browsers
     do), more than the rest of the socket; Phoenix frames are small JSON, and a client must
     accept a server that declines the extension (RFC 7692).
@@ -332,7 +333,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "http": guarded_http_protocol(settings.max_connections, settings.header_timeout_seconds),
         "proxy_headers": False,
-        "ws": "websockets-sansio",
+        "ws": RelayWebSocketProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.limits.ws_frame_hard_cap,
         "server_header": False,  # no `server: uvicorn`: what runs here is nobody's business

@@ -24,6 +24,8 @@ from shared.domain.models import Actor
 from shared.relay import protocol
 from shared.relay.channels import UNMATCHED, Channel, RelayContext, topic_kind
 from shared.relay.protocol import Frame, Ref, Version
+from shared.relay.wire import EXTENSION as WIRE_EXTENSION
+from shared.relay.wire import RelayWebSocketProtocol
 from shared.telemetry.metrics import FRAMES_IN, FRAMES_OUT, SOCKET_JOINS
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,16 @@ class Outbound:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def drain(self) -> list[str]:
+        """Every waiting frame, in order; the queue is empty after."""
+        frames = self._frames
+        if not frames:
+            return []
+        self._frames = None
+        self._size = 0
+        self._make_room()
+        return list(frames)
+
     def close(self) -> None:
         self.closed = True
         self._frames = None
@@ -139,12 +151,14 @@ class Connection:
         "_close",
         "_drain_until",
         "_expires",
+        "_flush_due",
         "_interrupted",
         "_pending",
         "_reader",
         "_send",
         "_settled",
         "_slots",
+        "_wire",
         "_writer",
         "actor",
         "bucket",
@@ -172,6 +186,10 @@ class Connection:
         self.ctx = ctx
         self.ws = websocket
         self._send = send  # the server's ASGI send (frames written without a task while it allows)
+        # The relay's own protocol under uvicorn (frames written straight to the transport).
+        wire = websocket.scope.get("extensions", {}).get(WIRE_EXTENSION)
+        self._wire = wire if isinstance(wire, RelayWebSocketProtocol) else None
+        self._flush_due = False  # a flush of the queue is scheduled for the end of this loop turn
         self.actor = actor
         self.version: Version = version
         self.subprotocol = subprotocol
@@ -230,6 +248,8 @@ class Connection:
         if self._close is None:
             self._close = (code, reason)
             log.info("closing socket of %s: %s", self.actor.user_id, reason)
+            if self._flush_due and code != CLOSE_SLOW:
+                self._flush()  # what was queued before the close goes out before it, as when written at once
         self.outbound.close()
         self._interrupt()
 
@@ -303,10 +323,33 @@ class Connection:
 
     def _wake_writer(self) -> None:
         if self._writer is None and self.outbound and self._reader is not None:
-            if self._send is not None:
+            if self._wire is not None:
+                if not self._flush_due:
+                    self._flush_due = True
+                    asyncio.get_running_loop().call_soon(self._flush)
+            elif self._send is not None:
                 self._write_now(self._send)
             else:
                 self._writer = asyncio.get_running_loop().create_task(self._write(), name="relay write")
+
+    def _flush(self) -> None:
+        """Write every frame queued during this loop turn in one `transport.write`; when the
+        transport cannot take them now (paused, closing), the ASGI send takes over, waiting or
+        failing as it does."""
+        self._flush_due = False
+        wire = self._wire
+        if self._writer is not None or self._reader is None or not self.outbound or wire is None:
+            return
+        if not wire.can_write():
+            if self._send is not None:
+                self._write_now(self._send)
+            return
+        frames = self.outbound.drain()
+        FRAMES_OUT.inc(len(frames))
+        try:
+            wire.write_texts(frames)
+        except Exception:  # the client went away: the connection ends
+            self._interrupt()
 
     def _write_now(self, send: Send) -> None:
         """Write what is queued at once, without a task, while the server's send completes
