@@ -275,6 +275,8 @@ class Connection:
             if self._drain_until is not None:
                 await self._settle(self._drain_until)
         finally:
+            if self._flush_due:
+                self._flush()  # what this turn queued (a drained push's reply) goes out before the close
             self._reader = None
             writer = self._writer
             if writer is not None:
