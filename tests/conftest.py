@@ -10,11 +10,13 @@ from datetime import timedelta
 import hypothesis
 import pytest
 import sqlalchemy as sa
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.app.services import utcnow
 from shared.devtools.postgres import PostgresCluster, start_cluster
 from shared.relay import asyncapi
 from shared.storage.migrate import upgrade
+from shared.telemetry import tracing
 from tests.relay.recorder import EventRecorder
 from tests.support import RunningServer, make_settings, serve
 
@@ -113,3 +115,15 @@ def time_travel(server: RunningServer) -> Iterator[list[timedelta]]:
         yield offset
     finally:
         server.services.clock = utcnow
+
+
+@pytest.fixture
+def exported() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for one test (shared/telemetry/tracing.py), every span kept in memory as it
+    ends (tests/traces.py reads them)."""
+    exporter = InMemorySpanExporter()
+    tracing.enable(exporter, batch=False)
+    try:
+        yield exporter
+    finally:
+        tracing.disable()

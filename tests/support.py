@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,13 @@ class RunningServer:
 
 
 @contextmanager
-def serve(settings: Settings, port: int | None = None) -> Iterator[RunningServer]:
-    """The local gateway with uvicorn on `port` (default: a free one), in a background thread."""
+def serve(
+    settings: Settings, port: int | None = None, app_factory: Callable[..., Any] = create_gateway
+) -> Iterator[RunningServer]:
+    """The local gateway (or what `app_factory` makes of the services and the verifier, e.g. the
+    relay alone) with uvicorn on `port` (default: a free one), in a background thread."""
     services = build_services(settings)
-    app = create_gateway(services, build_verifier(settings))
+    app = app_factory(services, build_verifier(settings))
     port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **uvicorn_options(settings)

@@ -5,31 +5,14 @@ relay's delivery span (in-process bus here; Pub/Sub carries the same context in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.telemetry import tracing
 from tests.relay.phx import Phx
 from tests.support import RunningServer, make_settings, serve
+from tests.traces import ancestors, in_trace, one_named
 
 SEND_ROUTE = "/conversations/{conversation_id}/messages"
-
-
-@pytest.fixture
-def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.enable(exporter, batch=False)
-    try:
-        yield exporter
-    finally:
-        tracing.disable()
-
-
-def _by_id(spans: tuple[ReadableSpan, ...]) -> dict[int, ReadableSpan]:
-    return {s.context.span_id: s for s in spans if s.context is not None}
 
 
 def test_one_rest_send_is_one_trace_from_http_to_delivery(
@@ -41,23 +24,14 @@ def test_one_rest_send_is_one_trace_from_http_to_delivery(
     http = [s for s in spans if s.attributes and s.attributes.get("http.route") == SEND_ROUTE]
     assert len(http) == 1 and http[0].parent is None and http[0].kind == tracing.SERVER
     assert http[0].attributes is not None and http[0].attributes["http.response.status_code"] == 201
-    trace_id = http[0].context.trace_id
-    in_trace = [s for s in spans if s.context.trace_id == trace_id]
-    names = {s.name for s in in_trace}
+    trace = in_trace(spans, http[0].context.trace_id)
+    names = {s.name for s in trace}
     assert {"HTTP POST", "send_message", "db.transaction", "publish", "deliver new_message"} <= names, names
-    index = _by_id(tuple(in_trace))
-
-    def ancestors(span: ReadableSpan) -> list[str]:
-        chain = []
-        while span.parent is not None:
-            span = index[span.parent.span_id]
-            chain.append(span.name)
-        return chain
-
-    delivery = next(s for s in in_trace if s.name == "deliver new_message")
-    assert ancestors(delivery)[:2] == ["publish", "send_message"] and ancestors(delivery)[-1] == "HTTP POST"
-    transaction = next(s for s in in_trace if s.name == "db.transaction")
-    assert "send_message" in ancestors(transaction)
+    delivery = one_named(trace, "deliver new_message")
+    assert (
+        ancestors(delivery, trace)[:2] == ["publish", "send_message"] and ancestors(delivery, trace)[-1] == "HTTP POST"
+    )
+    assert "send_message" in ancestors(one_named(trace, "db.transaction"), trace)
 
 
 def test_an_incoming_traceparent_is_continued(pg_url: str, key_path: str, exported: InMemorySpanExporter) -> None:
