@@ -35,8 +35,10 @@ def store_messages(unit: Unit, batch: Sequence[tuple[Conversation, Message, list
         message.seq = next_seq[conv.id]
         next_seq[conv.id] += 1
         conv.last_seq = last[conv.id]
-    msg_store.insert_messages(unit.conn, [message for _, message, _ in batch])
-    search_index.index_messages(unit.conn, [(conv, message) for conv, message, _ in batch])  # searchable once committed
+    # searchable once committed: the search columns are written with the message
+    msg_store.insert_messages(
+        unit.conn, [(message, search_index.search_values(conv, message)) for conv, message, _ in batch]
+    )
     listed: dict[str, list[Member]] = {}
     for conv, message, members in batch:
         if members is None:

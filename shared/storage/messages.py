@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -28,6 +29,8 @@ from shared.storage.sql import Prebuilt, any_of
 from shared.storage.types import UTCDateTime
 
 _FIELDS = [f for f in Message.__dataclass_fields__]
+# what reads select: the message, not its search columns (a tsvector can be bigger than the text)
+MESSAGE_COLUMNS = [messages.c[name] for name in _FIELDS]
 
 
 def _message(row: Row[Any]) -> Message:
@@ -35,21 +38,29 @@ def _message(row: Row[Any]) -> Message:
     return Message(**{name: m[name] for name in _FIELDS})
 
 
-def insert_message(conn: Connection, message: Message) -> None:
-    insert_messages(conn, [message])
+_PG_CONFIG: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 
-_INSERT_MESSAGE = insert(messages)
+def search_document(postgres: bool) -> ColumnElement[Any]:
+    """The value of `messages.search_document` for the text bound as `search_text` (None:
+    nothing to find): PostgreSQL computes the tsvector itself ('simple' configuration); SQLite
+    keeps the text, which the migrations' triggers index (shared/storage/search.py)."""
+    return func.to_tsvector(_PG_CONFIG, bindparam("search_text")) if postgres else bindparam("search_text")
 
 
-def insert_messages(conn: Connection, stored: Sequence[Message]) -> None:
-    """Store messages in one statement (an executemany: one round trip with psycopg's pipeline)."""
+_INSERT_MESSAGE = Prebuilt(lambda postgres: insert(messages).values(search_document=search_document(postgres)))
+
+
+def insert_messages(conn: Connection, stored: Sequence[tuple[Message, Mapping[str, Any]]]) -> None:
+    """Store messages, each with its search values (`search_text`, `search_tokens`:
+    `shared.storage.search.search_values`), in one statement (an executemany: one round trip
+    with psycopg's pipeline)."""
     if stored:
-        rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False} for m in stored]
-        conn.execute(_INSERT_MESSAGE, rows)
+        rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False, **s} for m, s in stored]
+        conn.execute(_INSERT_MESSAGE(conn), rows)
 
 
-_BY_IDS = Prebuilt(lambda postgres: select(messages).where(any_of(postgres, messages.c.id, "ids")))
+_BY_IDS = Prebuilt(lambda postgres: select(*MESSAGE_COLUMNS).where(any_of(postgres, messages.c.id, "ids")))
 
 
 def get_messages(conn: Connection, message_ids: Collection[str]) -> dict[str, Message]:
@@ -61,7 +72,7 @@ def get_messages(conn: Connection, message_ids: Collection[str]) -> dict[str, Me
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
-    row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+    row = conn.execute(select(*MESSAGE_COLUMNS).where(messages.c.id == message_id)).first()
     return _message(row) if row else None
 
 
@@ -74,7 +85,7 @@ def _by_client_randoms(postgres: bool) -> Select[Any]:
     since = messages.c.sent_at >= bindparam("since", type_=UTCDateTime)
     if not postgres:
         return (
-            select(messages)
+            select(*MESSAGE_COLUMNS)
             .where(
                 messages.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
                 messages.c.sender_id.in_(bindparam("sender_ids", expanding=True)),
@@ -97,7 +108,7 @@ def _by_client_randoms(postgres: bool) -> Select[Any]:
         messages.c.sender_id == keys.c.sender_id,
         messages.c.client_random == keys.c.client_random,
     )
-    return select(messages).join(keys, matching).where(since).order_by(messages.c.seq)
+    return select(*MESSAGE_COLUMNS).join(keys, matching).where(since).order_by(messages.c.seq)
 
 
 _CLIENT_RANDOMS = Prebuilt(_by_client_randoms)
@@ -157,7 +168,7 @@ def last_messages(conn: Connection, conversation_ids: Sequence[str], user_id: st
         .subquery()
     )
     rows = conn.execute(
-        select(messages).join(
+        select(*MESSAGE_COLUMNS).join(
             latest,
             and_(
                 messages.c.conversation_id == latest.c.conversation_id,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, or_, select
 
 from shared.domain.models import Message, MessagePin
-from shared.storage.messages import _message, _visible_to
+from shared.storage.messages import MESSAGE_COLUMNS, _message, _visible_to
 from shared.storage.schema import message_pins, messages
 
 _FIELDS = list(MessagePin.__dataclass_fields__)
@@ -52,7 +52,7 @@ def list_pins(conn: Connection, conversation_id: str, user_id: str, now: datetim
     """The conversation's pins whose message the user can see (not deleted), newest pin first."""
     pin_columns = [message_pins.c[name].label(f"pin_{name}") for name in _FIELDS]
     rows = conn.execute(
-        select(messages, *pin_columns)
+        select(*MESSAGE_COLUMNS, *pin_columns)
         .join(message_pins, message_pins.c.message_id == messages.c.id)
         .where(
             message_pins.c.conversation_id == conversation_id,

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 
 from shared.storage.types import JSONText, UTCDateTime, UTF8Bytes
 
@@ -99,6 +99,13 @@ messages = Table(
     Column("deleted_at", UTCDateTime),
     Column("expires_at", UTCDateTime),
     Column("is_expired", Boolean, nullable=False, default=False),
+    # Search (0007; shared/storage/search.py), written with the message, no row of its own.
+    # Plaintext messages: the full-text document (PostgreSQL: a tsvector, GIN-indexed; SQLite:
+    # the text, which triggers only the migration knows copy into the FTS5 index). E2E messages:
+    # never their content, only the client's blind tokens (PostgreSQL: an array, GIN-indexed;
+    # SQLite: a JSON list). NULL: nothing to find (system, deleted, expired, empty).
+    Column("search_document", TSVECTOR().with_variant(Text(), "sqlite")),
+    Column("search_tokens", ARRAY(String(256)).with_variant(JSONText(), "sqlite")),
     UniqueConstraint("conversation_id", "seq"),
     Index(None, "conversation_id", "sender_id", "client_random"),
     Index(
@@ -106,6 +113,12 @@ messages = Table(
         "expires_at",
         postgresql_where=text("expires_at IS NOT NULL AND NOT is_expired"),
         sqlite_where=text("expires_at IS NOT NULL AND NOT is_expired"),
+    ),
+    *(
+        Index(f"ix_messages_{name}", name, postgresql_using="gin", postgresql_where=text(f"{name} IS NOT NULL")).ddl_if(
+            dialect="postgresql"
+        )
+        for name in ("search_document", "search_tokens")
     ),
 )
 
@@ -291,34 +304,6 @@ event_targets = Table(
     Column("event_id", AutoId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
     Column("txid", BigInteger, nullable=False, default=0),
     Index(None, "user_id", "txid", "event_id"),
-)
-
-
-# Search (0002). Plaintext messages: one row per message with its full-text document (a
-# `tsvector` with a GIN index on PostgreSQL; on SQLite the text, indexed by the FTS5 table
-# `message_search_fts` that only the migration knows, kept in step by triggers on this table).
-# `id` is the FTS5 rowid: an explicit integer key, so VACUUM never renumbers it.
-# E2E conversations: never their content, only the client's blind tokens, matched exactly.
-message_search = Table(
-    "message_search",
-    metadata,
-    Column("id", AutoId, primary_key=True, autoincrement=True),
-    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True),
-    Column("conversation_id", UUID, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("document", TSVECTOR().with_variant(Text(), "sqlite"), nullable=False),
-    Index("ix_message_search_conversation_id", "conversation_id"),
-    Index("ix_message_search_document", "document", postgresql_using="gin"),
-)
-
-message_search_tokens = Table(
-    "message_search_tokens",
-    metadata,
-    Column("message_id", UUID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
-    Column("token", String(256), primary_key=True),
-    Column("conversation_id", UUID, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Index("ix_message_search_tokens_token_conversation_id", "token", "conversation_id"),
 )
 
 

@@ -1,13 +1,14 @@
 """The message search index: full text for plaintext conversations, blind tokens for E2E ones.
 
-Plaintext messages get one `message_search` row, written in the transaction that stores the
-message (PostgreSQL: a `tsvector` under the 'simple' configuration, GIN-indexed; SQLite: the
-text, indexed by the FTS5 table `message_search_fts` that the migration keeps in step with
-triggers). Messages of a conversation with `metadata.e2ee.enabled = true` never have their
-content indexed: only the tokens the client computed (`metadata.search_tokens`, HMACs of the
-words under a key the server never sees) go to `message_search_tokens`, and a query matches
-them exactly. Whether a conversation is E2E is checked again at query time, so turning E2E on
-stops content search there at once.
+Both live in the message's own row, written by the INSERT that stores it (no row of their own:
+issue 16, docs/performance.md). Plaintext messages get `messages.search_document`: on PostgreSQL
+a `tsvector` under the 'simple' configuration, GIN-indexed; on SQLite the text, which triggers
+(known only to the migrations) copy into `message_search` and its FTS5 index `message_search_fts`.
+Messages of a conversation with `metadata.e2ee.enabled = true` never have their content indexed:
+only the tokens the client computed (`metadata.search_tokens`, HMACs of the words under a key the
+server never sees) go to `messages.search_tokens` (a GIN-indexed array on PostgreSQL, a JSON list
+on SQLite), and a query matches them exactly. Whether a conversation is E2E is checked again at
+query time, so turning E2E on stops content search there at once.
 
 Queries match every word of the query as a prefix ("hel" finds "hello"), case-insensitively.
 """
@@ -23,23 +24,23 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    String,
     and_,
     bindparam,
     column,
-    delete,
     func,
-    insert,
     literal_column,
     or_,
     select,
     table,
+    update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.domain.errors import Invalid
 from shared.domain.models import Conversation, Message
-from shared.storage.messages import _message, _visible_to
-from shared.storage.schema import conversations, members, message_search, message_search_tokens, messages
-from shared.storage.sql import Prebuilt
+from shared.storage.messages import MESSAGE_COLUMNS, _message, _visible_to, search_document
+from shared.storage.schema import conversations, members, messages
 
 # Blind tokens: each one is a column value, so its width is the schema's (256); the count per
 # message bounds the rows one send writes (the 16 KiB metadata limit bounds it anyway).
@@ -49,7 +50,8 @@ MAX_QUERY_WORDS = 16
 MAX_QUERY_TOKENS = 16
 
 _WORD = re.compile(r"[^\W_]+")
-_FTS = table("message_search_fts", column("rowid"))
+_FTS = table("message_search_fts", column("rowid"))  # SQLite only, like the table it indexes:
+_SQLITE_SEARCH = table("message_search", column("id"), column("message_id"))
 _PG_CONFIG: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 
@@ -78,49 +80,27 @@ def search_tokens(message: Message) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
-_INSERT_TOKEN = insert(message_search_tokens)
-_INSERT_DOCUMENT = Prebuilt(  # PostgreSQL: a tsvector; SQLite: the text, that FTS5's triggers index
-    lambda postgres: insert(message_search).values(
-        document=func.to_tsvector(_PG_CONFIG, bindparam("text")) if postgres else bindparam("text")
-    )
-)
-
-
-def index_message(conn: Connection, conv: Conversation, message: Message) -> None:
-    """Index a message just stored (same transaction)."""
-    index_messages(conn, [(conv, message)])
-
-
-def index_messages(conn: Connection, stored: Sequence[tuple[Conversation, Message]]) -> None:
-    """Index messages just stored (same transaction), in at most two statements. System and
-    deleted messages are not searchable; E2E conversations index the client's blind tokens only,
-    never the content."""
-    documents: list[dict[str, Any]] = []
-    tokens: list[dict[str, Any]] = []
-    for conv, message in stored:
-        if message.message_type == "system" or message.is_deleted:
-            continue
+def search_values(conv: Conversation, message: Message) -> dict[str, Any]:
+    """The message's search parameters (`search_text`, `search_tokens`; None: nothing to find):
+    system and deleted messages are not searchable; E2E conversations index the client's blind
+    tokens only, never the content."""
+    text: str | None = None
+    tokens: list[str] | None = None
+    if message.message_type != "system" and not message.is_deleted:
         if conv.e2ee_enabled:
-            tokens += [
-                {"message_id": message.id, "token": t, "conversation_id": conv.id, "seq": message.seq}
-                for t in search_tokens(message)
-            ]
-            continue
-        text = document_text(message.content)
-        if text.strip():
-            documents.append({"message_id": message.id, "conversation_id": conv.id, "seq": message.seq, "text": text})
-    if tokens:
-        conn.execute(_INSERT_TOKEN, tokens)
-    if documents:
-        conn.execute(_INSERT_DOCUMENT(conn), documents)
+            tokens = search_tokens(message) or None
+        else:
+            text = document_text(message.content)
+            text = text if text.strip() else None
+    return {"search_text": text, "search_tokens": tokens}
 
 
 def remove_messages(conn: Connection, message_ids: Sequence[str]) -> None:
     """Forget messages (deleted for everyone, expired): they can no longer be found."""
-    if not message_ids:
-        return
-    conn.execute(delete(message_search).where(message_search.c.message_id.in_(message_ids)))
-    conn.execute(delete(message_search_tokens).where(message_search_tokens.c.message_id.in_(message_ids)))
+    if message_ids:
+        conn.execute(
+            update(messages).where(messages.c.id.in_(message_ids)).values(search_document=None, search_tokens=None)
+        )
 
 
 def remove_message(conn: Connection, message_id: str) -> None:
@@ -129,8 +109,13 @@ def remove_message(conn: Connection, message_id: str) -> None:
 
 def reindex_message(conn: Connection, conv: Conversation, message: Message) -> None:
     """After an edit: the index holds the new content (or, in E2E conversations, the tokens)."""
-    remove_message(conn, message.id)
-    index_message(conn, conv, message)
+    values = search_values(conv, message)
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == message.id)
+        .values(search_document=search_document(_postgres(conn)), search_tokens=values["search_tokens"]),
+        {"search_text": values["search_text"]},
+    )
 
 
 @dataclass(frozen=True)
@@ -165,10 +150,19 @@ class SearchPage:
 def _full_text_match(conn: Connection, words: Sequence[str]) -> ColumnElement[bool]:
     if _postgres(conn):
         tsquery = " & ".join(f"{w}:*" for w in words)
-        return message_search.c.document.op("@@")(func.to_tsquery(_PG_CONFIG, tsquery))
+        return messages.c.search_document.op("@@")(func.to_tsquery(_PG_CONFIG, tsquery))
     fts_query = " AND ".join(f'"{w}"*' for w in words)
     matching = select(_FTS.c.rowid).where(literal_column("message_search_fts").op("MATCH")(fts_query))
-    return message_search.c.id.in_(matching)
+    return messages.c.id.in_(select(_SQLITE_SEARCH.c.message_id).where(_SQLITE_SEARCH.c.id.in_(matching)))
+
+
+def _tokens_match(conn: Connection, tokens: Sequence[str]) -> ColumnElement[bool]:
+    """Every token among the message's blind tokens."""
+    if _postgres(conn):
+        return messages.c.search_tokens.op("@>")(bindparam("tokens", list(tokens), type_=ARRAY(String(256))))
+    listed = func.json_each(messages.c.search_tokens).table_valued("value")
+    found = select(func.count(listed.c.value.distinct())).where(listed.c.value.in_(list(tokens)))
+    return and_(messages.c.search_tokens.is_not(None), found.scalar_subquery() == len(tokens))
 
 
 def member_conversations(user_id: str) -> Any:
@@ -200,25 +194,19 @@ def search_messages(
     scope: Any = [conversation_id] if conversation_id is not None else member_conversations(user_id)
     matches: list[ColumnElement[bool]] = []
     if query.words:
-        full_text = select(message_search.c.message_id).where(
-            message_search.c.conversation_id.in_(scope),
-            _full_text_match(conn, query.words),
-        )
-        if e2ee:
-            full_text = full_text.where(message_search.c.conversation_id.not_in(e2ee))
-        matches.append(messages.c.id.in_(full_text))
+        full_text = and_(messages.c.search_document.is_not(None), _full_text_match(conn, query.words))
+        matches.append(and_(full_text, messages.c.conversation_id.not_in(e2ee)) if e2ee else full_text)
     if query.tokens and e2ee:
-        tok = message_search_tokens
-        blind = (
-            select(tok.c.message_id)
-            .where(tok.c.token.in_(query.tokens), tok.c.conversation_id.in_(e2ee))
-            .group_by(tok.c.message_id)
-            .having(func.count() == len(query.tokens))
+        matches.append(
+            and_(
+                messages.c.search_tokens.is_not(None),
+                messages.c.conversation_id.in_(e2ee),
+                _tokens_match(conn, query.tokens),
+            )
         )
-        matches.append(messages.c.id.in_(blind))
     if not matches:
         return SearchPage([], False)
-    statement = select(messages).where(
+    statement = select(*MESSAGE_COLUMNS).where(
         or_(*matches),
         messages.c.conversation_id.in_(scope),
         messages.c.is_deleted.is_(False),

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from shared.app import conversations, messages, search
 from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.errors import Invalid
 from shared.domain.models import Actor, NewMessage
+from shared.storage import schema
 from shared.storage.migrate import alembic_config
-from shared.storage.schema import message_search, message_search_tokens
 from tests.support import client_random, make_settings, new_id
 
 
@@ -77,11 +77,8 @@ def test_edit_delete_and_e2e_tokens_keep_the_index_in_step(services: Services) -
     messages.delete_message(services, alice, mid, for_everyone=True)
     assert _found(services, bob, "replaced") == []
     with services.db.transaction() as conn:
-        assert (
-            conn.execute(
-                select(func.count()).select_from(message_search).where(message_search.c.message_id == mid)
-            ).scalar_one()
-            == 0
+        assert conn.execute(select(schema.messages.c.search_document).where(schema.messages.c.id == mid)).one() == (
+            None,
         )
         if conn.dialect.name == "sqlite":  # the FTS5 table follows its content table (triggers)
             fts = "SELECT count(*) FROM message_search_fts WHERE message_search_fts MATCH 'replaced'"
@@ -94,18 +91,31 @@ def test_edit_delete_and_e2e_tokens_keep_the_index_in_step(services: Services) -
     assert _found(services, bob, "t2 t1") == [sealed]
     assert _found(services, bob, "t1 t3") == []
     with services.db.transaction() as conn:
-        assert (
-            conn.execute(
-                select(func.count())
-                .select_from(message_search_tokens)
-                .where(message_search_tokens.c.message_id == sealed)
-            ).scalar_one()
-            == 2
-        )
+        row = conn.execute(
+            select(schema.messages.c.search_document, schema.messages.c.search_tokens).where(
+                schema.messages.c.id == sealed
+            )
+        ).one()
+        assert row.search_document is None and sorted(row.search_tokens) == ["t1", "t2"]
     with pytest.raises(Invalid):
         _send(services, alice, group["id"], "x", metadata={"search_tokens": [1, 2]})
     with pytest.raises(Invalid):
         _send(services, alice, group["id"], "x", metadata={"search_tokens": ["t"] * 65})
+
+
+def _search_tables(store_url: str) -> tuple[set[str], set[str], set[str]]:
+    """(tables, columns of messages, indexes of messages)."""
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return (
+                set(found.get_table_names()),
+                {c["name"] for c in found.get_columns("messages")},
+                {i["name"] for i in found.get_indexes("messages") if i["name"]},
+            )
+    finally:
+        engine.dispose()
 
 
 def test_migration_0002_goes_down_and_up_again(store_url: str) -> None:
@@ -118,13 +128,40 @@ def test_migration_0002_goes_down_and_up_again(store_url: str) -> None:
             tables = set(inspect(conn).get_table_names())
             assert not {"message_search", "message_search_tokens", "message_search_fts"} & tables
             assert "evidence" not in {c["name"] for c in inspect(conn).get_columns("reports")}
-        command.upgrade(config, "head")
-        with engine.connect() as conn:
-            tables = set(inspect(conn).get_table_names())
-            assert {"message_search", "message_search_tokens"} <= tables
-            assert ("message_search_fts" in tables) == (conn.dialect.name == "sqlite")
-            indexes = {i["name"] for i in inspect(conn).get_indexes("message_search")}
-            assert "ix_message_search_conversation_id" in indexes
-            assert ("ix_message_search_document" in indexes) == (conn.dialect.name == "postgresql")
     finally:
         engine.dispose()
+    command.upgrade(config, "head")
+    tables, columns, indexes = _search_tables(store_url)
+    postgres = store_url.startswith("postgresql")
+    assert "message_search_tokens" not in tables  # 0007: tokens live in the message's row
+    assert ("message_search" in tables) == ("message_search_fts" in tables) == (not postgres)
+    assert {"search_document", "search_tokens"} <= columns
+    assert ({"ix_messages_search_document", "ix_messages_search_tokens"} <= indexes) == postgres
+
+
+def test_migration_0007_moves_the_index_and_back(services: Services, store_url: str) -> None:
+    """0007 moves what the index holds into the messages' rows (and 0006 back into its tables):
+    what was findable before the migration is findable after it, in both directions."""
+    alice, bob = Actor(new_id()), Actor(new_id())
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    plain = _send(services, alice, cid, "migrating pelican")
+    group = conversations.create_group(services, alice, "Sealed", [bob.user_id], {"e2ee": {"enabled": True}}).view
+    sealed = _send(services, alice, group["id"], "sealed", metadata={"search_tokens": ["m1", "m2"]})
+    config = alembic_config(store_url)
+    command.downgrade(config, "0006")
+    try:
+        tables, columns, _ = _search_tables(store_url)
+        assert {"message_search", "message_search_tokens"} <= tables and "search_tokens" not in columns
+        engine = create_engine(store_url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text(f"SELECT count(*) FROM message_search WHERE message_id = '{plain}'")).scalar()
+                tokens = text(f"SELECT token FROM message_search_tokens WHERE message_id = '{sealed}' ORDER BY token")
+                assert conn.execute(tokens).scalars().all() == ["m1", "m2"]
+        finally:
+            engine.dispose()
+    finally:
+        command.upgrade(config, "head")
+    services.db.dispose()  # connections opened before the tables changed
+    assert _found(services, bob, "pelican") == [plain]
+    assert _found(services, bob, "m2 m1") == [sealed]
