@@ -30,6 +30,7 @@ from datetime import datetime
 
 from shared.app.services import Services, Unit
 from shared.app.views import is_muted
+from shared.domain.cloudevents import without_content
 from shared.domain.models import Event, Member
 from shared.ports.siblings import MessageNotification, SiblingUnavailable
 from shared.storage import conversations as conv_store
@@ -50,26 +51,31 @@ def plan(svc: Services, batch: int = PLAN_BATCH) -> int:
     """One step of the plan pass: the number of outbox events it went through (0: none new, or
     another instance is planning)."""
     with svc.unit() as unit:
+        unit.defer_events()  # its message_recipients in one INSERT at the end, not one per message
         cursor = store.claim_cursor(unit.conn, CURSOR)
         if cursor is None:
             return 0
         found, after = store.notifiable_after(unit.conn, cursor, batch)
         conversation_ids = list({e.conversation_id for e in found if e.conversation_id and e.name == "new_message"})
         members = conv_store.members_of(unit.conn, conversation_ids)
-        encrypted = {cid: _encrypted(unit, cid) for cid in conversation_ids}
+        encrypted = {
+            cid: conv.e2ee_enabled for cid, conv in conv_store.get_conversations(unit.conn, conversation_ids).items()
+        }
         online: dict[str, bool] = {}
         for event in found:
             if event.name == "new_message" and event.conversation_id:
-                _plan_push(svc, unit, event, members[event.conversation_id], encrypted[event.conversation_id], online)
+                _plan_push(
+                    svc,
+                    unit,
+                    event,
+                    members[event.conversation_id],
+                    encrypted.get(event.conversation_id, False),
+                    online,
+                )
             elif event.name == "conversation_read":
                 _plan_read(unit, event)
         store.move_cursor(unit.conn, CURSOR, after)
         return len(found)
-
-
-def _encrypted(unit: Unit, conversation_id: str) -> bool:
-    conv = conv_store.get_conversation(unit.conn, conversation_id)
-    return conv is not None and conv.e2ee_enabled
 
 
 def _is_online(svc: Services, user_id: str, known: dict[str, bool]) -> bool:
@@ -110,8 +116,8 @@ def _plan_push(
     recipients = _offline(svc, str(message.get("sender_id")), members, unit.now, online)
     unit.record(
         Event(
-            "message_recipients",
-            {"message": message, "recipient_ids": recipients, "encrypted": encrypted},
+            "message_recipients",  # siblings never get content: none is copied into the outbox either
+            {"message": without_content(message), "recipient_ids": recipients, "encrypted": encrypted},
             (),
             conversation_id=event.conversation_id,
         )

@@ -132,6 +132,16 @@ def lock_conversations(conn: Connection, conversation_ids: Collection[str]) -> d
     return {row.id: _conversation(row) for row in rows}
 
 
+_BY_IDS = Prebuilt(lambda postgres: select(conversations).where(any_of(postgres, conversations.c.id, "ids")))
+
+
+def get_conversations(conn: Connection, conversation_ids: Collection[str]) -> dict[str, Conversation]:
+    """The conversations with these ids that exist, by id, in one query (no lock)."""
+    if not conversation_ids:
+        return {}
+    return {row.id: _conversation(row) for row in conn.execute(_BY_IDS(conn), {"ids": list(conversation_ids)})}
+
+
 def insert_member(conn: Connection, member: Member, now: datetime) -> None:
     values = {name: getattr(member, name) for name in _MEMBER_FIELDS}
     conn.execute(insert(members).values(**values, updated_at=now))

@@ -4,6 +4,7 @@ purging them at expiry and announcing `message_expired`."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,8 +15,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from shared.adapters.local_scheduler import LocalScheduler
+from shared.app import notifications
 from shared.app.services import utcnow
 from shared.domain.signatures import signed_bytes
+from shared.storage import schema
 from shared.storage.schema import messages
 from tests.api.event_rows import recorded
 from tests.support import RunningServer, UserClient, assert_error, client_random, fresh_database, make_settings, serve
@@ -135,6 +138,8 @@ def test_expiry_purges_the_message_and_announces_it(server: RunningServer, time_
     gone = signed_send(alice, cid, "self-destructs", expires_in_seconds=3600, metadata={"media": "x"})
     assert gone["signature"] is not None
     assert [m["id"] for m in bob.get(f"/conversations/{cid}/messages").json()["data"]] == [gone["id"], keep["id"]]
+    while notifications.plan(server.services):  # pushes planned while it lives (message_recipients recorded)
+        pass
 
     # a minute before its time, a pass of the scheduler leaves it alone
     time_travel.append(timedelta(minutes=59))
@@ -158,6 +163,14 @@ def test_expiry_purges_the_message_and_announces_it(server: RunningServer, time_
     # once is enough: another pass expires nothing again
     one_pass(server)
     assert len(recorded(server, "message_expired", cid)) == 1
+    # nothing the outbox keeps holds the content any more, the push planner's
+    # message_recipients (siblings' message.created) included
+    with server.services.db.transaction() as conn:
+        kept = conn.execute(
+            select(schema.events.c.name, schema.events.c.payload).where(schema.events.c.conversation_id == cid)
+        ).all()
+    assert "message_recipients" in {name for name, _ in kept}
+    assert not [name for name, payload in kept if "self-destructs" in json.dumps(payload)]
 
 
 def test_expiries_due_while_no_service_ran_are_done_at_the_next_start(pg_url: str, key_path: str) -> None:
