@@ -220,6 +220,13 @@ def test_sigterm_under_load_moves_clients_to_the_other_worker(pg_url: str, key_p
             before = {id(c): len(c.acked) for c in clients}
             os.kill(victim, signal.SIGTERM)
             signalled = time.monotonic()
+            # The victim drains and exits 0, within its window (an upper bound, nothing else),
+            # while the clients go on in their threads.
+            eventually(lambda: children(proc.pid), lambda pids: victim not in pids, window + EXIT_MARGIN, "the exit")
+            assert time.monotonic() - signalled < window + EXIT_MARGIN
+            eventually(lambda: log.read_text(errors="replace"), lambda text: f"(pid {victim}) exited with " in text, 30)
+            assert f"(pid {victim}) exited with 0;" in log.read_text(errors="replace"), log.read_text()[-4000:]
+            assert survivor in children(proc.pid)
 
             # The victim's clients are told to go, reconnect to the other worker and go on; the
             # others go on meanwhile.
@@ -233,12 +240,6 @@ def test_sigterm_under_load_moves_clients_to_the_other_worker(pg_url: str, key_p
                 120,
                 "every client sending again after the signal",
             )
-            # The victim drained and exited 0, within its window (an upper bound, nothing else).
-            eventually(lambda: children(proc.pid), lambda pids: victim not in pids, window + EXIT_MARGIN, "the exit")
-            assert time.monotonic() - signalled < window + EXIT_MARGIN
-            eventually(lambda: log.read_text(errors="replace"), lambda text: f"(pid {victim}) exited with " in text, 30)
-            assert f"(pid {victim}) exited with 0;" in log.read_text(errors="replace"), log.read_text()[-4000:]
-            assert survivor in children(proc.pid)
 
             for client in clients:  # stop sending; every push is answered in the end
                 client.sending.clear()
