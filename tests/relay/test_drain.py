@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from tests.relay.conftest import FREE
 from tests.relay.phx import Msg, Phx
 from tests.relay.streams import eventually
 from tests.relay.test_crash import open_on
-from tests.relay.workers import children
+from tests.relay.workers import children, worker_of
 from tests.support import (
     BASE,
     RunningServer,
@@ -464,3 +465,69 @@ def refused(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+def test_the_phoenix_client_reconnects_to_the_other_worker(
+    pg_url: str, key_path: str, tmp_path: Path, phoenix_js: Path
+) -> None:
+    """The official phoenix client (npm, default reconnect timings) on a worker that gets SIGTERM:
+    it sees the close 1012 "service restart", reconnects by itself to the other worker, rejoins
+    with its last seq (join params as a function) and sends again."""
+    database_url = fresh_database(pg_url, "whispr_drain_js", key_path)
+    port = free_port()
+    env = service_env(
+        database_url, key_path, port, FREE, WHISPR_DRAIN_SECONDS="4", WHISPR_LOG_LEVEL="info"
+    )  # info: the drain's lines
+    log = tmp_path / "service.log"
+    services = build_services(make_settings(database_url, key_path, **FREE))
+    try:
+        server = RunningServer(f"http://127.0.0.1:{port}", services)
+        with service_process(env, port, log, ["--workers", "2"]) as proc:
+            workers = eventually(lambda: children(proc.pid), lambda pids: len(pids) == 2, 60, "two workers")
+            alice, bob = server.client(), server.client()
+            conversation = alice.direct_with(bob)["id"]
+            node_env = {
+                **os.environ,
+                "RELAY_ENDPOINT": server.url.replace("http://", "ws://") + "/messaging/socket",
+                "CONVERSATION_ID": conversation,
+                "TOKEN": alice.token,
+            }
+            node = subprocess.Popen(
+                ["node", "drain_reconnect.js"],
+                cwd=phoenix_js,
+                env=node_env,
+                stdout=subprocess.PIPE,
+                stderr=(tmp_path / "node.log").open("w"),
+                text=True,
+            )
+            try:
+                assert node.stdout is not None
+                first = node.stdout.readline()
+                assert first, "the phoenix client ended before joining"
+                client_port = json.loads(first)["local_port"]
+                victim = eventually(
+                    lambda: worker_of(client_port, port, workers), lambda pid: pid is not None, 30, "its worker"
+                )
+                assert victim is not None
+                os.kill(victim, signal.SIGTERM)
+                rest, _ = node.communicate(timeout=120)
+                assert node.returncode == 0, rest
+            finally:
+                if node.poll() is None:
+                    node.kill()
+            result = json.loads(rest.strip().splitlines()[-1])
+            eventually(lambda: log.read_text(errors="replace"), lambda text: f"(pid {victim}) exited with " in text, 30)
+            assert f"(pid {victim}) exited with 0;" in log.read_text(errors="replace")
+            history = bob.get(f"/conversations/{conversation}/messages").json()["data"]
+        # The open socket's close; any later entry is a reconnection attempt that failed before a
+        # socket opened (1006, no close frame; node.log has the transport error), which phoenix.js
+        # retries by itself like any other.
+        assert result["closes"][0] == {"code": CLOSE_DRAINING[0], "reason": CLOSE_DRAINING[1]}, result["closes"]
+        assert all(close["code"] == 1006 for close in result["closes"][1:]), result["closes"]
+        assert result["joins"] == 2  # joined, then rejoined by itself after reconnecting
+        before, after = result["sent"]
+        assert (before["seq"], after["seq"]) == (1, 2)
+        assert result["seqs"][:1] == [1] and len(result["seqs"]) == len(set(result["seqs"]))
+        assert sorted((m["seq"], m["id"]) for m in history) == [(1, before["id"]), (2, after["id"])]
+    finally:
+        services.close()

@@ -25,9 +25,8 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def _server_inode(client: socket.socket, server_port: int) -> int | None:
+def _server_inode(client_port: int, server_port: int) -> int | None:
     """The inode of the server's end of a loopback TCP connection (IPv4)."""
-    client_port = client.getsockname()[1]
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     for line in lines:
         fields = line.split()
@@ -37,9 +36,11 @@ def _server_inode(client: socket.socket, server_port: int) -> int | None:
     return None
 
 
-def worker_of(client: socket.socket, server_port: int, workers: list[int]) -> int | None:
-    """The worker (pid) holding the server's end of `client`'s connection, if found."""
-    inode = _server_inode(client, server_port)
+def worker_of(client: socket.socket | int, server_port: int, workers: list[int]) -> int | None:
+    """The worker (pid) holding the server's end of `client`'s connection (the socket, or its
+    local port for a client in another process), if found."""
+    client_port = client if isinstance(client, int) else client.getsockname()[1]
+    inode = _server_inode(client_port, server_port)
     if inode is None:
         return None
     target = f"socket:[{inode}]"
