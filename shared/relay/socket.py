@@ -1,9 +1,11 @@
 """One WebSocket connection: reads frames (size limit, rate limit, heartbeats, idle timeout),
 routes them to its channels, and writes frames through a bounded queue.
 
-An idle socket costs one task: the ASGI task that serves it reads its frames itself. The writer
-is a task only while frames are waiting, and the send queue's buffers exist only while it holds
-frames, so that tens of thousands of quiet sockets stay small (docs/performance.md, B3).
+An idle socket costs one task: the ASGI task that serves it reads its frames itself. Frames
+queued during a loop turn are written together at its end, straight to the transport, under the
+relay's own protocol (`shared.relay.wire`); a writer task exists only while the transport makes
+writes wait. The send queue's buffers exist only while it holds frames, so that tens of
+thousands of quiet sockets stay small (docs/performance.md, B3).
 """
 
 from __future__ import annotations
