@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -174,6 +175,47 @@ def test_two_people_chat_and_one_catches_up_after_losing_the_network(
     assert seqs == sorted(seqs) == list(range(1, len(expected) + 1))
     for page in (alice, bob):
         page.context.close()
+
+
+def _dispatch_until(page: Any, condition: Callable[[], object]) -> None:
+    """Let Playwright dispatch its events (route handlers run then) until `condition` holds."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        page.wait_for_timeout(20)
+
+
+def test_nothing_can_be_written_into_a_conversation_before_its_channel_is_joined(
+    browser: Any, server: RunningServer
+) -> None:
+    """A message written before the page has joined the conversation's channel has nothing to go
+    out on: the composer appears only with the join's reply. The history request (the page reads
+    it before joining) is held, as a busy machine or a slow network holds it."""
+    from playwright.sync_api import expect
+
+    tag = secrets.token_hex(3)
+    alice = _page(browser, server.url)
+    _sign_in(alice, f"alice-{tag}")
+    held: list[Any] = []
+
+    def is_history(url: str) -> bool:
+        return "/messages?limit=50" in url
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    alice.route(is_history, hold, times=1)
+    alice.fill("#new-names", f"bob-{tag}")
+    alice.click("#new-conversation button")
+    _dispatch_until(alice, lambda: held)
+    expect(alice.locator("#conversation-title")).to_have_text(f"bob-{tag}")
+    expect(alice.locator("#composer")).to_be_hidden()
+    held[0].continue_()
+    expect(alice.locator("#composer")).to_be_visible()
+    alice.fill("#text", "first")
+    alice.press("#text", "Enter")
+    _wait_texts(alice, ["first"])
+    alice.context.close()
 
 
 def test_the_api_reference_renders_the_document_and_takes_a_token(
