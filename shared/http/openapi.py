@@ -8,13 +8,21 @@ with no `ResponseDoc` still appears, with `data` documented as any JSON:
 `undocumented(routes)` lists those, and a test asks for them.
 
     python -m shared.devtools.export_openapi build/openapi.json   # the same document, to a file
+
+The error codes of each operation are read from the code that raises them, at build time: the
+analysis (`shared.http.error_codes`) parses all of `shared/`, about a second of CPU, too much for
+a cold start of the docs function, so its result per route is committed in `error_codes.json`
+(`python -m shared.devtools.export_error_codes`; a test fails when it is stale).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -325,10 +333,13 @@ def _query_parameter(param: QueryParam) -> dict[str, Any]:
     return out
 
 
-def error_codes_of(route: Route) -> dict[int, list[str]]:
+ERROR_CODES_FILE = Path(__file__).with_name("error_codes.json")
+
+
+def analysed_error_codes(route: Route) -> dict[int, list[str]]:
     """The error codes `route` can answer, by status, read from the code (`shared.http.error_codes`):
     its handler's, and the request layer's (query parameters; token, path ids, body where the route
-    has them)."""
+    has them). Parses the source: what `export_error_codes` writes to ERROR_CODES_FILE."""
     codes = set(error_codes.codes_of(route.handler)) | error_codes.codes_of(route_query)
     if route.authenticated:
         codes |= error_codes.codes_of(bearer_token) | error_codes.codes_of(TokenVerifier.verify)
@@ -337,6 +348,19 @@ def error_codes_of(route: Route) -> dict[int, list[str]]:
     if route.body is not None:
         codes |= error_codes.codes_of(Api._read_body)
     return error_codes.by_status(codes)
+
+
+@cache
+def _committed_error_codes() -> dict[str, dict[int, list[str]]]:
+    table: dict[str, dict[str, list[str]]] = json.loads(ERROR_CODES_FILE.read_text(encoding="utf-8"))
+    return {key: {int(status): codes for status, codes in by_status.items()} for key, by_status in table.items()}
+
+
+def error_codes_of(route: Route) -> dict[int, list[str]]:
+    """The error codes `route` can answer, by status: the committed analysis (ERROR_CODES_FILE),
+    or, for a route the table does not know (a test's own), the analysis itself."""
+    committed = _committed_error_codes().get(f"{route.method} {route.path}")
+    return analysed_error_codes(route) if committed is None else committed
 
 
 def _without_property_titles(schema: dict[str, Any]) -> dict[str, Any]:

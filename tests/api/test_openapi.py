@@ -40,12 +40,14 @@ from shared.app.views import (
     reaction_view,
     settings_view,
 )
-from shared.devtools import export_openapi
+from shared.devtools import export_error_codes, export_openapi
 from shared.domain.models import Attachment, Conversation, Draft, Member, Message, MessagePin, Reaction
 from shared.http import responses
 from shared.http.descriptions import DESCRIPTIONS
 from shared.http.openapi import (
     BASE_PATH,
+    ERROR_CODES_FILE,
+    analysed_error_codes,
     build_document,
     error_codes_of,
     handler_key,
@@ -249,6 +251,21 @@ def test_every_error_answer_names_its_codes_read_from_the_code(document: dict[st
     health = operation(document, by_handler["health.live"])["responses"]
     assert [s for s in health if s.startswith("4")] == ["400"], "only what the request layer raises"
     assert health["400"]["content"]["application/json"]["schema"]["properties"]["code"]["enum"] == ["unknown_parameter"]
+
+
+def test_the_committed_error_codes_are_what_the_code_raises_now(tmp_path: Path) -> None:
+    """The document reads the codes from error_codes.json (built once, not on a cold start): it
+    must be what the analysis of the source finds today, for every route of the table."""
+    assert ERROR_CODES_FILE.read_text(encoding="utf-8") == export_error_codes.render(), (
+        "shared/http/error_codes.json is stale: "
+        "python -m shared.devtools.export_error_codes shared/http/error_codes.json"
+    )
+    for route in ROUTES:
+        assert error_codes_of(route) == analysed_error_codes(route), route
+    stale = tmp_path / "error_codes.json"
+    stale.write_text(ERROR_CODES_FILE.read_text(encoding="utf-8").replace('"not_a_member", ', "", 1))
+    assert export_error_codes.main(["--check", str(stale)]) == 1
+    assert export_error_codes.main(["--check", str(ERROR_CODES_FILE)]) == 0
 
 
 def test_an_error_code_the_service_answers_is_in_the_document(server: RunningServer, document: dict[str, Any]) -> None:
