@@ -12,10 +12,11 @@ def in_trace(spans: tuple[ReadableSpan, ...], trace_id: int) -> list[ReadableSpa
 
 
 def ancestors(span: ReadableSpan, spans: list[ReadableSpan]) -> list[str]:
-    """The names of `span`'s parent, its parent's parent... up to the trace's root."""
+    """The names of `span`'s parent, its parent's parent... up to the trace's root, or to the
+    first parent that is not among `spans` (a caller's, across the network)."""
     index = {s.context.span_id: s for s in spans if s.context is not None}
     chain = []
-    while span.parent is not None:
+    while span.parent is not None and span.parent.span_id in index:
         span = index[span.parent.span_id]
         chain.append(span.name)
     return chain

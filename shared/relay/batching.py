@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
@@ -26,6 +27,7 @@ import anyio.to_thread
 
 from shared.app.batch_send import Outcome, SendRequest, send_batch
 from shared.app.services import Services
+from shared.telemetry import tracing
 from shared.telemetry.metrics import SEND_BATCH_SIZE, SEND_COMMIT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class _Group:
     requests: list[SendRequest]
     future: asyncio.Future[list[Outcome]]
     arrived: float
+    trace: str | None  # the pushes' span (tracing on): the batch's span links to it
 
 
 class SendBatcher:
@@ -60,8 +63,9 @@ class SendBatcher:
         self._flushing: set[asyncio.Task[None]] = set()
         self._in_flight = 0
 
-    def submit(self, requests: list[SendRequest]) -> asyncio.Future[list[Outcome]]:
-        """Queue sends to run together in one batch; the future has one outcome per request."""
+    def submit(self, requests: list[SendRequest], trace: str | None = None) -> asyncio.Future[list[Outcome]]:
+        """Queue sends to run together in one batch; the future has one outcome per request.
+        `trace`: the `traceparent` of the span the sends belong to (tracing on)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Outcome]] = loop.create_future()
         if not requests:
@@ -69,9 +73,11 @@ class SendBatcher:
             return future
         if self._task is None or self._task.done():
             self._wake, self._full, self._slots = asyncio.Event(), asyncio.Event(), asyncio.Semaphore(self.parallel)
-            self._task = loop.create_task(self._run(), name="relay send batcher")
+            # a context of its own, not that of the push that happened to start it (its request
+            # id, its span): each batch is traced and logged as the sends it carries say
+            self._task = loop.create_task(self._run(), name="relay send batcher", context=contextvars.Context())
         assert self._wake is not None and self._full is not None
-        self._pending.append(_Group(requests, future, loop.time()))
+        self._pending.append(_Group(requests, future, loop.time(), trace))
         self._count += len(requests)
         self._wake.set()
         if self._count >= self.max_items:
@@ -118,8 +124,10 @@ class SendBatcher:
         assert self._slots is not None
         requests = [r for g in groups for r in g.requests]
         started = time.perf_counter()
+        traces = [g.trace for g in groups if g.trace is not None]
         try:
-            outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests, limiter=self.workers)
+            with tracing.for_many("send_batch", traces, attributes={"whispr.sends": len(requests)}):
+                outcomes = await anyio.to_thread.run_sync(send_batch, self.services, requests, limiter=self.workers)
         except BaseException as error:
             failure = error if isinstance(error, Exception) else RuntimeError("the relay is shutting down")
             for group in groups:

@@ -32,6 +32,7 @@ from shared.relay.batching import SendBatcher
 from shared.relay.hub import CONVERSATION, USER, Broadcast, Hub
 from shared.relay.protocol import Frame, Ref, Version
 from shared.relay.typing_indicators import TypingIndicators
+from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ MAX_BUFFERED_EVENTS = 10_000  # live events held while a join catches up
 # The join's own reasons (realtime.md); every other error keeps the REST API's code.
 JOIN_REASONS = {"conversation_not_found": "not_found", "not_a_member": "not_authorized"}
 UNMATCHED = "unmatched topic"  # Phoenix's reason for a push on a topic the socket has not joined
+# what a push's span is named after (anything else a client sends is a "socket push")
+TRACED_EVENTS = frozenset({protocol.JOIN, protocol.LEAVE, calls.NEW_MESSAGE, *calls.PUSHES, *calls.TYPING_EVENTS})
 
 
 @dataclass
@@ -181,7 +184,10 @@ class Channel:
                 if frame is None:
                     return
                 try:
-                    await self._handle(frame)
+                    if tracing.enabled():  # the one thing a frame pays for tracing when it is off
+                        await self._handle_traced(frame)
+                    else:
+                        await self._handle(frame)
                 except Exception:
                     await self._crash(frame)
                 finally:
@@ -202,7 +208,16 @@ class Channel:
                 protocol.encode(self.socket.version, self.join_ref, self.join_ref, self.topic, protocol.ERROR, {})
             )
 
-    async def _handle(self, frame: Frame) -> None:
+    async def _handle_traced(self, frame: Frame) -> None:
+        """A push as the root of a trace of its own (a frame carries no context; a socket lives
+        too long to make its upgrade request the parent of everything it does): the entry span
+        of what it runs, as `HTTP POST` is for REST."""
+        name = f"socket {frame.event}" if frame.event in TRACED_EVENTS else "socket push"
+        with tracing.span(name, kind=tracing.SERVER, attributes={"whispr.topic": self.topic}):
+            await self._handle(frame, tracing.current_traceparent())
+
+    async def _handle(self, frame: Frame, trace: str | None = None) -> None:
+        """`trace`: the push's span, when tracing is on (a send's batch runs in another task)."""
         if frame.event == protocol.JOIN:
             await self._join(frame)
         elif self.state != "joined":
@@ -213,7 +228,7 @@ class Channel:
         elif frame.event in calls.TYPING_EVENTS and self.kind == "conversation":
             await self._typing(frame)
         elif frame.event == calls.NEW_MESSAGE and self.kind == "conversation":
-            await self._send(frame)
+            await self._send(frame, trace)
         elif frame.event in calls.PUSHES and self.kind == "conversation":
             await self._push(frame)
         else:
@@ -336,10 +351,11 @@ class Channel:
             return
         await self._reply(frame, "ok", result)
 
-    async def _send(self, first: Frame) -> None:
+    async def _send(self, first: Frame, trace: str | None) -> None:
         """`new_message` through group commit. The pushes already queued right behind this one go
         along (one group, never split across batches, so their `seq` follow push order); each
-        gets its own reply, in push order, once the batch has committed."""
+        gets its own reply, in push order, once the batch has committed. `trace`: the first
+        push's span (tracing on), which the batch's span continues or links to."""
         frames = [first]
         mailbox = self._mailbox
         while mailbox and len(frames) < self.ctx.sends.max_items:
@@ -356,7 +372,7 @@ class Channel:
                 parsed.append(error)
         requests = [p for p in parsed if isinstance(p, SendRequest)]
         try:
-            outcomes = iter(await self.ctx.sends.submit(requests))
+            outcomes = iter(await self.ctx.sends.submit(requests, trace))
         except Exception as error:  # the batch itself failed (not one send): every push of the group did
             outcomes = iter([error] * len(requests))
         crashed = False

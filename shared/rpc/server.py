@@ -22,6 +22,7 @@ from shared.app.services import Services
 from shared.protogen.whispr.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from shared.rpc.auth import CallerAuth, CallerCheck
 from shared.rpc.servicer import MessagingServicer
+from shared.rpc.telemetry import CallTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def start(services: Services, host: str, port: int, *, watch_seconds: floa
     """Build and start the server on host:port (0: a free port)."""
     settings = services.settings
     server = grpc.aio.server(
-        interceptors=[CallerAuth(CallerCheck(settings))],
+        interceptors=[CallTelemetry(), CallerAuth(CallerCheck(settings))],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", settings.limits.max_request_bytes)],
     )
     messaging_pb2_grpc.add_MessagingServiceServicer_to_server(MessagingServicer(services), server)

@@ -21,6 +21,7 @@ from shared.domain.models import Attachment, Member, Message, Role
 from shared.protogen.whispr.messaging.v1 import messaging_pb2 as pb
 from shared.protogen.whispr.messaging.v1 import messaging_pb2_grpc
 from shared.rpc.errors import abort, domain_status
+from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,11 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         self.services = services
 
     async def _run(self, context: Context, use_case: Callable[..., T], *args: Any) -> T:
-        """Run a blocking use case off the event loop; a DomainError becomes its status."""
+        """Run a blocking use case off the event loop (in a span named after it, under the call's
+        span: the thread gets the call's context); a DomainError becomes its status."""
         try:
-            return await asyncio.to_thread(use_case, self.services, *args)
+            with tracing.span(getattr(use_case, "__name__", "use_case")):
+                return await asyncio.to_thread(use_case, self.services, *args)
         except DomainError as error:
             await abort(context, domain_status(error))
         except OperationalError as error:  # the store does not answer: try again later

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -64,6 +64,22 @@ def continued(
     the event carries none (published with tracing off, or by the outbox sweeper)."""
     parent = from_traceparent(traceparent) if _tracer is not None else None
     return _NOTHING if parent is None else span(name, kind=kind, parent=parent)
+
+
+def for_many(
+    name: str, traceparents: Sequence[str], *, attributes: Mapping[str, Any] | None = None
+) -> contextlib.AbstractContextManager[Any]:
+    """A span for work done at once for several traced callers (a group commit of socket
+    sends): the child of the first caller's span, linked to every caller's, so that the first
+    trace runs on through it (store, publish, delivery) and each other one points to it.
+    Nothing when off or when no caller was traced."""
+    tracer = _tracer
+    if tracer is None or not traceparents:
+        return _NOTHING
+    parents = [c for c in map(from_traceparent, traceparents) if c is not None]
+    links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in parents]
+    root = parents[0] if parents else Context()  # never the context the calling task inherited
+    return tracer.start_as_current_span(name, context=root, attributes=attributes, links=links)
 
 
 def annotate(**attributes: str | int) -> None:
