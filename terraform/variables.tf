@@ -50,7 +50,7 @@ variable "functions" {
 }
 
 variable "source_archive_path" {
-  description = "Zip of the repository root (requirements.txt, functions/, shared/, protos/) that every function is built from."
+  description = "Zip of the repository root (requirements.txt, constraints.txt, functions/, shared/, protos/) that every function is built from."
   type        = string
   default     = "../build/function-source.zip"
 }
