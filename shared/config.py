@@ -306,6 +306,9 @@ class Settings:
     grpc_token_issuers: str = "https://accounts.google.com,accounts.google.com"  # accepted `iss`
     grpc_allowed_callers: str = ""  # WHISPR_GRPC_ALLOWED_CALLERS: token emails allowed (empty: any)
     grpc_shutdown_grace_seconds: Seconds = 10.0  # SIGTERM: in-flight calls get this long to finish
+    # `grpc` serves /metrics (Prometheus) on this port, beside gRPC, for the Managed Prometheus
+    # sidecar on Cloud Run (terraform/run.tf); 0: not served
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     # sibling services (shared/adapters/grpc_siblings.py): empty endpoint = permissive local policy;
     # `host:port` plaintext (private network), `grpcs://host:port` TLS
     user_service_grpc_endpoint: str = ""

@@ -1,4 +1,5 @@
-"""Metrics (prometheus-client), exposed at `/metrics` on the relay and the local gateway.
+"""Metrics (prometheus-client), exposed at `/metrics` on the relay and the local gateway, and on
+`WHISPR_METRICS_PORT` by the gRPC shim.
 
 The instruments are module-level: recording is a lock and an addition (a fraction of a
 microsecond), cheap enough for the socket hot path. What is read rather than counted (the
@@ -14,13 +15,23 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from shared.app.services import Services
 
 log = logging.getLogger(__name__)
@@ -115,6 +126,15 @@ def register_services(services: Services) -> None:
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def serve_metrics(services: Services, host: str, port: int) -> WSGIServer:
+    """`/metrics` on a port of its own, from a daemon thread: for a process whose own port speaks
+    no HTTP (the gRPC shim), so that the Managed Prometheus sidecar can scrape it. Stop it with
+    `.shutdown()` and `.server_close()`."""
+    register_services(services)
+    server, _thread = start_http_server(port, host, REGISTRY)
+    return server
 
 
 class Stopwatch:
