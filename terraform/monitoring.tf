@@ -139,8 +139,8 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 }
 
 # The service's own metrics (shared/telemetry/metrics.py, docs/operations.md "Metrics") reach
-# Cloud Monitoring through Google Cloud Managed Service for Prometheus, which scrapes /metrics
-# on the Cloud Run services; the policies below query them in PromQL.
+# Cloud Monitoring through Google Cloud Managed Service for Prometheus, whose sidecar scrapes
+# /metrics in every relay and gRPC shim instance (run.tf); the policies below query them in PromQL.
 
 resource "google_monitoring_alert_policy" "outbox_lag" {
   display_name          = "Whispr messaging: events not published"

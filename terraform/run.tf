@@ -1,6 +1,18 @@
 # Cloud Run: the WebSocket relay, the gRPC shim, and the migration job (all from images
 # built by cloudbuild.yaml and pushed to this repository).
 
+# Metrics: the service's Prometheus metrics (/metrics, shared/telemetry/metrics.py) reach Cloud
+# Monitoring through Google Cloud Managed Service for Prometheus. On Cloud Run that takes Google's
+# sidecar in each instance: its default RunMonitoring configuration (no secret to mount) scrapes
+# http://0.0.0.0:8080/metrics, inside the instance, every 30 s, and writes the samples with the
+# service account's roles/monitoring.metricWriter (iam.tf). The relay serves /metrics on its own
+# port, 8080; the gRPC shim's port speaks only gRPC, so it serves /metrics on WHISPR_METRICS_PORT,
+# set to that same port (never reachable from outside: Cloud Run routes requests to the ingress
+# port only). Functions cannot be scraped: docs/operations.md, "Metrics".
+locals {
+  prometheus_scrape_port = 8080
+}
+
 resource "google_artifact_registry_repository" "images" {
   repository_id = var.artifact_repository
   location      = var.region
@@ -49,10 +61,11 @@ resource "google_cloud_run_v2_service" "relay" {
     }
 
     containers {
+      name  = "relay"
       image = local.relay_image
 
       ports {
-        container_port = 8080
+        container_port = local.prometheus_scrape_port # /metrics is served on it too
       }
 
       resources {
@@ -114,6 +127,21 @@ resource "google_cloud_run_v2_service" "relay" {
         failure_threshold = 3
       }
     }
+
+    # Managed Prometheus sidecar (see the top of this file), started once the relay is ready.
+    containers {
+      name       = "prometheus"
+      image      = var.prometheus_sidecar_image
+      depends_on = ["relay"]
+
+      resources {
+        limits = {
+          cpu    = "1" # below 1 vCPU Cloud Run requires request-based billing
+          memory = "512Mi"
+        }
+        cpu_idle = false # as the relay's: scrapes between requests are not throttled
+      }
+    }
   }
 
   depends_on = [
@@ -160,6 +188,7 @@ resource "google_cloud_run_v2_service" "grpc" {
     }
 
     containers {
+      name  = "grpc"
       image = local.grpc_image
 
       # Named h2c: Cloud Run forwards HTTP/2 cleartext to the container (gRPC needs HTTP/2).
@@ -180,6 +209,8 @@ resource "google_cloud_run_v2_service" "grpc" {
         for_each = merge(local.common_env, {
           WHISPR_COMPONENT     = "grpc"
           WHISPR_GRPC_AUDIENCE = var.grpc_caller_audience
+          # /metrics over HTTP beside gRPC, where the Managed Prometheus sidecar scrapes it
+          WHISPR_METRICS_PORT = tostring(local.prometheus_scrape_port)
         })
         content {
           name  = env.key
@@ -216,6 +247,20 @@ resource "google_cloud_run_v2_service" "grpc" {
           port = 9090
         }
         period_seconds = 30
+      }
+    }
+
+    # Managed Prometheus sidecar (see the top of this file), started once the shim is serving.
+    containers {
+      name       = "prometheus"
+      image      = var.prometheus_sidecar_image
+      depends_on = ["grpc"]
+
+      resources {
+        limits = {
+          cpu    = "1" # below 1 vCPU Cloud Run requires request-based billing
+          memory = "512Mi"
+        }
       }
     }
   }

@@ -442,3 +442,14 @@ variable "alert_outbox_lag_seconds" {
   type        = number
   default     = 120
 }
+
+variable "prometheus_sidecar_image" {
+  description = "Google's Managed Service for Prometheus sidecar for Cloud Run (run.tf): it scrapes /metrics of the relay and the gRPC shim into Cloud Monitoring, where the PromQL alert policies read them. A released version, never :latest; pin by digest (`@sha256:...`) where policy asks for it."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+
+  validation {
+    condition     = can(regex("^us-docker\\.pkg\\.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar(:[0-9]+\\.[0-9]+\\.[0-9]+)?(@sha256:[0-9a-f]{64})?$", var.prometheus_sidecar_image)) && !endswith(var.prometheus_sidecar_image, "sidecar")
+    error_message = "prometheus_sidecar_image must be Google's cloud-run-gmp-sidecar image with a version tag (1.2.0) and/or a digest."
+  }
+}

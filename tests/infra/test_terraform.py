@@ -93,6 +93,16 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
             yield from walk(inner, f"{path}[{index}]")
 
 
+def run_container(config: Config, service: str, name: str | None = None) -> dict[str, Any]:
+    """A container of a Cloud Run service, by name (default: the one named after the service,
+    which takes the requests; the others are sidecars)."""
+    template = block(config.resource("google_cloud_run_v2_service", service), "template")
+    named = {c.get("name"): c for c in template["containers"]}
+    assert len(named) == len(template["containers"]), f"{service}: containers need distinct names"
+    assert (name or service) in named, f"{service} has no container {name or service!r}: {sorted(map(str, named))}"
+    return named[name or service]
+
+
 @pytest.fixture(scope="module")
 def config() -> Config:
     return Config(TF_FILES)
@@ -284,16 +294,15 @@ def test_relay_keeps_sockets_session_affinity_long_timeout_min_instances(config:
     assert config.variables["relay_timeout_seconds"]["default"] == 3600
     assert block(template, "scaling")["min_instance_count"] == "${var.relay_min_instances}"
     assert config.variables["relay_min_instances"]["default"] >= 1
-    assert block(template, "containers", "resources")["cpu_idle"] is False
+    assert block(run_container(config, "relay"), "resources")["cpu_idle"] is False
 
 
 def test_grpc_shim_speaks_http2_end_to_end(config: Config) -> None:
-    grpc = config.resource("google_cloud_run_v2_service", "grpc")
-    container = block(grpc, "template", "containers")
-    ports = block(container, "ports")
+    shim = run_container(config, "grpc")
+    ports = block(shim, "ports")
     assert ports["name"] == "h2c"
     assert ports["container_port"] == 9090
-    assert "grpc" in block(container, "startup_probe")
+    assert "grpc" in block(shim, "startup_probe")
 
 
 def test_components_call_the_siblings_with_an_id_token_their_accounts_may_present(config: Config) -> None:
@@ -459,10 +468,9 @@ def test_uptime_check_on_readiness_and_5xx_alert(config: Config) -> None:
 
 
 def test_the_relay_is_probed_over_http_for_readiness_and_liveness(config: Config) -> None:
-    relay = config.resource("google_cloud_run_v2_service", "relay")
-    container = block(block(relay, "template"), "containers")
-    startup = block(block(container, "startup_probe"), "http_get")
-    liveness = block(block(container, "liveness_probe"), "http_get")
+    relay = run_container(config, "relay")
+    startup = block(block(relay, "startup_probe"), "http_get")
+    liveness = block(block(relay, "liveness_probe"), "http_get")
     assert startup["path"] == "/messaging/api/v1/health/ready" and startup["port"] == 8080
     assert liveness["path"] == "/messaging/api/v1/health"
 
@@ -472,11 +480,61 @@ def test_the_relay_drains_within_cloud_runs_sigterm_grace(config: Config) -> Non
     (WHISPR_DRAIN_SECONDS, shared/relay/shutdown.py) is set from a variable bounded below it."""
     from shared.config import Settings
 
-    relay = config.resource("google_cloud_run_v2_service", "relay")
-    container = block(block(relay, "template"), "containers")
-    env = str(container)  # the dynamic env blocks' for_each: merge(local.common_env, {...})
+    env = str(run_container(config, "relay"))  # the dynamic env blocks' for_each: merge(local.common_env, {...})
     assert "WHISPR_DRAIN_SECONDS" in env and "var.relay_drain_seconds" in env, env
     variable = config.variables["relay_drain_seconds"]
     assert 0 < variable["default"] <= 8
     assert variable["default"] == Settings().drain_seconds
     assert "var.relay_drain_seconds <= 8" in str(variable["validation"])
+
+
+# The default RunMonitoring configuration of Google's sidecar, used when no configuration is
+# mounted at /etc/rungmp/config.yaml: the endpoint 0.0.0.0:8080, path /metrics, every 30 s.
+GMP_DEFAULT_SCRAPE_PORT = 8080
+GMP_SIDECAR_IMAGE = re.compile(
+    r"us-docker\.pkg\.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar"
+    r"(:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})"
+)
+
+
+@pytest.mark.parametrize("service", ["relay", "grpc"])
+def test_managed_prometheus_sidecar_scrapes_each_cloud_run_service(config: Config, service: str) -> None:
+    """What makes the PromQL alert policies see anything: Google's sidecar in every instance,
+    started after the serving container is ready, with its default scrape (no configuration
+    mounted), writing with the service account's metricWriter role."""
+    sidecar = run_container(config, service, "prometheus")
+    assert sidecar["image"] == "${var.prometheus_sidecar_image}"
+    assert sidecar["depends_on"] == [service]  # Cloud Run starts it once the service's startup probe passes
+    assert "ports" not in sidecar, "only the serving container takes requests"
+    assert "volume_mounts" not in sidecar, "a mounted RunMonitoring would replace the default scrape"
+    assert block(sidecar, "resources")["limits"]["cpu"] == "1"  # below 1 vCPU needs request-based billing
+    served = block(run_container(config, service), "resources")
+    assert block(sidecar, "resources").get("cpu_idle") == served.get("cpu_idle")  # one CPU allocation mode
+    assert config.locals["prometheus_scrape_port"] == GMP_DEFAULT_SCRAPE_PORT
+
+    image = config.variables["prometheus_sidecar_image"]
+    assert GMP_SIDECAR_IMAGE.fullmatch(image["default"]), image["default"]  # a released version, never latest
+    assert "validation" in image
+
+    runtime = set(re.findall(r'"(\w+)"', config.locals["runtime"]))
+    roles = config.locals["project_roles"]
+    assert service in runtime and '"roles/monitoring.metricWriter"' in roles.split("setproduct(local.runtime")[1]
+    assert config.resource("google_project_iam_member", "runtime")["for_each"] == "${local.project_roles}"
+
+
+def test_the_scraped_port_is_where_each_service_serves_metrics(config: Config) -> None:
+    """The relay answers /metrics on its HTTP port (tests/infra/test_metrics.py), which is the
+    scraped one; the gRPC shim's port speaks only gRPC, so it serves /metrics on
+    WHISPR_METRICS_PORT (tests/grpc/test_command.py), set to the scraped port, which must not
+    be the port it takes requests on."""
+    from shared.config import Settings, env_name
+
+    relay = run_container(config, "relay")
+    assert block(relay, "ports")["container_port"] == "${local.prometheus_scrape_port}"
+
+    shim = run_container(config, "grpc")
+    env = next(e for e in shim["dynamic"] if "env" in e)["env"]["for_each"]
+    setting = env_name("metrics_port")
+    assert setting == "WHISPR_METRICS_PORT" and Settings().metrics_port == 0  # off unless set
+    assert f"{setting} = tostring(local.prometheus_scrape_port)" in env, env
+    assert block(shim, "ports")["container_port"] != GMP_DEFAULT_SCRAPE_PORT
