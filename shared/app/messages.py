@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from shared.storage import history as reads
 from shared.storage import messages as store
 from shared.storage import outbox
 from shared.storage import search as search_index
+from shared.storage.types import new_uuid
 from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def prepare_send(
         if replied is None or replied.conversation_id != conv.id:
             raise Invalid.field("reply_to_id", "must be a message of the same conversation")
     message = Message(
-        id=str(uuid.uuid4()),
+        id=new_uuid(),
         conversation_id=conv.id,
         seq=0,
         sender_id=actor.user_id,

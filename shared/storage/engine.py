@@ -18,6 +18,7 @@ The pool is sized per component (`Settings.db_pool`: small in functions, larger 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,19 +34,46 @@ from shared.domain.errors import StoreUnavailable
 # statement cancelled by its shutdown), or the pool has no connection to give in time.
 UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
+# A pooled connection idle longer than this is pinged before it is handed out (see `_ping_if_idle`).
+IDLE_BEFORE_PING_SECONDS = 2.0
+
 
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)  # normalised by Settings (shared.config.normalise_database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings.database_url)
     pool_size, max_overflow = settings.db_pool
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+    _ping_if_idle(engine)
+    return engine
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """The pool's pre-ping, only for a connection that sat idle in the pool: the group commit
+    checks a connection out for every batch, a moment after the last one checked it in, and a
+    ping each time was a round trip per batch (and its wait for the GIL) for nothing. A
+    connection idle longer than `IDLE_BEFORE_PING_SECONDS` is pinged, and replaced if the ping
+    fails (SQLAlchemy's pessimistic disconnect handling: `DisconnectionError` from `checkout`
+    makes the pool connect again). One that broke within that time (the server restarted) fails
+    its next statement, which SQLAlchemy sees as a disconnect: it invalidates the pool's
+    connections, and the caller gets `StoreUnavailable` (a retry), as with a connection lost
+    mid-transaction."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")  # None: connected just now
+        if checked_in_at is None or time.monotonic() - checked_in_at <= IDLE_BEFORE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise sa_exc.DisconnectionError() from error
+        if not alive:
+            raise sa_exc.DisconnectionError()
 
 
 def _sqlite_engine(database_url: str) -> Engine:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
 from shared.storage.schema import event_targets, events
 from shared.storage.sql import Prebuilt, any_of, next_ids
-from shared.storage.types import UTCDateTime
+from shared.storage.types import UTCDateTime, new_uuid, random_uuids
 
 
 def _writer_txid(conn: Connection) -> Any:
@@ -55,7 +54,7 @@ def _published(event: Event, event_id: str, row_id: int, now: datetime) -> Publi
 
 def append(conn: Connection, event: Event, now: datetime, *, published: bool = False) -> PublishedEvent:
     """Write an event to the outbox; `published`: already marked (`shared.ports.bus.hands_over_in_process`)."""
-    event_id = str(uuid.uuid4())
+    event_id = new_uuid()
     txid = _writer_txid(conn)
     row_id = conn.execute(
         insert(events).values(**_row(event, event_id, now, published), txid=txid).returning(events.c.id)
@@ -77,7 +76,7 @@ def append_many(
     for all their targets."""
     if len(recorded) <= 1:
         return [append(conn, event, now, published=published) for event in recorded]
-    event_ids = [str(uuid.uuid4()) for _ in recorded]
+    event_ids = random_uuids(len(recorded))
     txid = _writer_txid(conn)
     rows = [_row(event, event_id, now, published) for event, event_id in zip(recorded, event_ids, strict=True)]
     drawn = next_ids(conn, events, len(rows))
