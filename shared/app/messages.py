@@ -23,14 +23,16 @@ from shared.config import Limits
 from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
 from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
-from shared.domain.moderation import Sanction
+from shared.domain.moderation import BLOCKS_SENDING, Sanction
 from shared.domain.signatures import verify_signature
 from shared.ports.siblings import SiblingUnavailable
 from shared.storage import conversations as conv_store
 from shared.storage import history as reads
 from shared.storage import messages as store
+from shared.storage import moderation as moderation_store
 from shared.storage import outbox
 from shared.storage import search as search_index
+from shared.storage.sql import pipelined
 from shared.storage.types import new_uuid
 from shared.telemetry import tracing
 
@@ -130,12 +132,17 @@ class SendScope:
         self._replied: dict[str, Message | None] = {}
 
     def lock(self, conversation_ids: Iterable[str]) -> None:
-        """Lock (in id order) and read every conversation not locked yet, in two queries."""
+        """Lock (in id order) and read every conversation not locked yet, in two queries (one
+        round trip on psycopg)."""
         wanted = sorted({c for c in conversation_ids if c not in self._locked})
         if not wanted:
             return
-        found = conv_store.lock_conversations(self.unit.conn, wanted)
-        members = conv_store.members_of(self.unit.conn, list(found))
+        with pipelined(self.unit.conn):
+            locking = conv_store.lock_conversations_later(self.unit.conn, wanted)
+            listing = conv_store.members_of_later(self.unit.conn, wanted)
+        self._took(wanted, locking(), listing())
+
+    def _took(self, wanted: list[str], found: dict[str, Conversation], members: dict[str, list[Member]]) -> None:
         for conversation_id in wanted:
             conv = found.get(conversation_id)
             self._locked[conversation_id] = (conv, members[conversation_id]) if conv is not None else None
@@ -153,21 +160,33 @@ class SendScope:
     def prefetch(self, sends: Iterable[tuple[str, str, NewMessage]]) -> None:
         """Lock the conversations of these (conversation_id, sender_id, message) sends, then read
         in one query each what all of them need: the messages they may duplicate, the sanctions
-        on their senders, the messages they reply to. Group commit calls it once per batch."""
+        on their senders, the messages they reply to. Group commit calls it once per batch.
+        On psycopg the five queries go in one round trip (a pipeline): PostgreSQL runs them in
+        order, so the reads still happen under the locks the first one took."""
         sends = list(sends)
-        self.lock(c for c, _, _ in sends)
-        locked = [(c, u, new) for c, u, new in sends if self._locked.get(c) is not None]
-        # only for locked conversations: the lock is what makes the answers hold
-        wanted = {(c, u, new.client_random) for c, u, new in locked} - self._originals.keys()
-        found = store.find_by_client_randoms(self.unit.conn, wanted, self.since)
-        for key in wanted:
-            self._originals[key] = found.get(key)
-        pairs = {(c, u) for c, u, _ in locked} - self._sanctions.keys()
-        blocking = enforcement.sending_sanctions(self.unit.conn, pairs, self.unit.now)
+        conn, now = self.unit.conn, self.unit.now
+        wanted = sorted({c for c, _, _ in sends if c not in self._locked})
+        # asked for every send; kept below only for locked conversations: the lock is what makes
+        # the answers hold (the others fail `require_member` before anything asks)
+        keys = {(c, u, new.client_random) for c, u, new in sends} - self._originals.keys()
+        pairs = {(c, u) for c, u, _ in sends} - self._sanctions.keys()
+        replied = {new.reply_to_id for _, _, new in sends if new.reply_to_id is not None} - self._replied.keys()
+        with pipelined(conn):
+            locking = conv_store.lock_conversations_later(conn, wanted)
+            listing = conv_store.members_of_later(conn, wanted)
+            duplicates = store.find_by_client_randoms_later(conn, keys, self.since)
+            sanctions = moderation_store.sanctions_in_force_among_later(conn, pairs, now, BLOCKS_SENDING)
+            replies = store.get_messages_later(conn, replied)
+        self._took(wanted, locking(), listing())
+        found = duplicates()
+        for key in keys:
+            if self._locked.get(key[0]) is not None:
+                self._originals[key] = found.get(key)
+        blocking = sanctions()
         for pair in pairs:
-            self._sanctions[pair] = blocking.get(pair, [])
-        replied = {new.reply_to_id for _, _, new in locked if new.reply_to_id is not None} - self._replied.keys()
-        messages = store.get_messages(self.unit.conn, replied)
+            if self._locked.get(pair[0]) is not None:
+                self._sanctions[pair] = blocking.get(pair, [])
+        messages = replies()
         for message_id in replied:
             self._replied[message_id] = messages.get(message_id)
 
@@ -257,7 +276,7 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
     prepared = prepare_send(svc, scope, actor, conversation_id, new)
     if isinstance(prepared, Sent):
         return prepared
-    store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.members)])
+    store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.members)], locked=True)
     scope.sent(prepared.message)  # last: a send that fails gives nothing to the ones after it
     return Sent(prepared.message, created=True)
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,23 +57,34 @@ class Unit:
             self._deferred = []
 
     def flush_events(self) -> None:
+        self.write_events(())()
+
+    def write_events(self, recorded: Sequence[Event]) -> Callable[[], None]:
+        """Write the deferred events and then `recorded`, now (in the caller's pipeline, if
+        any), whether or not the unit defers; they join `events` (with their positions) when
+        the returned function is called (after the pipeline's round trip)."""
+        pending = [*(self._deferred or ()), *recorded]
         if self._deferred:
-            self.events.extend(outbox.append_many(self.conn, self._deferred, self.now, published=self.marked))
             self._deferred.clear()
+        if not pending:
+            return lambda: None
+        written = outbox.append_many_later(self.conn, pending, self.now, published=self.marked)
+        return lambda: self.events.extend(written())
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that fails alone: on an exception its writes are rolled
-        back (SAVEPOINT / ROLLBACK TO) and so are the events it recorded; the rest goes on."""
+        back (SAVEPOINT / ROLLBACK TO) and so are the events it recorded (events deferred
+        before it, and written inside it, are deferred again); the rest goes on."""
         mark = len(self.events)
-        deferred = len(self._deferred) if self._deferred is not None else 0
+        deferred = list(self._deferred) if self._deferred is not None else None
         try:
             with self.conn.begin_nested():
                 yield
         except BaseException:
             del self.events[mark:]
-            if self._deferred is not None:
-                del self._deferred[deferred:]
+            if self._deferred is not None and deferred is not None:
+                self._deferred[:] = deferred
             raise
 
 

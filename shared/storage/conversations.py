@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +16,8 @@ from shared.storage.types import UTCDateTime
 _MEMBER_FIELDS = [c.name for c in members.columns if c.name != "updated_at"]
 
 
-def _conversation(row: Row[Any]) -> Conversation:
-    m = row._mapping
+def _conversation(row: Row[Any] | Mapping[str, Any]) -> Conversation:
+    m = row._mapping if isinstance(row, Row) else row
     return Conversation(
         id=m["id"],
         type=m["type"],
@@ -32,8 +32,8 @@ def _conversation(row: Row[Any]) -> Conversation:
     )
 
 
-def _member(row: Row[Any]) -> Member:
-    m = row._mapping
+def _member(row: Row[Any] | Mapping[str, Any]) -> Member:
+    m = row._mapping if isinstance(row, Row) else row
     return Member(**{name: m[name] for name in _MEMBER_FIELDS})
 
 
@@ -101,18 +101,27 @@ def take_seqs(conn: Connection, counts: Mapping[str, int], now: datetime) -> dic
     """Take `counts[id]` consecutive `seq`s in each conversation: the new `last_seq` of each (its
     range is `last_seq - count + 1 .. last_seq`), in one statement per distinct count (a batch of
     single messages to many conversations: one). Like `next_seq`, the row locks hold until commit."""
+    return take_seqs_later(conn, counts, now)()
+
+
+def take_seqs_later(conn: Connection, counts: Mapping[str, int], now: datetime) -> Callable[[], dict[str, int]]:
+    """`take_seqs`, its statements sent now (in a pipeline: with the others), its answer read
+    when the returned function is called (after the pipeline's round trip)."""
     if not counts:
-        return {}
+        return dict
     by_count: dict[int, list[str]] = {}
     for conversation_id, count in sorted(counts.items()):
         by_count.setdefault(count, []).append(conversation_id)
-    taken: dict[str, int] = {}
-    for count, ids in sorted(by_count.items()):  # one statement per distinct count: usually one
-        rows = conn.execute(_TAKE_SEQS(conn), {"ids": ids, "count": count, "now": now})
-        taken.update((row.id, int(row.last_seq)) for row in rows)
-    if len(taken) != len(counts):
-        raise LookupError(f"conversations not found: {sorted(set(counts) - set(taken))}")
-    return taken
+    # one statement per distinct count: usually one
+    sent = [_TAKE_SEQS.send(conn, {"ids": ids, "count": count, "now": now}) for count, ids in sorted(by_count.items())]
+
+    def read() -> dict[str, int]:
+        taken = {row["id"]: int(row["last_seq"]) for pending in sent for row in pending.rows()}
+        if len(taken) != len(counts):
+            raise LookupError(f"conversations not found: {sorted(set(counts) - set(taken))}")
+        return taken
+
+    return read
 
 
 def lock_conversation(conn: Connection, conversation_id: str) -> None:
@@ -126,10 +135,17 @@ def lock_conversations(conn: Connection, conversation_ids: Collection[str]) -> d
     """Lock these conversations like `lock_conversation` (serialising with their senders) and read
     them as locked, in one query. Rows are locked in id order, so two transactions locking
     overlapping sets this way cannot deadlock. Unknown ids are left out."""
+    return lock_conversations_later(conn, conversation_ids)()
+
+
+def lock_conversations_later(
+    conn: Connection, conversation_ids: Collection[str]
+) -> Callable[[], dict[str, Conversation]]:
+    """`lock_conversations`, sent now, read when the returned function is called."""
     if not conversation_ids:
-        return {}
-    rows = conn.execute(_LOCK_CONVERSATIONS(conn), {"ids": sorted(conversation_ids)})
-    return {row.id: _conversation(row) for row in rows}
+        return dict
+    pending = _LOCK_CONVERSATIONS.send(conn, {"ids": sorted(conversation_ids)})
+    return lambda: {row["id"]: _conversation(row) for row in pending.rows()}
 
 
 _BY_IDS = Prebuilt(lambda postgres: select(conversations).where(any_of(postgres, conversations.c.id, "ids")))
@@ -163,13 +179,22 @@ def list_members(conn: Connection, conversation_id: str, *, active_only: bool = 
 
 def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, list[Member]]:
     """Active members of many conversations in one query (no N+1 on listings)."""
-    result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
+    return members_of_later(conn, conversation_ids)()
+
+
+def members_of_later(conn: Connection, conversation_ids: Sequence[str]) -> Callable[[], dict[str, list[Member]]]:
+    """`members_of`, sent now, read when the returned function is called."""
     if not conversation_ids:
+        return lambda: {cid: [] for cid in conversation_ids}
+    pending = _ACTIVE_MEMBERS_OF.send(conn, {"ids": list(conversation_ids)})
+
+    def read() -> dict[str, list[Member]]:
+        result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
+        for row in pending.rows():
+            result[row["conversation_id"]].append(_member(row))
         return result
-    for row in conn.execute(_ACTIVE_MEMBERS_OF(conn), {"ids": list(conversation_ids)}):
-        member = _member(row)
-        result[member.conversation_id].append(member)
-    return result
+
+    return read
 
 
 def update_member(conn: Connection, conversation_id: str, user_id: str, now: datetime, **values: Any) -> None:

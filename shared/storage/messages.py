@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.domain.models import Message
 from shared.storage.schema import hidden_messages, messages, sender_keys
-from shared.storage.sql import Prebuilt, any_of
+from shared.storage.sql import Pending, Prebuilt, any_of, driver_connection, send_sql
 from shared.storage.types import UTCDateTime
 
 _FIELDS = [f for f in Message.__dataclass_fields__]
@@ -33,8 +34,8 @@ _FIELDS = [f for f in Message.__dataclass_fields__]
 MESSAGE_COLUMNS = [messages.c[name] for name in _FIELDS]
 
 
-def _message(row: Row[Any]) -> Message:
-    m = row._mapping
+def _message(row: Row[Any] | Mapping[str, Any]) -> Message:
+    m = row._mapping if isinstance(row, Row) else row
     return Message(**{name: m[name] for name in _FIELDS})
 
 
@@ -53,11 +54,69 @@ _INSERT_MESSAGE = Prebuilt(lambda postgres: insert(messages).values(search_docum
 
 def insert_messages(conn: Connection, stored: Sequence[tuple[Message, Mapping[str, Any]]]) -> None:
     """Store messages, each with its search values (`search_text`, `search_tokens`:
-    `shared.storage.search.search_values`), in one statement (an executemany: one round trip
-    with psycopg's pipeline)."""
-    if stored:
-        rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False, **s} for m, s in stored]
-        conn.execute(_INSERT_MESSAGE(conn), rows)
+    `shared.storage.search.search_values`), in one statement: on psycopg one INSERT of the
+    columns as arrays (`_INSERT_MESSAGES_SQL`: one statement for PostgreSQL to plan and run
+    whatever their number, sent in the caller's pipeline if any), elsewhere an executemany."""
+    if not stored:
+        return
+    if driver_connection(conn) is not None:
+        _insert_messages_direct(conn, stored)
+        return
+    rows = [{**{name: getattr(m, name) for name in _FIELDS}, "is_expired": False, **s} for m, s in stored]
+    conn.execute(_INSERT_MESSAGE(conn), rows)
+
+
+# The columns a message is stored with, each bound as one array for the whole batch. Blind
+# tokens are lists of different lengths (no two-dimensional array holds them): each message's
+# list travels as JSON text and becomes its array in PostgreSQL. Every array is bound in binary
+# (`%(name)b`): psycopg dumps a list in text with a regular expression per element, ten times
+# slower.
+_ARRAY_COLUMNS = (
+    ("id", "varchar[]"),
+    ("conversation_id", "varchar[]"),
+    ("seq", "bigint[]"),
+    ("sender_id", "varchar[]"),
+    ("sender_device_id", "varchar[]"),
+    ("client_random", "bigint[]"),
+    ("message_type", "varchar[]"),
+    ("content", "bytea[]"),
+    ("metadata", "text[]"),
+    ("reply_to_id", "varchar[]"),
+    ("forwarded_from_id", "varchar[]"),
+    ("signature", "text[]"),
+    ("sender_public_key", "text[]"),
+    ("sent_at", "timestamptz[]"),
+    ("edited_at", "timestamptz[]"),
+    ("is_deleted", "boolean[]"),
+    ("deleted_at", "timestamptz[]"),
+    ("expires_at", "timestamptz[]"),
+    ("search_text", "text[]"),
+    ("search_tokens", "text[]"),
+)
+_STORED = [name for name, _ in _ARRAY_COLUMNS if not name.startswith("search_")]
+_INSERT_MESSAGES_SQL = (
+    f"INSERT INTO messages ({', '.join(_STORED)}, is_expired, search_document, search_tokens) "
+    f"SELECT {', '.join('m.' + name for name in _STORED)}, false, "
+    "to_tsvector('simple'::regconfig, m.search_text), "
+    "(SELECT array_agg(t.token ORDER BY t.n) FROM jsonb_array_elements_text(m.search_tokens::jsonb)"
+    " WITH ORDINALITY AS t(token, n)) "
+    f"FROM unnest({', '.join(f'%({name})b::{array}' for name, array in _ARRAY_COLUMNS)}) "
+    f"AS m({', '.join(name for name, _ in _ARRAY_COLUMNS)})"
+)
+
+
+def _insert_messages_direct(conn: Connection, stored: Sequence[tuple[Message, Mapping[str, Any]]]) -> Pending:
+    """`insert_messages` on psycopg: values converted as the columns' types do (content as
+    UTF-8 bytes, metadata as JSON text)."""
+    messages_ = [m for m, _ in stored]
+    params: dict[str, Any] = {name: [getattr(m, name) for m in messages_] for name in _STORED}
+    params["content"] = [m.content.encode("utf-8") for m in messages_]
+    params["metadata"] = [orjson.dumps(m.metadata).decode() for m in messages_]
+    params["search_text"] = [s["search_text"] for _, s in stored]
+    params["search_tokens"] = [
+        None if s["search_tokens"] is None else orjson.dumps(s["search_tokens"]).decode() for _, s in stored
+    ]
+    return send_sql(conn, _INSERT_MESSAGES_SQL, params)
 
 
 _BY_IDS = Prebuilt(lambda postgres: select(*MESSAGE_COLUMNS).where(any_of(postgres, messages.c.id, "ids")))
@@ -65,10 +124,15 @@ _BY_IDS = Prebuilt(lambda postgres: select(*MESSAGE_COLUMNS).where(any_of(postgr
 
 def get_messages(conn: Connection, message_ids: Collection[str]) -> dict[str, Message]:
     """The messages with these ids that exist, by id, in one query."""
+    return get_messages_later(conn, message_ids)()
+
+
+def get_messages_later(conn: Connection, message_ids: Collection[str]) -> Callable[[], dict[str, Message]]:
+    """`get_messages`, sent now, read when the returned function is called."""
     if not message_ids:
-        return {}
-    rows = conn.execute(_BY_IDS(conn), {"ids": list(message_ids)})
-    return {row.id: _message(row) for row in rows}
+        return dict
+    pending = _BY_IDS.send(conn, {"ids": list(message_ids)})
+    return lambda: {row["id"]: _message(row) for row in pending.rows()}
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
@@ -119,11 +183,18 @@ def find_by_client_randoms(
 ) -> dict[tuple[str, str, int], Message]:
     """What these (conversation_id, sender_id, client_random) duplicate, in one query: the keys
     that have a message sent since `since`, each with its latest one."""
+    return find_by_client_randoms_later(conn, keys, since)()
+
+
+def find_by_client_randoms_later(
+    conn: Connection, keys: Collection[tuple[str, str, int]], since: datetime
+) -> Callable[[], dict[tuple[str, str, int], Message]]:
+    """`find_by_client_randoms`, sent now, read when the returned function is called."""
     if not keys:
-        return {}
+        return dict
     ordered = list(keys)
-    rows = conn.execute(
-        _CLIENT_RANDOMS(conn),
+    pending = _CLIENT_RANDOMS.send(
+        conn,
         {
             "conversation_ids": [k[0] for k in ordered],
             "sender_ids": [k[1] for k in ordered],
@@ -131,12 +202,16 @@ def find_by_client_randoms(
             "since": since,
         },
     )
-    found: dict[tuple[str, str, int], Message] = {}
-    for row in rows:
-        key = (row.conversation_id, row.sender_id, int(row.client_random))
-        if key in keys:
-            found[key] = _message(row)  # ascending seq: the latest wins
-    return found
+
+    def read() -> dict[tuple[str, str, int], Message]:
+        found: dict[tuple[str, str, int], Message] = {}
+        for row in pending.rows():
+            key = (row["conversation_id"], row["sender_id"], int(row["client_random"]))
+            if key in keys:
+                found[key] = _message(row)  # ascending seq: the latest wins
+        return found
+
+    return read
 
 
 def update_message(conn: Connection, message_id: str, **values: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +22,8 @@ def _report(row: Row[Any]) -> Report:
     return Report(**{name: m[name] for name in _REPORT_FIELDS})
 
 
-def _sanction(row: Row[Any]) -> Sanction:
-    m = row._mapping
+def _sanction(row: Row[Any] | Mapping[str, Any]) -> Sanction:
+    m = row._mapping if isinstance(row, Row) else row
     return Sanction(**{name: m[name] for name in _SANCTION_FIELDS})
 
 
@@ -170,10 +170,18 @@ def sanctions_in_force_among(
 ) -> dict[tuple[str, str], list[Sanction]]:
     """`sanctions_in_force` for many (conversation_id, user_id) pairs in one query: the pairs
     that have some, each with its sanctions, the longest-lasting first."""
+    return sanctions_in_force_among_later(conn, pairs, now, kinds)()
+
+
+def sanctions_in_force_among_later(
+    conn: Connection, pairs: Collection[tuple[str, str]], now: datetime, kinds: Sequence[str]
+) -> Callable[[], dict[tuple[str, str], list[Sanction]]]:
+    """`sanctions_in_force_among`, sent now (in the group commit's pipeline), read when the
+    returned function is called."""
     if not pairs:
-        return {}
-    rows = conn.execute(
-        _SANCTIONS_AMONG(conn),
+        return dict
+    pending = _SANCTIONS_AMONG.send(
+        conn,
         {
             "conversation_ids": list({c for c, _ in pairs}),
             "user_ids": list({u for _, u in pairs}),
@@ -181,11 +189,15 @@ def sanctions_in_force_among(
             "now": now,
         },
     )
-    found: dict[tuple[str, str], list[Sanction]] = {}
-    for row in rows:
-        if (row.conversation_id, row.user_id) in pairs:
-            found.setdefault((row.conversation_id, row.user_id), []).append(_sanction(row))
-    return found
+
+    def read() -> dict[tuple[str, str], list[Sanction]]:
+        found: dict[tuple[str, str], list[Sanction]] = {}
+        for row in pending.rows():
+            if (row["conversation_id"], row["user_id"]) in pairs:
+                found.setdefault((row["conversation_id"], row["user_id"]), []).append(_sanction(row))
+        return found
+
+    return read
 
 
 def list_sanctions(

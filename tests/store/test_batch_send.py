@@ -6,12 +6,14 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
 from shared.app import conversations, messages, moderation
 from shared.app.batch_send import SendRequest, send_batch
-from shared.app.messages import Sent
+from shared.app.message_log import store_messages
+from shared.app.messages import SendScope, Sent, prepare_send
 from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.errors import DomainError, Forbidden, Invalid, NotFound
@@ -229,3 +231,75 @@ def test_deferred_events_are_written_like_recorded_ones(services: Services) -> N
     assert sorted((t.event_id, t.user_id) for t in targets) == sorted(
         (positions[n], u) for n in range(3) for u in (users[n], users[(n + 1) % 3])
     )
+
+
+def test_events_deferred_before_a_savepoint_that_wrote_them_are_deferred_again(services: Services) -> None:
+    """A savepoint that writes the deferred events (a send storing in its own savepoint, on the
+    batch's fallback path) and is then rolled back defers them again: they are written once,
+    at the end, not lost with the savepoint."""
+    user = new_id()
+    with services.unit() as unit:
+        unit.defer_events()
+        unit.record(Event("draft_updated", {"n": "before"}, (f"user:{user}",)))
+        with pytest.raises(RuntimeError), unit.savepoint():
+            unit.write_events([Event("draft_updated", {"n": "inside"}, (f"user:{user}",))])()
+            raise RuntimeError("undo")
+    assert [e.payload for e in unit.events] == [{"n": "before"}]
+    with services.db.transaction() as conn:
+        stored = conn.execute(select(events.c.payload).where(events.c.id.in_([e.position for e in unit.events]))).all()
+    assert [r.payload for r in stored] == [{"n": "before"}]
+
+
+def test_a_batch_on_psycopg_sends_its_statements_in_two_pipelines(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On psycopg the group commit's statements travel in two pipelines (one round trip each):
+    the locks and every read the checks need, then the `seq`s, messages and events; then the
+    commit. No statement runs alone (no ping of a connection used a moment ago either),
+    whatever the batch's size and number of conversations."""
+    if services.db.engine.dialect.driver != "psycopg":
+        pytest.skip("psycopg only")
+    users = [Actor(new_id(), "d") for _ in range(3)]
+    ids = [conversations.create_direct(services, users[0], u.user_id).view["id"] for u in users[1:]]
+    ids.append(conversations.create_group(services, users[0], "G", [u.user_id for u in users[1:]], {}).view["id"])
+    send_batch(services, [SendRequest(users[0], cid, _text("warm")) for cid in ids])  # a pooled connection
+    alone: list[str] = []
+    pipelines = 0
+    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
+
+    def counted_execute(self: psycopg.Cursor[object], query: object, *args: object, **kwargs: object) -> object:
+        if self.connection._pipeline is None:
+            alone.append(str(query))
+        return execute(self, query, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_pipeline(self: psycopg.Connection[object]) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return pipeline(self)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+    outcomes = send_batch(services, [SendRequest(users[0], ids[k % 3], _text(f"m{k}")) for k in range(12)])
+    monkeypatch.undo()
+    assert all(isinstance(o, Sent) and o.created for o in outcomes), outcomes
+    assert (pipelines, alone) == (2, [])
+
+
+def test_seqs_are_checked_against_the_locked_rows(services: Services) -> None:
+    """`store_messages(locked=True)` counts the `seq`s from the locked rows' `last_seq` and
+    checks the UPDATE's answer before the transaction can commit: a row that is not what the
+    lock read fails the store (nothing stored) instead of giving a `seq` twice or a gap."""
+    if services.db.engine.dialect.driver != "psycopg":
+        pytest.skip("psycopg only: elsewhere the seqs are read back from the UPDATE")
+    alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+    cid = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    messages.send_message(services, alice, cid, _text("first"))
+    with pytest.raises(RuntimeError, match="seq taken"), services.unit() as unit:
+        scope = SendScope(unit, services.settings.limits)
+        new = _text("second")
+        scope.prefetch([(cid, alice.user_id, new)])
+        prepared = prepare_send(services, scope, alice, cid, new)
+        assert not isinstance(prepared, Sent)
+        prepared.conv.last_seq += 5  # as if the lock had read another row: without the check, a gap
+        store_messages(unit, [(prepared.conv, prepared.message, prepared.members)], locked=True)
+    assert _stored(services, cid) == [(1, "first")]
