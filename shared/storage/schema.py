@@ -285,8 +285,24 @@ events = Table(
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     ),
-    Index(None, "conversation_id", "txid", "id"),
-    Index(None, "conversation_id", "seq"),
+    # /sync's range scan of a conversation's events (shared/storage/sync.py, which writes the
+    # predicate as a literal so generic plans can use it): user-scoped events are not read there
+    Index(
+        None,
+        "conversation_id",
+        "txid",
+        "id",
+        postgresql_where=text("scope = 'conversation'"),
+        sqlite_where=text("scope = 'conversation'"),
+    ),
+    # the scrub of a deleted or expired message's copies (outbox.scrub_message): events with a seq
+    Index(
+        None,
+        "conversation_id",
+        "seq",
+        postgresql_where=text("seq IS NOT NULL"),
+        sqlite_where=text("seq IS NOT NULL"),
+    ),
     # the notification dispatcher's pass (shared/app/notifications.py): only these events
     Index(
         "ix_events_notifiable",

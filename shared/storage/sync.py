@@ -12,11 +12,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, select, true, tuple_, union
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+    tuple_,
+    union,
+)
 
 from shared.storage.schema import event_targets, events, hidden_messages, members
 
 Cursor = tuple[int, int]  # (txid, event id)
+
+# The predicate of the partial index `(conversation_id, txid, id)` (migration 0008), as a literal
+# in the statement: a bound parameter would hide it from PostgreSQL's generic plans and from
+# SQLite's planner, and neither could use the index.
+CONVERSATION_SCOPED = events.c.scope == literal_column("'conversation'")
 
 
 @dataclass(frozen=True)
@@ -51,9 +68,7 @@ def changes_query(postgres: bool, user_id: str, after: Cursor, below: int, limit
         return and_(tuple_(txid, event_id) > tuple_(literal(after[0]), literal(after[1])), txid < below)
 
     mine = select(members.c.conversation_id).where(members.c.user_id == user_id, members.c.is_active.is_(True))
-    in_conversation = select(events.c.txid, events.c.id).where(
-        events.c.scope == "conversation", past(events.c.txid, events.c.id)
-    )
+    in_conversation = select(events.c.txid, events.c.id).where(CONVERSATION_SCOPED, past(events.c.txid, events.c.id))
     conversations: Select[Any]
     if postgres:
         joined = mine.subquery("mine")

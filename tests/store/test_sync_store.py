@@ -4,6 +4,7 @@ index ranges, not the whole outbox."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,3 +194,44 @@ def test_sync_reads_index_ranges_not_the_outbox(engine: Engine) -> None:
         sync.head(conn)
         plan = plan_of_last_statement()
         assert "Seq Scan" not in plan and "Sort" not in plan, plan
+
+
+def test_sync_uses_the_partial_index_in_a_generic_plan(engine: Engine) -> None:
+    """`(conversation_id, txid, id)` holds only conversation-scoped events (migration 0008). A
+    statement prepared by the driver can be planned once for any parameters (a generic plan),
+    which may use a partial index only if the statement itself implies its predicate: /sync
+    writes `scope = 'conversation'` as a literal (a bound parameter there makes this plan read
+    the whole outbox)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's generic plans")
+    fill = f"""
+        INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at)
+        SELECT gen_random_uuid()::text, 'new_message', 'c' || mod(g, 400), g / 400, '[]', '{{}}',
+               'conversation', 1 + g / 100, now()
+        FROM generate_series(0, 19999) g
+        UNION ALL
+        SELECT gen_random_uuid()::text, 'new_message', '{CONVERSATIONS[0]}', g, '[]', '{{}}', 'conversation', 1, now()
+        FROM generate_series(1, 20) g
+    """
+    with engine.begin() as conn:
+        _store(conn, {0: True}, [])
+        conn.exec_driver_sql(fill)
+        conn.exec_driver_sql("ANALYZE events")
+    with engine.connect() as conn:
+        executed: list[tuple[str, Any]] = []
+        sa.event.listen(conn, "before_cursor_execute", lambda *args: executed.append((args[2], args[3])))
+        sync.changes_for(conn, ME, (0, 0), 100)
+        statement, parameters = executed[-1]
+        names: list[str] = []
+        for name in re.findall(r"%\((\w+)\)s", statement):
+            if name not in names:
+                names.append(name)
+        numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", statement)
+        conn.exec_driver_sql(f"PREPARE page AS {numbered}")
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        values = [parameters[name] for name in names]
+        assert all(isinstance(v, int | str) and "'" not in str(v) for v in values), values
+        arguments = ", ".join(str(v) if isinstance(v, int) else f"'{v}'" for v in values)  # EXECUTE's are untyped
+        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN EXECUTE page({arguments})").scalars())
+        conn.rollback()
+    assert "ix_events_conversation_id_txid_id" in plan and "Seq Scan on events" not in plan, plan
