@@ -18,7 +18,7 @@ def _dev(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from shared.auth.tokens import build_verifier
-    from shared.bootstrap import build_services
+    from shared.bootstrap import build_services, settle_interpreter
     from shared.http.gateway import create_gateway
     from shared.relay.server import uvicorn_options
     from shared.relay.shutdown import serve
@@ -62,6 +62,7 @@ def _dev(args: argparse.Namespace) -> int:
             **uvicorn_options(settings),
         }
         relay = app.state.relay  # SIGTERM drains its sockets first (shared/relay/shutdown.py)
+        settle_interpreter()  # built: what startup made is out of the collector's way
         if args.worker:  # one of `dev --workers N`: the port is shared (SO_REUSEPORT)
             from shared.devtools.workers import reuse_port_socket
 
@@ -79,13 +80,14 @@ def _grpc(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from shared.bootstrap import build_services
+    from shared.bootstrap import build_services, settle_interpreter
     from shared.rpc.server import serve_until_signalled
 
     settings = get_settings()
     # Cloud Run says which port through PORT; WHISPR_GRPC_PORT elsewhere
     port = args.port or int(os.environ.get("PORT") or settings.grpc_port)
     services = build_services(settings)
+    settle_interpreter()
     try:
         asyncio.run(serve_until_signalled(services, args.host or settings.host, port))
     finally:

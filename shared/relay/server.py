@@ -347,7 +347,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
     from shared.auth.tokens import build_verifier
-    from shared.bootstrap import build_services
+    from shared.bootstrap import build_services, settle_interpreter
     from shared.config import get_settings
     from shared.relay.shutdown import serve
 
@@ -365,6 +365,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         access_log=False,
         **uvicorn_options(settings),
     )
+    settle_interpreter()
     try:
         serve(config, app.state.relay)  # SIGTERM drains the sockets first
     finally:
