@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 
 from shared.adapters.inprocess_bus import InProcessBus
@@ -142,6 +143,8 @@ def build_cloud_tasks_scheduler(settings: Settings, services: Services) -> Sched
 # Young collections after this many container allocations (CPython's default is 700), then older
 # ones after this many young (10) and older-generation (10) collections: see `settle_interpreter`.
 GC_THRESHOLDS = (10_000, 20, 20)
+# How long a thread that wants the GIL waits before the holder is made to let go (CPython: 5 ms).
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def settle_interpreter() -> None:
@@ -153,10 +156,18 @@ def settle_interpreter() -> None:
     holding the GIL, every thread stopped: 90-400 ms under B1 at 500 msgs/s, with every message
     in flight delayed by that much (the p99); now it walks what was made since (~15,000), and
     the service's own churn, mostly objects that live for one message, dies before being
-    promoted (docs/performance.md, issue 16, "the latency tail")."""
+    promoted.
+
+    And the GIL changes hands after 1 ms instead of 5 when several threads want it. uvloop runs
+    every libuv callback (each socket's read, each timer, the ready queue) taking the GIL anew,
+    and the group commit's and the push planner's threads take it back after each PostgreSQL
+    round trip: while one of them runs Python, each of those takes waited up to the interval,
+    so a batch of ~16 round trips and a loop turn over a few sockets each took several
+    intervals (docs/performance.md, issue 16, "the latency tail")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 _lock = threading.Lock()
