@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -64,6 +64,7 @@ INSTANCES = "presence_instances"
 USERS = "presence_users"
 MAX_BATCH = 500  # Firestore's limit of writes per commit
 LIVENESS_CACHE_SECONDS = 1.0
+MAX_IN_VALUES = 30  # Firestore's limit of values in one `in` filter
 
 
 def _utcnow() -> datetime:
@@ -176,6 +177,17 @@ class FirestoreStateStore:
             remembered = datetime.fromtimestamp(stored / 1000, timezone.utc)
             last_seen = remembered if last_seen is None else max(last_seen, remembered)
         return user_presence_of(user_id, [*self._local.local_sessions(user_id), *remote], last_seen)
+
+    def present_users(self, user_ids: Collection[str]) -> set[str]:
+        """This instance's sessions from memory; for the others, one query per `MAX_IN_VALUES`
+        users (`user_id in [...]`) instead of two reads per user."""
+        present = self._local.present_users(user_ids)
+        others = sorted(set(user_ids) - present)
+        for start in range(0, len(others), MAX_IN_VALUES):
+            chunk = others[start : start + MAX_IN_VALUES]
+            docs = self._sessions.where(filter=FieldFilter("user_id", "in", chunk)).stream()
+            present.update(data["user_id"] for data in self._live_sessions(doc.to_dict() or {} for doc in docs))
+        return present
 
     def tick(self) -> None:
         self._local.tick()

@@ -26,7 +26,7 @@ import google.cloud.pubsub_v1 as pubsub_v1  # untyped package: `from google.clou
 import orjson
 from google.api_core import exceptions as gexc
 
-from shared.domain.cloudevents import to_cloudevent
+from shared.domain.cloudevents import to_cloudevents
 from shared.ports.bus import PublishedEvent, Subscriber
 
 log = logging.getLogger(__name__)
@@ -144,19 +144,18 @@ class PubSubBus:
                     ),
                 )
             )
-            cloud_event = to_cloudevent(
+            for conversation_id, cloud_event in to_cloudevents(
                 event.event_id, event.name, event.payload, event.conversation_id, event.created_at
-            )
-            if cloud_event is not None:
+            ):
                 futures.append(
                     (
-                        key,
+                        conversation_id or "",
                         self._publisher.publish(
                             self._domain_topic,
                             orjson.dumps(cloud_event),
-                            ordering_key=key,
+                            ordering_key=conversation_id or "",
                             type=cloud_event["type"],
-                            conversation_id=event.conversation_id or "",
+                            conversation_id=conversation_id or "",
                         ),
                     )
                 )

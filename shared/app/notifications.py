@@ -8,9 +8,10 @@ Two passes, both off the request path and both safe to run on several instances 
    durable cursor in (txid, id) order, so nothing that commits late is skipped). For a message it
    works out who should be pushed: active members other than the sender, notifications on, not
    muted, with no socket on any relay instance (presence in the state store). It records
-   `message_recipients` (siblings hear it as `whispr.messaging.message.created`, listing them)
-   and queues the push; for a read it queues `MarkNotificationsAsRead`. The cursor moves in the
-   same transaction, so each event is planned once.
+   `message_recipients` (siblings hear one `whispr.messaging.message.created` per message,
+   listing them; one row for the whole pass) and queues the push; for a read it queues
+   `MarkNotificationsAsRead`. The cursor moves in the same transaction, so each event is
+   planned once.
 2. **deliver** hands queued calls to the notification service in order and deletes them once it
    took them. While it is down (`SiblingUnavailable`) they stay queued, on disk, and the worker
    backs off; each call carries the domain event id, which the notification service dedupes
@@ -24,16 +25,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from shared.app.services import Services, Unit
-from shared.app.views import is_muted
-from shared.domain.cloudevents import without_content
-from shared.domain.models import Event, Member
+from shared.app.services import Services
+from shared.domain.cloudevents import planned_message
+from shared.domain.models import Event
 from shared.ports.siblings import MessageNotification, SiblingUnavailable
-from shared.storage import conversations as conv_store
 from shared.storage import notifications as store
 
 log = logging.getLogger(__name__)
@@ -43,116 +42,107 @@ PLAN_BATCH = 200
 DELIVER_BATCH = 50
 MAX_ATTEMPTS = 5  # a call the notification service keeps refusing (not "unavailable") is dropped after this
 
+Call = tuple[str, str, dict[str, Any]]  # a call to queue: (dedupe key, kind, payload)
+
 
 # --- plan -----------------------------------------------------------------------------------
 
 
 def plan(svc: Services, batch: int = PLAN_BATCH) -> int:
     """One step of the plan pass: the number of outbox events it went through (0: none new, or
-    another instance is planning)."""
+    another instance is planning).
+
+    What it writes for the events it went through, whatever their number: one
+    `message_recipients` event (a `message.created` per message, see
+    shared/domain/cloudevents.py), the queued calls in one INSERT, the cursor. It reads the
+    events, then the members who may be pushed and the conversations' E2E flags in one query,
+    then asks the state store once who of them is present."""
     with svc.unit() as unit:
-        unit.defer_events()  # its message_recipients in one INSERT at the end, not one per message
         cursor = store.claim_cursor(unit.conn, CURSOR)
         if cursor is None:
             return 0
         found, after = store.notifiable_after(unit.conn, cursor, batch)
-        conversation_ids = list({e.conversation_id for e in found if e.conversation_id and e.name == "new_message"})
-        members = conv_store.members_of(unit.conn, conversation_ids)
-        encrypted = {
-            cid: conv.e2ee_enabled for cid, conv in conv_store.get_conversations(unit.conn, conversation_ids).items()
-        }
-        online: dict[str, bool] = {}
+        if not found:
+            return 0
+        conversation_ids = {e.conversation_id for e in found if e.name == "new_message" and e.conversation_id}
+        audiences = store.audiences(unit.conn, conversation_ids, unit.now)
+        present = _present(svc, {user_id for audience in audiences.values() for user_id in audience.user_ids})
+        planned: list[dict[str, Any]] = []
+        calls: list[Call] = []  # in event order
         for event in found:
-            if event.name == "new_message" and event.conversation_id:
-                _plan_push(
-                    svc,
-                    unit,
-                    event,
-                    members[event.conversation_id],
-                    encrypted.get(event.conversation_id, False),
-                    online,
-                )
-            elif event.name == "conversation_read":
-                _plan_read(unit, event)
+            call: Call | None = None
+            if event.name == "conversation_read":
+                call = _plan_read(event)
+            elif (message := _pushable(event)) is not None:
+                entry, call = _plan_push(event, message, audiences.get(str(event.conversation_id)), present)
+                planned.append(entry)
+            if call is not None:
+                calls.append(call)
+        if planned:  # siblings never get content: none is copied into the outbox either
+            unit.record(Event("message_recipients", {"messages": planned}, ()))
+        store.enqueue_many(unit.conn, calls, unit.now)
         store.move_cursor(unit.conn, CURSOR, after)
         return len(found)
 
 
-def _is_online(svc: Services, user_id: str, known: dict[str, bool]) -> bool:
-    """A socket open on any relay instance (away counts: the socket is there). Without a state
-    store nobody is known to be online, so everybody is pushed."""
-    if user_id not in known:
-        known[user_id] = svc.state is not None and svc.state.user_presence(user_id).status != "offline"
-    return known[user_id]
+def _pushable(event: store.OutboxEvent) -> dict[str, Any] | None:
+    """The message of a `new_message` event, if it is one that gets a `message.created`."""
+    if event.name != "new_message" or not event.conversation_id:
+        return None
+    message = event.payload.get("message")
+    if not isinstance(message, dict) or message.get("is_deleted"):
+        return None
+    return message
 
 
-def _offline(
-    svc: Services, sender_id: str, members: Sequence[Member], now: datetime, known: dict[str, bool]
-) -> list[str]:
-    """Who is pushed a message: active members other than the sender, notifications on, not
-    muted, and not online."""
-    return [
-        m.user_id
-        for m in members
-        if m.user_id != sender_id
-        and m.is_active
-        and m.notifications_enabled
-        and not is_muted(m, now)
-        and not _is_online(svc, m.user_id, known)
-    ]
+def _present(svc: Services, user_ids: set[str]) -> set[str]:
+    """Who of them has a socket open on any relay instance (away counts: the socket is there),
+    in one question to the state store. Without a state store nobody is known to be online,
+    so everybody is pushed."""
+    if svc.state is None or not user_ids:
+        return set()
+    return svc.state.present_users(user_ids)
+
+
+_NOBODY = store.Audience(False, ())
 
 
 def _plan_push(
-    svc: Services,
-    unit: Unit,
-    event: store.OutboxEvent,
-    members: Sequence[Member],
-    encrypted: bool,
-    online: dict[str, bool],
-) -> None:
-    message = event.payload.get("message")
-    if not isinstance(message, dict) or message.get("is_deleted"):
-        return
-    recipients = _offline(svc, str(message.get("sender_id")), members, unit.now, online)
-    unit.record(
-        Event(
-            "message_recipients",  # siblings never get content: none is copied into the outbox either
-            {"message": without_content(message), "recipient_ids": recipients, "encrypted": encrypted},
-            (),
-            conversation_id=event.conversation_id,
-        )
-    )
-    if recipients:
-        mentions = (message.get("metadata") or {}).get("mentions")
-        payload = {
-            "event_id": event.event_id,
-            "message_id": message["id"],
-            "conversation_id": event.conversation_id,
-            "sender_id": message["sender_id"],
-            "recipient_ids": recipients,
-            "message_type": message.get("message_type", "text"),
-            "seq": event.seq or message.get("seq") or 0,
-            "sent_at": message.get("sent_at") or event.created_at.isoformat(),
-            "mention_ids": [m for m in mentions if isinstance(m, str)] if isinstance(mentions, list) else [],
-            "encrypted": encrypted,
-        }
-        store.enqueue(unit.conn, f"message:{event.event_id}", "message", payload, unit.now)
+    event: store.OutboxEvent, message: dict[str, Any], audience: store.Audience | None, present: set[str]
+) -> tuple[dict[str, Any], Call | None]:
+    """The message's `message_recipients` entry, and its push if anybody is to get it: active
+    members other than the sender, notifications on, not muted (the audience), not present."""
+    audience = audience or _NOBODY
+    sender_id = message.get("sender_id")
+    recipients = [u for u in audience.user_ids if u != sender_id and u not in present]
+    conversation_id = str(event.conversation_id)
+    entry = planned_message(event.event_id, conversation_id, message, recipients, audience.encrypted)
+    if not recipients:
+        return entry, None
+    payload = {
+        "event_id": event.event_id,
+        "message_id": message["id"],
+        "conversation_id": conversation_id,
+        "sender_id": sender_id,
+        "recipient_ids": recipients,
+        "message_type": message.get("message_type", "text"),
+        "seq": event.seq or message.get("seq") or 0,
+        "sent_at": message.get("sent_at") or event.created_at.isoformat(),
+        "mention_ids": entry["message"].get("mention_ids", []),
+        "encrypted": audience.encrypted,
+    }
+    return entry, (f"message:{event.event_id}", "message", payload)
 
 
-def _plan_read(unit: Unit, event: store.OutboxEvent) -> None:
+def _plan_read(event: store.OutboxEvent) -> Call | None:
     payload = event.payload
-    if isinstance(payload.get("user_id"), str) and isinstance(payload.get("up_to_seq"), int):
-        store.enqueue(
-            unit.conn,
-            f"read:{event.event_id}",
-            "read",
-            {
-                "user_id": payload["user_id"],
-                "conversation_id": event.conversation_id,
-                "up_to_seq": payload["up_to_seq"],
-            },
-            unit.now,
-        )
+    if not (isinstance(payload.get("user_id"), str) and isinstance(payload.get("up_to_seq"), int)):
+        return None
+    return (
+        f"read:{event.event_id}",
+        "read",
+        {"user_id": payload["user_id"], "conversation_id": event.conversation_id, "up_to_seq": payload["up_to_seq"]},
+    )
 
 
 # --- deliver --------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ Siblings get ids, types and who is concerned, never message content: E2E content
 the server anyway, and a notification preview is the client's business. `new_message` itself
 is not published to siblings: once the push dispatcher knows who is not online it records
 `message_recipients`, which is `whispr.messaging.message.created` with `recipient_ids`
-(shared/app/notifications.py).
+(shared/app/notifications.py). One `message_recipients` row holds a whole planner pass
+(`{"messages": [...]}`, one entry per message): it is published as one `message.created` per
+entry, each with the id of the message's own `new_message` event (unique, and the same on every
+republication, so siblings' dedupe by id holds) and its conversation as ordering key.
 """
 
 from __future__ import annotations
@@ -78,6 +81,20 @@ def without_content(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def planned_message(
+    event_id: str, conversation_id: str, message: dict[str, Any], recipient_ids: list[str], encrypted: bool
+) -> dict[str, Any]:
+    """One entry of a `message_recipients` pass: the message's `new_message` event id (the id of
+    its `message.created`), its conversation, the message without content, who is not online."""
+    return {
+        "event_id": event_id,
+        "conversation_id": conversation_id,
+        "message": without_content(message),
+        "recipient_ids": recipient_ids,
+        "encrypted": encrypted,
+    }
+
+
 def _data(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     data = dict(payload)
     if isinstance(data.get("message"), dict):
@@ -91,12 +108,46 @@ def _data(name: str, payload: dict[str, Any]) -> dict[str, Any]:
 def to_cloudevent(
     event_id: str, name: str, payload: dict[str, Any], conversation_id: str | None, time: datetime
 ) -> dict[str, Any] | None:
-    """The CloudEvent for a recorded event, or None if siblings do not hear of it."""
+    """The CloudEvent for a recorded event, or None if siblings do not hear of it (a planner
+    pass's `message_recipients` is several: `to_cloudevents`)."""
     kind = RECORDED.get(name)
     if kind is None:
         return None
     if name == "message_deleted" and not payload.get("delete_for_everyone"):
         return None  # "delete for me" is nobody else's business
+    return _cloud_event(event_id, kind, _data(name, payload), conversation_id, time)
+
+
+def to_cloudevents(
+    event_id: str, name: str, payload: dict[str, Any], conversation_id: str | None, time: datetime
+) -> list[tuple[str | None, dict[str, Any]]]:
+    """The CloudEvents siblings hear of a recorded event, each with the conversation it concerns
+    (its ordering key): none, one, or for a planner pass's `message_recipients` one
+    `message.created` per message it planned. A `message_recipients` of one message (its
+    payload `{"message": ...}`, as recorded before passes were one row) is one."""
+    entries = payload.get("messages") if name == "message_recipients" else None
+    if isinstance(entries, list):
+        kind = PREFIX + "message.created"
+        return [
+            (
+                entry["conversation_id"],
+                _cloud_event(
+                    entry["event_id"],
+                    kind,
+                    _data(name, {k: entry[k] for k in ("message", "recipient_ids", "encrypted")}),
+                    entry["conversation_id"],
+                    time,
+                ),
+            )
+            for entry in entries
+        ]
+    single = to_cloudevent(event_id, name, payload, conversation_id, time)
+    return [] if single is None else [(conversation_id, single)]
+
+
+def _cloud_event(
+    event_id: str, kind: str, data: dict[str, Any], conversation_id: str | None, time: datetime
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": event_id,
@@ -105,5 +156,5 @@ def to_cloudevent(
         "subject": f"conversations/{conversation_id}" if conversation_id else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
-        "data": _data(name, payload),
+        "data": data,
     }

@@ -25,7 +25,7 @@ them from a worker thread. The other calls never block on the network.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -142,6 +142,12 @@ class StateStore(Protocol):
 
     def user_presence(self, user_id: str) -> UserPresence:
         """A user's aggregate presence and live sessions, every instance included. May block."""
+        ...
+
+    def present_users(self, user_ids: Collection[str]) -> set[str]:
+        """Those of `user_ids` with a live session (online or away) on any instance: what
+        `user_presence(u).status != "offline"` says of each, asked for many users at once (the
+        push planner asks for a whole pass's members). May block."""
         ...
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -165,6 +165,10 @@ class Presence:
     def user_presence(self, user_id: str) -> UserPresence:
         with self._lock:
             return user_presence_of(user_id, self.local_sessions(user_id), self._last_seen.get(user_id))
+
+    def present_users(self, user_ids: Collection[str]) -> set[str]:
+        with self._lock:
+            return {user_id for user_id in user_ids if self._by_user.get(user_id)}
 
     def close(self) -> None:
         with self._lock:

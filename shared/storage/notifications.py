@@ -4,16 +4,36 @@ dispatcher's cursor over the outbox, and its queue of calls owed to the notifica
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, literal, select, tuple_, update
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from shared.storage.schema import events, inbound_events, notification_queue, outbox_cursors
-from shared.storage.sync import Cursor, head, horizon
+from shared.storage.schema import conversations, events, inbound_events, members, notification_queue, outbox_cursors
+from shared.storage.sql import Prebuilt, any_of
+from shared.storage.sync import Cursor, head
+from shared.storage.types import UTCDateTime
 
 NOTIFIABLE = ("new_message", "conversation_read")
 
@@ -47,8 +67,9 @@ def forget_inbound_before(conn: Connection, before: datetime) -> int:
 # --- the dispatcher's cursor ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OutboxEvent:
+class OutboxEvent(NamedTuple):
+    """A notifiable event as the planner reads it (a tuple: a pass makes hundreds)."""
+
     position: int
     event_id: str
     name: str
@@ -79,21 +100,96 @@ def move_cursor(conn: Connection, name: str, cursor: Cursor) -> None:
     conn.execute(update(outbox_cursors).where(outbox_cursors.c.name == name).values(txid=cursor[0], event_id=cursor[1]))
 
 
+def _horizon(postgres: bool) -> ColumnElement[int]:
+    """`shared.storage.sync.horizon` inside the statement that reads the events (one round trip
+    fewer): every event with txid below it has committed, in that statement's own snapshot."""
+    if postgres:
+        return literal_column("(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)", BigInteger)
+    return literal(1, BigInteger)
+
+
+def _after(name: str) -> ColumnElement[int]:
+    return bindparam(name, type_=BigInteger)
+
+
+_NOTIFIABLE_AFTER = Prebuilt(
+    lambda postgres: select(
+        events.c.id,
+        events.c.txid,
+        events.c.event_id,
+        events.c.name,
+        events.c.conversation_id,
+        events.c.seq,
+        events.c.payload,
+        events.c.created_at,
+    )
+    .where(
+        # names as literals, so that even a generic plan of the prepared statement can use the
+        # partial index `ix_events_notifiable` (its predicate is these names)
+        events.c.name.in_([literal_column(f"'{name}'") for name in NOTIFIABLE]),
+        tuple_(events.c.txid, events.c.id) > tuple_(_after("txid"), _after("id")),
+        events.c.txid < _horizon(postgres),
+    )
+    .order_by(events.c.txid, events.c.id)
+    .limit(bindparam("limit"))
+)
+
+
 def notifiable_after(conn: Connection, after: Cursor, limit: int) -> tuple[list[OutboxEvent], Cursor]:
     """Committed `new_message` / `conversation_read` events past `after`, in (txid, id) order,
-    and the cursor past them (or `after` if there were none)."""
-    rows = conn.execute(
-        select(events)
-        .where(
-            events.c.name.in_(NOTIFIABLE),
-            tuple_(events.c.txid, events.c.id) > tuple_(literal(after[0]), literal(after[1])),
-            events.c.txid < horizon(conn),
-        )
-        .order_by(events.c.txid, events.c.id)
-        .limit(limit)
-    ).all()
-    found = [OutboxEvent(r.id, r.event_id, r.name, r.conversation_id, r.seq, r.payload, r.created_at) for r in rows]
+    and the cursor past them (or `after` if there were none). Only the columns the planner
+    uses (not `topics`, a JSON value of its own per event)."""
+    rows = conn.execute(_NOTIFIABLE_AFTER(conn), {"txid": after[0], "id": after[1], "limit": limit}).all()
+    found = [OutboxEvent(i, e, n, c, s, p, t) for i, _, e, n, c, s, p, t in rows]
     return found, ((int(rows[-1].txid), int(rows[-1].id)) if rows else after)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who of a conversation may be pushed a message (before presence and the sender are taken
+    out): its active members with notifications on and not muted; and whether it is E2E."""
+
+    encrypted: bool
+    user_ids: tuple[str, ...]
+
+
+_AUDIENCES = Prebuilt(
+    lambda postgres: select(
+        conversations.c.id,
+        type_coerce(conversations.c.metadata, Text).label("conversation_metadata"),  # decoded once each
+        members.c.user_id,
+    )
+    .select_from(
+        conversations.outerjoin(
+            members,
+            and_(
+                members.c.conversation_id == conversations.c.id,
+                members.c.is_active.is_(True),
+                members.c.notifications_enabled.is_(True),
+                members.c.muted_until.is_(None) | (members.c.muted_until <= bindparam("now", type_=UTCDateTime)),
+            ),
+        )
+    )
+    .where(any_of(postgres, conversations.c.id, "ids"))
+    .order_by(members.c.joined_at, members.c.user_id)  # recipients in the order members joined
+)
+
+
+def audiences(conn: Connection, conversation_ids: Collection[str], now: datetime) -> dict[str, Audience]:
+    """`Audience` of each of these conversations that exists, in one query (members and the
+    conversation's E2E flag together, only the columns that decide)."""
+    if not conversation_ids:
+        return {}
+    found: dict[str, tuple[bool, list[str]]] = {}
+    for row in conn.execute(_AUDIENCES(conn), {"ids": list(conversation_ids), "now": now}):
+        entry = found.get(row.id)
+        if entry is None:
+            metadata = orjson.loads(row.conversation_metadata)
+            e2ee = metadata.get("e2ee") if isinstance(metadata, dict) else None
+            entry = found[row.id] = (isinstance(e2ee, dict) and e2ee.get("enabled") is True, [])
+        if row.user_id is not None:
+            entry[1].append(row.user_id)
+    return {cid: Audience(encrypted, tuple(user_ids)) for cid, (encrypted, user_ids) in found.items()}
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -118,6 +214,22 @@ def enqueue(conn: Connection, dedupe_key: str, kind: str, payload: dict[str, Any
             )
     except IntegrityError:
         pass
+
+
+def enqueue_many(conn: Connection, calls: Sequence[tuple[str, str, dict[str, Any]]], now: datetime) -> None:
+    """Queue calls `(dedupe_key, kind, payload)` in one INSERT; those whose `dedupe_key` is
+    queued already are left out (ON CONFLICT DO NOTHING, on both backends)."""
+    if not calls:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(notification_queue).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(
+        statement,
+        [
+            {"dedupe_key": key, "kind": kind, "payload": payload, "created_at": now, "attempts": 0}
+            for key, kind, payload in calls
+        ],
+    )
 
 
 def claim_owed(conn: Connection, limit: int) -> list[Owed]:

@@ -23,7 +23,7 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.adapters.firestore_state import SESSIONS, USERS, FirestoreStateStore
+from shared.adapters.firestore_state import MAX_IN_VALUES, SESSIONS, USERS, FirestoreStateStore
 from shared.devtools.emulators import Emulator
 from shared.ports.state import PresenceDiff, UserPresence
 from tests.relay.streams import eventually
@@ -131,6 +131,33 @@ def test_user_online_away_offline_with_last_seen_across_devices(stores: Callable
     held = relay.user_presence(alice)  # the instance that held them says the same
     assert held.status == "offline" and held.last_seen is not None
     assert abs((held.last_seen - gone.last_seen).total_seconds()) < 0.002  # stored in milliseconds
+
+
+def test_present_users_asks_for_many_users_at_once_across_instances(
+    stores: Callable[..., FirestoreStateStore],
+) -> None:
+    """The push planner's question: who of these users has a live session anywhere. More users
+    than one `in` filter takes, sessions on this instance and on another, away ones included."""
+    relay, reader = stores(away_after_seconds=0.5), stores()
+    remote = [str(uuid.uuid4()) for _ in range(MAX_IN_VALUES + 5)]
+    sessions = [relay.connect(user_id, None) for user_id in remote]
+    mine, gone, never = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    reader.connect(mine, "laptop")
+    relay.disconnect(relay.connect(gone, None).session_id)
+    asked = [*remote, mine, gone, never]
+    assert eventually(lambda: reader.present_users(asked), lambda got: len(got) == len(remote) + 1) == {*remote, mine}
+
+    def idle() -> set[str]:
+        relay.tick()
+        return reader.present_users(asked)
+
+    assert eventually(idle, lambda _: reader.user_presence(remote[0]).status == "away") == {*remote, mine}
+    assert all(
+        reader.present_users([u]) == ({u} if reader.user_presence(u).status != "offline" else set()) for u in asked[-4:]
+    )
+    for session in sessions:
+        relay.disconnect(session.session_id)
+    assert eventually(lambda: reader.present_users(asked), lambda got: got == {mine}) == {mine}
 
 
 def test_presence_state_across_instances_and_diffs_after_the_write(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from google.cloud import pubsub_v1
 
 from shared.adapters.pubsub_bus import PubSubBus
 from shared.devtools.emulators import Emulator
+from shared.domain.cloudevents import planned_message
 from shared.ports.bus import PublishedEvent
 
 
@@ -97,6 +99,55 @@ def test_domain_events_are_cloudevents_without_content(pubsub_emulator: Emulator
         assert cloud_event["specversion"] == "1.0" and cloud_event["id"] == event.event_id
         assert "content" not in cloud_event["data"]["message"]
         assert message.ordering_key == event.conversation_id
+    finally:
+        subscriber.close()
+        bus.close()
+
+
+def test_a_planner_pass_is_published_as_one_message_created_per_message(pubsub_emulator: Emulator) -> None:
+    """One `message_recipients` row of a worker pass (shared/app/notifications.py): each message
+    its own CloudEvent, id = its `new_message` event id, on its conversation's ordering key."""
+    project = f"whispr-test-{uuid.uuid4().hex[:8]}"
+    bus = PubSubBus(project, create_missing=True)
+    subscriber = pubsub_v1.SubscriberClient()
+    sub = subscriber.subscription_path(project, "siblings")
+    subscriber.create_subscription(
+        request={
+            "name": sub,
+            "topic": f"projects/{project}/topics/messaging-domain-events",
+            "enable_message_ordering": True,
+        }
+    )
+    try:
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        entries = [
+            planned_message(str(uuid.uuid4()), cid, {"id": str(uuid.uuid4()), "content": "secret"}, ["u"], False)
+            for cid in (first, second, first)
+        ]
+        row = dataclasses.replace(
+            _event(1, first, 1, name="message_recipients"),
+            topics=(),
+            conversation_id=None,
+            payload={"messages": entries},
+        )
+        bus.publish([row])
+        received = []
+        deadline = time.monotonic() + 30
+        while len(received) < 3 and time.monotonic() < deadline:
+            response = subscriber.pull(subscription=sub, max_messages=10, timeout=5)
+            received += response.received_messages
+            subscriber.acknowledge(subscription=sub, ack_ids=[r.ack_id for r in response.received_messages])
+        got = [
+            (r.message.ordering_key, r.message.attributes["conversation_id"], orjson.loads(r.message.data))
+            for r in received
+        ]
+        assert sorted((key, attribute, event["id"]) for key, attribute, event in got) == sorted(
+            (entry["conversation_id"], entry["conversation_id"], entry["event_id"]) for entry in entries
+        )
+        assert all(event["type"] == "whispr.messaging.message.created" for _, _, event in got)
+        assert all(b"secret" not in r.message.data for r in received)
+        in_first = [event["id"] for key, _, event in got if key == first]
+        assert in_first == [entries[0]["event_id"], entries[2]["event_id"]]  # in order on its key
     finally:
         subscriber.close()
         bus.close()

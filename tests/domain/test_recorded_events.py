@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain.cloudevents import RECORDED, TYPES, to_cloudevent
+from shared.domain.cloudevents import RECORDED, TYPES, planned_message, to_cloudevent, to_cloudevents
 from shared.domain.models import Event
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -93,3 +93,32 @@ def test_each_published_name_becomes_its_cloudevent(name: str) -> None:
     assert event is not None
     assert event["type"] == RECORDED[name] and event["specversion"] == "1.0" and event["id"] == "e1"
     assert "content" not in event["data"]["message"]
+
+
+def test_a_planner_pass_is_one_message_created_per_message_with_its_own_id_and_ordering_key() -> None:
+    message = {"id": "m1", "content": "secret", "metadata": {"mentions": ["u2", 3]}, "sender_id": "u1"}
+    payload = {
+        "messages": [
+            planned_message("n1", "c1", message, ["u2"], False),
+            planned_message("n2", "c2", {**message, "id": "m2"}, [], True),
+        ]
+    }
+    now = datetime.now(timezone.utc)
+    created = to_cloudevents("row", "message_recipients", payload, None, now)
+    assert [(key, event["id"], event["subject"]) for key, event in created] == [
+        ("c1", "n1", "conversations/c1"),
+        ("c2", "n2", "conversations/c2"),
+    ]
+    assert {event["type"] for _, event in created} == {"whispr.messaging.message.created"}
+    assert created[0][1]["data"] == {
+        "message": {"id": "m1", "sender_id": "u1", "mention_ids": ["u2"]},
+        "recipient_ids": ["u2"],
+        "encrypted": False,
+    }
+    assert created[1][1]["data"]["encrypted"] is True and created[1][1]["data"]["recipient_ids"] == []
+    # a row recorded one message at a time (before passes were one row) is still one event
+    (single,) = to_cloudevents(
+        "e1", "message_recipients", {"message": message, "recipient_ids": [], "encrypted": False}, "c1", now
+    )
+    assert single[0] == "c1" and single[1]["id"] == "e1" and "content" not in single[1]["data"]["message"]
+    assert to_cloudevents("e2", "delivery_status", {}, "c1", now) == []  # siblings do not hear of it
