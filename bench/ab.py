@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generators", type=int, default=2)
     parser.add_argument("--workers", type=int, help="pass --workers N to `dev`")
     parser.add_argument("--profile", action="store_true", help="py-spy each run (raw stacks, summed)")
-    parser.add_argument("--json", type=Path, help="write every run here")
+    parser.add_argument("--json", type=Path, help="write every run here (and --profile's raw stacks beside it)")
     args = parser.parse_args(argv)
     variants = [Variant.parse(v) for v in args.variant]
     cluster = start_cluster(durable=True)
@@ -239,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             for repeat in range(args.repeats):
                 for i, variant in enumerate(variants):
                     run = run_once(variant, cluster, key_path, workdir, repeat * len(variants) + i, args)
+                    if args.json and "profile" in run:  # the raw stacks outlive the run's directory
+                        kept = args.json.with_name(f"{args.json.stem}-{Path(run['profile']).name}")
+                        shutil.copyfile(run["profile"], kept)
+                        run["profile"] = str(kept)
                     runs.append(run)
                     print(
                         f"  {repeat + 1}/{args.repeats} {variant.name}: {run['msgs_per_s']:,.0f} msgs/s, "

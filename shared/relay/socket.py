@@ -153,13 +153,16 @@ class Connection:
         "_close",
         "_drain_until",
         "_expires",
+        "_expires_at",
         "_flush_due",
         "_interrupted",
+        "_last_frame",
         "_pending",
         "_reader",
         "_send",
         "_settled",
         "_slots",
+        "_watchdog",
         "_wire",
         "_writer",
         "actor",
@@ -205,6 +208,9 @@ class Connection:
         self._interrupted = False  # the read loop was told to stop
         self._writer: asyncio.Task[None] | None = None  # only while frames are waiting
         self._expires = served_until
+        self._expires_at: float | None = None  # `served_until` on the loop's clock, once reading
+        self._last_frame = 0.0  # when the last frame came (the loop's clock)
+        self._watchdog: asyncio.TimerHandle | None = None  # ends a silent or expired socket (`_watch`)
         self._pending = 0  # admitted frames (joins, pushes) not yet handled by their channel
         self._slots: asyncio.Semaphore | None = None  # made at the first worker-thread call
         self._drain_until: float | None = None  # draining: the loop time by which it closes
@@ -394,31 +400,56 @@ class Connection:
             self._writer = None
 
     async def _read(self) -> None:
-        idle = self.ctx.limits.ws_idle_timeout_seconds
         receive = self.ws.receive
         clock = asyncio.get_running_loop().time
-        served_until = self._expires  # wall clock; `expires`: the same moment on the loop's clock
-        expires = None if served_until is None else clock() + (served_until - time.time())
-        while not self._interrupted:
-            deadline, ending = clock() + idle, (CLOSE_IDLE, "idle timeout")
-            if expires is not None and expires <= deadline:
-                deadline, ending = expires, (CLOSE_TOKEN_EXPIRED, "token_expired")
-            try:
-                async with asyncio.timeout_at(deadline):  # no task per read, unlike wait_for in 3.11
-                    message = await receive()
-            except TimeoutError:
-                self.kill(*ending)
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            if served_until is not None and time.time() >= served_until:  # read after expiry: never handled
-                self.kill(CLOSE_TOKEN_EXPIRED, "token_expired")
-                return
-            text = message.get("text")
-            if text is None:
-                self._error(None, None, protocol.HEARTBEAT_TOPIC, "invalid_frame", "frames are JSON text, not binary")
-                continue
-            self._on_text(text)
+        served_until = self._expires  # wall clock; `_expires_at`: the same moment on the loop's clock
+        self._expires_at = None if served_until is None else clock() + (served_until - time.time())
+        self._last_frame = clock()
+        self._watch()
+        try:
+            while not self._interrupted:
+                message = await receive()
+                self._last_frame = clock()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if served_until is not None and time.time() >= served_until:  # read after expiry: never handled
+                    self.kill(CLOSE_TOKEN_EXPIRED, "token_expired")
+                    return
+                text = message.get("text")
+                if text is None:
+                    self._error(
+                        None, None, protocol.HEARTBEAT_TOPIC, "invalid_frame", "frames are JSON text, not binary"
+                    )
+                    continue
+                self._on_text(text)
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+
+    def _watch(self) -> None:
+        """Arm the one timer that ends the socket when it has been silent for the idle timeout
+        (`CLOSE_IDLE`) or when its token expires (`CLOSE_TOKEN_EXPIRED`), whichever comes first.
+        A frame only notes the time it came (`_last_frame`): the timer, when it fires early
+        because frames came meanwhile, arms itself again for the new deadline. (A timeout
+        around each read cost a timer made and cancelled, and a context manager, per frame.)"""
+        deadline = self._last_frame + self.ctx.limits.ws_idle_timeout_seconds
+        expires = self._expires_at
+        if expires is not None and expires < deadline:
+            deadline = expires
+        self._watchdog = asyncio.get_running_loop().call_at(deadline, self._watched)
+
+    def _watched(self) -> None:
+        self._watchdog = None
+        if self._interrupted:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._expires_at is not None and now >= self._expires_at:
+            self.kill(CLOSE_TOKEN_EXPIRED, "token_expired")
+        elif now >= self._last_frame + self.ctx.limits.ws_idle_timeout_seconds:
+            self.kill(CLOSE_IDLE, "idle timeout")
+        else:
+            self._watch()
 
     # -- frames ---------------------------------------------------------------------------
 
