@@ -12,7 +12,12 @@ cheaper on the two paths every message takes.
   ASGI `send`, which waits or fails as it always did.
 - **Reading**: uvicorn pauses reading the socket after every message until the application
   takes it (two `epoll_ctl` calls a frame); here it pauses only once `READ_BACKLOG` messages
-  are waiting, which bounds a socket's unread backlog all the same.
+  are waiting, which bounds a socket's unread backlog all the same. What a client sends nearly
+  always is whole, masked, unfragmented text frames under the size cap; those are read here
+  (`take_text_frames`: header, mask, UTF-8) without `websockets`' parser (a generator, a
+  `Frame` and an `Opcode` per frame). Anything else, from the first byte that is not such a
+  frame on (control frames, fragments, a partial frame, a bad one, past the cap), goes to
+  `websockets` as before, which also answers every protocol error as before.
 - **Memory**: the receive queue and the writable flag are made of one deque and one future
   made when first waited on, instead of `asyncio.Queue` and `asyncio.Event` (four deques and
   a future per socket, most of them never used), and the handshake's request and response are
@@ -30,6 +35,11 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+try:
+    from websockets.speedups import apply_mask  # websockets' C unmasking, as its parser uses
+except ImportError:  # pragma: no cover - built without its C extension
+    from websockets.utils import apply_mask
+
 EXTENSION = "whispr.wire"  # the ASGI scope's extension under which the protocol offers itself
 READ_BACKLOG = 16  # messages read but not yet taken by the application before reading pauses
 
@@ -37,6 +47,38 @@ _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 _FIN_TEXT = 0x81  # FIN bit and opcode 1 (text)
+
+
+def take_text_frames(data: bytes, max_size: int | None) -> tuple[list[str], int]:
+    """The texts of the whole, masked, unfragmented text frames (FIN, no RSV bit, at most
+    `max_size` bytes of valid UTF-8) at the start of `data`, and how many bytes they took: the
+    rest, from the first byte that does not start such a frame (or a frame not all there yet),
+    is for the full parser."""
+    texts: list[str] = []
+    start, end = 0, len(data)
+    while end - start >= 6:
+        if data[start] != _FIN_TEXT:
+            break
+        length = data[start + 1] ^ 0x80  # the MASK bit must be set: a client's frames are masked
+        if length < 126:
+            head = start + 2
+        elif length == 126:
+            if end - start < 8:
+                break
+            length, head = (data[start + 2] << 8) | data[start + 3], start + 4
+        else:  # 127: 64-bit lengths (over 64 KiB) and unmasked frames go to the parser
+            break
+        if max_size is not None and length > max_size:
+            break
+        payload = head + 4 + length
+        if payload > end:
+            break
+        try:
+            texts.append(apply_mask(data[head + 4 : payload], data[head : head + 4]).decode())
+        except UnicodeDecodeError:
+            break
+        start = payload
+    return texts, start
 
 
 def text_frame_header(length: int) -> bytes:
@@ -162,6 +204,25 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
 
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if (
+            self.handshake_complete
+            and not self.close_sent
+            and conn.state is State.OPEN
+            and conn.cur_size is None  # not inside a fragmented message
+            and not conn.reader.buffer  # no partial frame waiting in the parser
+            and not conn.extensions
+        ):
+            texts, taken = take_text_frames(data, conn.max_size)
+            for text in texts:
+                self._to_app({"type": "websocket.receive", "text": text})
+            if taken == len(data):
+                return
+            if taken:
+                data = data[taken:]
+        super().data_received(data)
+
     def send_receive_event_to_app(self) -> None:
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
@@ -175,9 +236,12 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return
-            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+            self._to_app({"type": "websocket.receive", "text": text})
         else:
-            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+            self._to_app({"type": "websocket.receive", "bytes": data})
+
+    def _to_app(self, message: Any) -> None:
+        self.queue.put_nowait(message)
         if not self.read_paused and self.queue.qsize() >= READ_BACKLOG:
             self.read_paused = True
             self.transport.pause_reading()
