@@ -60,7 +60,7 @@ RECORDED: dict[str, str | None] = {
 }
 TYPES = sorted({kind for kind in RECORDED.values() if kind is not None})
 
-_PRIVATE_MESSAGE_FIELDS = ("content", "signature", "sender_public_key", "metadata")
+_PRIVATE_MESSAGE_FIELDS = frozenset(("content", "signature", "sender_public_key", "metadata"))
 
 
 def check_recorded(name: str) -> None:

@@ -76,15 +76,25 @@ class OutboxEvent(NamedTuple):
     conversation_id: str | None
     seq: int | None
     payload: dict[str, Any]
-    created_at: datetime
+
+
+_CLAIM_CURSOR = Prebuilt(
+    lambda postgres: select(outbox_cursors.c.txid, outbox_cursors.c.event_id)
+    .where(outbox_cursors.c.name == bindparam("name"))
+    .with_for_update(skip_locked=True)
+)
+_MOVE_CURSOR = Prebuilt(
+    lambda postgres: update(outbox_cursors)
+    .where(outbox_cursors.c.name == bindparam("cursor"))
+    .values(txid=bindparam("to_txid", type_=BigInteger), event_id=bindparam("to_event_id", type_=BigInteger))
+)
 
 
 def claim_cursor(conn: Connection, name: str) -> Cursor | None:
     """The consumer's cursor, locked for this transaction (None: another instance holds it).
     A consumer seen for the first time starts at the head: nothing older is owed (the migration
     that made the table started `notifications` at the events stored until then)."""
-    query = select(outbox_cursors.c.txid, outbox_cursors.c.event_id).where(outbox_cursors.c.name == name)
-    row = conn.execute(query.with_for_update(skip_locked=True)).first()
+    row = conn.execute(_CLAIM_CURSOR(conn), {"name": name}).first()
     if row is not None:
         return (int(row.txid), int(row.event_id))
     start = head(conn)
@@ -97,7 +107,7 @@ def claim_cursor(conn: Connection, name: str) -> Cursor | None:
 
 
 def move_cursor(conn: Connection, name: str, cursor: Cursor) -> None:
-    conn.execute(update(outbox_cursors).where(outbox_cursors.c.name == name).values(txid=cursor[0], event_id=cursor[1]))
+    conn.execute(_MOVE_CURSOR(conn), {"cursor": name, "to_txid": cursor[0], "to_event_id": cursor[1]})
 
 
 def _horizon(postgres: bool) -> ColumnElement[int]:
@@ -121,7 +131,6 @@ _NOTIFIABLE_AFTER = Prebuilt(
         events.c.conversation_id,
         events.c.seq,
         events.c.payload,
-        events.c.created_at,
     )
     .where(
         # names as literals, so that even a generic plan of the prepared statement can use the
@@ -138,9 +147,10 @@ _NOTIFIABLE_AFTER = Prebuilt(
 def notifiable_after(conn: Connection, after: Cursor, limit: int) -> tuple[list[OutboxEvent], Cursor]:
     """Committed `new_message` / `conversation_read` events past `after`, in (txid, id) order,
     and the cursor past them (or `after` if there were none). Only the columns the planner
-    uses (not `topics`, a JSON value of its own per event)."""
+    uses (not `topics`, a JSON value of its own per event, nor `created_at`: a message carries
+    its `sent_at`)."""
     rows = conn.execute(_NOTIFIABLE_AFTER(conn), {"txid": after[0], "id": after[1], "limit": limit}).all()
-    found = [OutboxEvent(i, e, n, c, s, p, t) for i, _, e, n, c, s, p, t in rows]
+    found = [OutboxEvent(i, e, n, c, s, p) for i, _, e, n, c, s, p in rows]
     return found, ((int(rows[-1].txid), int(rows[-1].id)) if rows else after)
 
 
