@@ -15,7 +15,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.http.api import Api
 from shared.http.routes import ROUTES
 from shared.http.web_chat import chat_routes
-from shared.relay.server import Relay
+from shared.relay.server import Relay, SocketsFirst
 from shared.telemetry.metrics import metrics_endpoint, register_services
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -29,13 +29,14 @@ def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
 
     relay = Relay(services, verifier)  # the WebSocket relay on the same port, as in the local run
     register_services(services)
-    app = Starlette(
+    app = SocketsFirst(  # the socket upgrades go to the relay before Starlette's middleware
+        relay,
         routes=[
             *relay.routes(),
             StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]),
             *chat_routes(services),
             StarletteRoute("/{path:path}", serve, methods=METHODS),
-        ]
+        ],
     )
     not_found = app.router.default
 

@@ -234,6 +234,28 @@ class SocketApp:
         await self.relay.endpoint(WebSocket(scope, receive, send), send)
 
 
+class SocketsFirst(Starlette):
+    """A Starlette application that hands the relay's socket upgrades to the relay directly,
+    before its middleware and router, and everything else to them as usual.
+
+    A socket's serving task lives as long as the socket, and so does every coroutine it went
+    through: Starlette's error and exception middleware, its router, the route's handler (six
+    frames, a closure and the exception handlers put in the scope) are held by every idle socket
+    for nothing, since the relay raises nothing for their handlers and its paths are fixed
+    (docs/performance.md, B3). The routes stay in the router too (a path the check here does not
+    take, e.g. under a `root_path`, is still served, through them)."""
+
+    def __init__(self, relay: Relay, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.sockets = SocketApp(relay)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not scope.get("root_path") and scope["path"] in PATHS:
+            await self.sockets(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def _query(websocket: WebSocket) -> dict[str, str]:
     """The upgrade's query (the last value of a repeated name, as Starlette's `query_params`),
     parsed here rather than through `websocket.query_params`, which would keep a parsed copy,
@@ -306,7 +328,7 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
 
     routes = [*relay.routes(), Route("/metrics", metrics.metrics_endpoint)]
     routes += [Route(f"{prefix}/health{{rest:path}}", probe) for prefix in ("/messaging/api/v1", "/api/v1")]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = SocketsFirst(relay, routes=routes, lifespan=lifespan)
     app.state.relay = relay  # drained on SIGTERM (shared/relay/shutdown.py)
     return app
 

@@ -1,0 +1,55 @@
+"""The relay's socket upgrades go to the relay before Starlette's middleware and router
+(shared.relay.server.SocketsFirst): an idle socket's serving task holds none of their frames
+(docs/performance.md, B3). Everything else goes through Starlette as before."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from shared.relay.server import PATHS, Relay, SocketsFirst
+
+
+class StubRelay:
+    def __init__(self, seen: list[tuple[str, str, str]]):
+        self.seen = seen
+
+    async def endpoint(self, websocket: WebSocket, send: Send | None = None) -> None:
+        self.seen.append(("relay", websocket.scope["type"], websocket.scope["path"]))
+
+
+def test_socket_upgrades_reach_the_relay_before_starlette() -> None:
+    seen: list[tuple[str, str, str]] = []
+    app = SocketsFirst(cast(Relay, StubRelay(seen)), routes=[])
+
+    async def starlette(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(("starlette", scope["type"], scope["path"]))
+
+    app.middleware_stack = starlette
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    def scope(kind: str, path: str, **more: Any) -> Scope:
+        return {"type": kind, "path": path, "headers": [], "query_string": b"", **more}
+
+    async def calls() -> None:
+        for path in PATHS:
+            await app(scope("websocket", path), receive, send)
+        await app(scope("websocket", "/elsewhere"), receive, send)
+        await app(scope("http", PATHS[0], method="GET"), receive, send)
+        await app(scope("websocket", "/prefix" + PATHS[0], root_path="/prefix"), receive, send)
+
+    asyncio.run(calls())
+    assert seen == [
+        *[("relay", "websocket", path) for path in PATHS],
+        ("starlette", "websocket", "/elsewhere"),
+        ("starlette", "http", PATHS[0]),
+        ("starlette", "websocket", "/prefix" + PATHS[0]),
+    ]
