@@ -242,26 +242,35 @@ def enqueue_many(conn: Connection, calls: Sequence[tuple[str, str, dict[str, Any
     )
 
 
+_CLAIM_OWED = Prebuilt(
+    lambda postgres: select(
+        notification_queue.c.id, notification_queue.c.kind, notification_queue.c.payload, notification_queue.c.attempts
+    )
+    .order_by(notification_queue.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_DONE = Prebuilt(lambda postgres: delete(notification_queue).where(any_of(postgres, notification_queue.c.id, "ids")))
+_FAILED = Prebuilt(
+    lambda postgres: update(notification_queue)
+    .where(any_of(postgres, notification_queue.c.id, "ids"))
+    .values(attempts=notification_queue.c.attempts + 1)
+)
+
+
 def claim_owed(conn: Connection, limit: int) -> list[Owed]:
     """The oldest calls owed, locked for this transaction (other instances take others)."""
-    rows = conn.execute(
-        select(notification_queue).order_by(notification_queue.c.id).limit(limit).with_for_update(skip_locked=True)
-    )
-    return [Owed(r.id, r.kind, r.payload, r.attempts) for r in rows]
+    return [Owed(*row) for row in conn.execute(_CLAIM_OWED(conn), {"limit": limit})]
 
 
 def done(conn: Connection, ids: Sequence[int]) -> None:
     if ids:
-        conn.execute(delete(notification_queue).where(notification_queue.c.id.in_(list(ids))))
+        conn.execute(_DONE(conn), {"ids": list(ids)})
 
 
 def failed(conn: Connection, ids: Sequence[int]) -> None:
     if ids:
-        conn.execute(
-            update(notification_queue)
-            .where(notification_queue.c.id.in_(list(ids)))
-            .values(attempts=notification_queue.c.attempts + 1)
-        )
+        conn.execute(_FAILED(conn), {"ids": list(ids)})
 
 
 def queued(conn: Connection) -> int:

@@ -18,6 +18,7 @@ from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.cloudevents import to_cloudevents
 from shared.domain.models import Actor, NewMessage
+from shared.ports.siblings import MessageNotification, SiblingUnavailable
 from shared.relay.presence import Presence
 from shared.storage import notifications as queue
 from shared.storage.schema import events, notification_queue, outbox_cursors
@@ -192,3 +193,45 @@ def test_present_users_is_what_user_presence_says_of_each() -> None:
     assert [presence.user_presence(u).status for u in users] == ["online", "away", "offline", "offline"]
     assert presence.present_users(users) == {online, away}
     assert presence.present_users([]) == set()
+
+
+class Notifications:
+    """A notification service that takes calls, is down, or refuses one message for good."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+        self.down = False
+        self.refuse: set[str] = set()
+
+    def notify_message(self, notification: MessageNotification) -> None:
+        if self.down:
+            raise SiblingUnavailable("notification-service", "down")
+        if notification.message_id in self.refuse:
+            raise ValueError("refused")
+        self.taken.append(notification.message_id)
+
+    def mark_read(self, user_id: str, conversation_id: str, up_to_seq: int) -> None:
+        if self.down:
+            raise SiblingUnavailable("notification-service", "down")
+        self.taken.append(f"read:{user_id}:{up_to_seq}")
+
+
+def test_queued_calls_wait_out_an_outage_and_one_refused_for_good_is_dropped(services: Services) -> None:
+    notifier = Notifications()
+    services.notifier = notifier
+    alice, bob = Actor(new_id()), Actor(new_id())
+    direct = conversations.create_direct(services, alice, bob.user_id).view["id"]
+    _start_planning_now(services)
+    kept, refused = _send(services, alice, direct, "kept"), _send(services, alice, direct, "refused")
+    notifier.refuse.add(refused["id"])
+    notifier.down = True
+    assert notifications.run_once(services) == notifications.Delivered(0, True)
+    assert [kind for _, kind, _ in _queued(services)] == ["message", "message"]  # both wait
+    notifier.down = False
+    for attempt in range(1, notifications.MAX_ATTEMPTS):
+        assert notifications.run_once(services).calls == (1 if attempt == 1 else 0)
+        with services.db.transaction() as conn:
+            attempts = conn.execute(select(notification_queue.c.attempts)).scalars().all()
+        assert attempts == [attempt]  # the refused one, tried again at each pass
+    assert notifications.run_once(services).calls == 1  # the last attempt: dropped
+    assert _queued(services) == [] and notifier.taken == [kept["id"]]
