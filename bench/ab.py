@@ -6,6 +6,7 @@ PostgreSQL's), which stays put on a noisy machine where rates move 2x.
     .venv/bin/python -m bench.ab --variant base=/tmp/base --variant new=.         # two trees
     .venv/bin/python -m bench.ab --variant a=. --variant 'b=.:WHISPR_SEND_BATCH_MAX=16'
     .venv/bin/python -m bench.ab --variant new=. --senders 64 --seconds 10 --repeats 3 --profile
+    .venv/bin/python -m bench.ab --variant new=. --repeats 1 --statements 15   # PostgreSQL's side, by statement
 
 Each run gets a fresh database and a freshly started `whispr-messaging dev` from the variant's
 tree (`python -m shared.cli dev`, PYTHONPATH pointing at it), `--senders` direct pairs made
@@ -53,6 +54,28 @@ class Variant:
         path, _, assignments = rest.partition(":")
         env = dict(a.split("=", 1) for a in assignments.split(",") if a)
         return cls(name, Path(path or ".").resolve(), env)
+
+
+STATEMENTS = (
+    "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 150), calls, total_exec_time, wal_bytes "
+    "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "ORDER BY total_exec_time DESC"
+)
+
+
+def statements(database_url: str, reset: bool = False) -> list[tuple[str, int, float, int]]:
+    """`pg_stat_statements` of the database (`--statements`): query, calls, execution ms, WAL
+    bytes, slowest first; or, with `reset`, start counting afresh."""
+    engine = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            if reset:
+                conn.exec_driver_sql("SELECT pg_stat_statements_reset()")
+                return []
+            return [(str(r[0]), int(r[1]), float(r[2]), int(r[3])) for r in conn.exec_driver_sql(STATEMENTS)]
+    finally:
+        engine.dispose()
 
 
 def fresh_database(admin_url: str, name: str) -> str:
@@ -154,6 +177,8 @@ def run_once(
         warm.pop("steps", None)
         _drive(pair_jobs(entries, args.generators, warm), workdir, f"{variant.name}-warm", None, None)
         profile = workdir / f"profile-{variant.name}-{index}.txt" if args.profile else None
+        if args.statements:
+            statements(database_url, reset=True)
         results, cpu = _drive(
             pair_jobs(entries, args.generators, base),
             workdir,
@@ -161,6 +186,7 @@ def run_once(
             (service.process.pid, cluster.postmaster_pid()),
             (profile, args.seconds),
         )
+        top = statements(database_url) if args.statements else []
     finally:
         service.stop()
     step = merge_step(results, "s0" if args.rate else "closed")
@@ -178,6 +204,8 @@ def run_once(
         "service_system_share": cpu["service_system_s"] / cpu["service_s"] if cpu.get("service_s") else None,
         "load": os.getloadavg()[0],
     }
+    if top and received:  # per message: calls, execution us, WAL bytes
+        out["statements"] = [(q, calls / received, ms * 1000 / received, wal / received) for q, calls, ms, wal in top]
     if profile is not None and profile.exists():
         from bench import profile as prof
 
@@ -226,11 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="pass --workers N to `dev`")
     parser.add_argument("--profile", action="store_true", help="py-spy each run (raw stacks, summed)")
     parser.add_argument("--json", type=Path, help="write every run here (and --profile's raw stacks beside it)")
+    parser.add_argument(
+        "--statements", type=int, default=0, help="load pg_stat_statements; print each run's top N per message"
+    )
     args = parser.parse_args(argv)
     variants = [Variant.parse(v) for v in args.variant]
     cluster = start_cluster(durable=True)
     runs: list[dict[str, Any]] = []
     try:
+        if args.statements:  # a restart with the library loaded (a little CPU in every variant alike)
+            cluster.stop_server("fast")
+            cluster.options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            cluster.start_server()
         with tempfile.TemporaryDirectory(prefix="whispr-ab-") as tmp:
             workdir = Path(tmp)
             key_path = str(workdir / "dev-key.pem")
@@ -253,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"busy cores {run['busy_cores']:.2f}, load {run['load']:.2f}",
                         flush=True,
                     )
+                    for query, calls, us, wal in run.get("statements", [])[: args.statements]:
+                        print(f"    {us:6.1f} us {wal:7.1f} B WAL {calls:6.3f} calls/msg  {query}")
                     if "profile_summary" in run:
                         summary = run["profile_summary"]
                         print("    threads:", json.dumps(summary["threads"]))
