@@ -271,6 +271,7 @@ events = Table(
     Column("conversation_id", UUID),
     Column("seq", BigInteger),
     Column("topics", JSONText, nullable=False),
+    # PostgreSQL compresses it with lz4 (migration 0009): a planner pass's payload lists hundreds
     Column("payload", JSONText, nullable=False),
     # 'conversation': every member of conversation_id hears it; 'user': only event_targets do.
     Column("scope", String(12), nullable=False),

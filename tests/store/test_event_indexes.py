@@ -1,6 +1,7 @@
 """The outbox's partial indexes (migration 0008), on both backends: `(conversation_id, txid, id)`
 holds conversation-scoped events only, `(conversation_id, seq)` events with a seq only; the
-migration goes down and up again, and what /sync and the scrub read is the same either way."""
+migration goes down and up again, and what /sync and the scrub read is the same either way.
+Its payloads compressed with lz4 on PostgreSQL (migration 0009)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from shared.app import conversations, messages, sync
 from shared.app.services import Services
 from shared.bootstrap import build_services
-from shared.domain.models import Actor, NewMessage
+from shared.domain.models import Actor, Event, NewMessage
 from shared.storage import outbox
 from shared.storage.migrate import alembic_config
 from shared.storage.schema import events
@@ -81,3 +82,41 @@ def test_migration_0008_makes_the_conversation_indexes_partial_and_back(services
             select(events.c.payload).where(events.c.conversation_id == cid, events.c.seq == sent.seq)
         ).scalars()
         assert [p["message"] for p in payloads] == [{"id": sent.id, "is_deleted": True}]
+
+
+def _payload_compression(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT attcompression FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'payload'"
+            )
+            return str(conn.exec_driver_sql(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_migration_0009_compresses_event_payloads_with_lz4_and_back(services: Services, store_url: str) -> None:
+    """A large payload (a push planner pass lists hundreds of messages) is stored lz4-compressed
+    after 0009 and reads back the same; the downgrade returns the column to the default."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's TOAST compression")
+    assert _payload_compression(store_url) == "l"
+    config = alembic_config(store_url)
+    command.downgrade(config, "0008")
+    try:
+        assert _payload_compression(store_url) == ""
+    finally:
+        command.upgrade(config, "head")
+    assert _payload_compression(store_url) == "l"
+    services.db.dispose()  # connections opened before the column changed
+    listing = {"messages": [{"id": new_id(), "recipient_ids": [new_id() for _ in range(3)]} for _ in range(300)]}
+    with services.db.transaction() as conn:
+        written = outbox.append(conn, Event("message_recipients", listing, ()), services.clock())
+    with services.db.transaction() as conn:
+        row = conn.execute(
+            select(events.c.payload, func.pg_column_compression(events.c.payload)).where(
+                events.c.id == written.position
+            )
+        ).one()
+    assert row[0] == listing and row[1] == "lz4"
