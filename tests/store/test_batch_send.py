@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
 from shared.app import conversations, messages, moderation
@@ -303,3 +304,29 @@ def test_seqs_are_checked_against_the_locked_rows(services: Services) -> None:
         prepared.conv.last_seq += 5  # as if the lock had read another row: without the check, a gap
         store_messages(unit, [(prepared.conv, prepared.message, prepared.members)], locked=True)
     assert _stored(services, cid) == [(1, "first")]
+
+
+def test_a_send_whose_row_fails_to_store_fails_alone_and_the_connection_goes_on(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A constraint the checks cannot see (here: a message id that exists) fails the batch's
+    write (on psycopg, inside its pipeline); the batch runs again with each send in its own
+    savepoint, the other sends commit, and the same pooled connections keep serving batches
+    (psycopg's prepared statements survive the failed pipeline)."""
+    alice = Actor(new_id(), "a")
+    ids = [conversations.create_direct(services, alice, new_id()).view["id"] for _ in range(3)]
+    taken = messages.send_message(services, alice, ids[0], _text("taken")).message.id
+    drawn = iter([new_id(), taken, new_id(), new_id(), taken, new_id()])  # twice: the attempt, then its savepoint
+    monkeypatch.setattr("shared.app.messages.new_uuid", lambda: next(drawn))
+    outcomes = send_batch(services, [SendRequest(alice, cid, _text(f"m{k}")) for k, cid in enumerate(ids)])
+    monkeypatch.undo()
+    failed = [k for k, o in enumerate(outcomes) if not isinstance(o, Sent)]
+    assert len(failed) == 1 and isinstance(outcomes[failed[0]], sa_exc.IntegrityError), outcomes
+    lost = ids[failed[0]]
+    assert _stored(services, lost) == ([(1, "taken")] if lost == ids[0] else [])
+    for round_ in range(8):  # the connections that saw the failure, again and again
+        again = send_batch(services, [SendRequest(alice, cid, _text(f"r{round_}")) for cid in ids])
+        assert all(isinstance(o, Sent) and o.created for o in again), again
+    for cid in ids:
+        seqs = [seq for seq, _ in _stored(services, cid)]
+        assert seqs == list(range(1, len(seqs) + 1))  # the failed send gave its seq back
