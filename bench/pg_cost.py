@@ -30,7 +30,7 @@ Per message, over the measured rounds:
   bytes each table and index grew by;
 - with `--statements N` (`pg_stat_statements` loaded into the cluster, which costs a little CPU
   in every variant alike): the N statements that took longest, each with its calls, rows,
-  execution time and WAL bytes per message, and the WAL records, full-page images and commits
+  execution and planning time and WAL bytes per message, and the WAL records, full-page images and commits
   they add up to. Execution time is wall time inside the server:
   the COMMIT's includes the wait for the WAL flush.
 """
@@ -231,7 +231,7 @@ def child(args: argparse.Namespace) -> None:
                 dict(r._mapping)
                 for r in conn.exec_driver_sql(
                     "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, calls, rows, "
-                    "total_exec_time AS ms, wal_bytes, wal_records, wal_fpi "
+                    "total_exec_time AS ms, total_plan_time AS plan_ms, wal_bytes, wal_records, wal_fpi "
                     "FROM pg_stat_statements "
                     "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                     "ORDER BY total_exec_time DESC",
@@ -266,6 +266,7 @@ def child(args: argparse.Namespace) -> None:
                 "calls": s["calls"] / args.rounds,
                 "rows_per_msg": s["rows"] / n,
                 "exec_us_per_msg": s["ms"] * 1000 / n,
+                "plan_us_per_msg": s["plan_ms"] * 1000 / n,
                 "wal_bytes_per_msg": float(s["wal_bytes"]) / n,
             }
             for s in top[: args.statements]
@@ -353,10 +354,12 @@ def detail(run: dict[str, Any]) -> None:
         if grown:
             print(f"    {name:45} {grown:7.1f}")
     if run["statements"]:
-        print("  statements by execution time (per message: exec us, rows, WAL bytes; calls per batch)")
+        print("  statements by execution time (per message: exec and planning us, rows, WAL bytes; calls per batch)")
         for s in run["statements"]:
             print(
-                f"    {s['exec_us_per_msg']:7.1f} us {s['rows_per_msg']:5.2f} rows {s['wal_bytes_per_msg']:7.1f} B "
+                f"    {s['exec_us_per_msg']:7.1f} us (+{s['plan_us_per_msg']:4.1f} planning) "
+                f"{s['rows_per_msg']:5.2f} rows "
+                f"{s['wal_bytes_per_msg']:7.1f} B "
                 f"{s['calls']:6.2f}/batch  {s['query']}"
             )
 
@@ -392,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.statements:  # a restart with the library loaded
             cluster.stop_server("fast")
-            cluster.options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            cluster.options += (
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+                " -c pg_stat_statements.track_planning=on"
+            )
             cluster.start_server()
         with tempfile.TemporaryDirectory(prefix="whispr-pgcost-") as tmp:
             key = str(Path(tmp) / "dev-key.pem")
