@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
+from websockets.streams import StreamReader
 
 try:
     from websockets.speedups import apply_mask  # websockets' C unmasking, as its parser uses
@@ -47,6 +48,7 @@ _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 _FIN_TEXT = 0x81  # FIN bit and opcode 1 (text)
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 def take_text_frames(data: bytes, max_size: int | None) -> tuple[list[str], int]:
@@ -79,6 +81,16 @@ def take_text_frames(data: bytes, max_size: int | None) -> tuple[list[str], int]
             break
         start = payload
     return texts, start
+
+
+def between_frames(conn: Protocol) -> bool:
+    """Whether `websockets`' parser holds no part of a frame: the innermost generator it waits
+    in is `StreamReader.at_eof`, at the top of its frame loop, with nothing buffered (its
+    buffer alone does not say: a frame's header may have been taken from it already)."""
+    waiting: Any = conn.parser
+    while waiting.gi_yieldfrom is not None:
+        waiting = waiting.gi_yieldfrom
+    return waiting.gi_code is _AT_EOF
 
 
 def text_frame_header(length: int) -> bytes:
@@ -203,6 +215,12 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
             # Answered: the handshake's request and response are not needed any more.
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+            conn = self.conn
+            if conn.state is State.OPEN and not conn.reader.buffer and between_frames(conn):
+                # `ServerProtocol.parse` keeps the request (headers and all) in its frame for
+                # the socket's life; what it goes on with is `Protocol.parse`, started afresh.
+                conn.parser = Protocol.parse(conn)
+                next(conn.parser)
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -211,8 +229,8 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.close_sent
             and conn.state is State.OPEN
             and conn.cur_size is None  # not inside a fragmented message
-            and not conn.reader.buffer  # no partial frame waiting in the parser
             and not conn.extensions
+            and between_frames(conn)  # the parser holds no part of a frame
         ):
             texts, taken = take_text_frames(data, conn.max_size)
             for text in texts:
