@@ -134,7 +134,7 @@ def _attempt(svc: Services, requests: Sequence[SendRequest], todo: list[int], *,
                 scope.sent(prepared.message)  # a later send of the batch with its client_random duplicates it
                 accepted.append((i, prepared))
         try:
-            store_messages(unit, [(p.conv, p.message, p.members) for _, p in accepted], locked=True)
+            store_messages(unit, [(p.conv, p.message, p.member_ids) for _, p in accepted], locked=True)
         except Exception as error:
             raise _Abort from error
         for i, prepared in accepted:

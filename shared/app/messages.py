@@ -117,7 +117,7 @@ def _take_key_change_token(svc: Services, user_id: str, device_id: str) -> None:
 class SendScope:
     """The conversations one transaction sends to, each locked and read once: the conversation row
     (locked like `lock_conversation`, which serialises the duplicate check and the `seq`) and its
-    active members, read under that lock. Every send of the transaction to the same conversation
+    active members' user ids, read under that lock. Every send of the transaction to the same conversation
     reuses them: nobody can change the row or (through a system message) the membership until
     the transaction ends. It also knows the messages this transaction sent, and (once `prefetch`
     has read them for a batch) the stored ones that sends may duplicate, the sanctions on their
@@ -126,7 +126,7 @@ class SendScope:
     def __init__(self, unit: Unit, limits: Limits):
         self.unit = unit
         self.since = unit.now - timedelta(seconds=limits.client_random_window_seconds)
-        self._locked: dict[str, tuple[Conversation, list[Member]] | None] = {}
+        self._locked: dict[str, tuple[Conversation, list[str]] | None] = {}
         self._originals: dict[tuple[str, str, int], Message | None] = {}
         self._sanctions: dict[tuple[str, str], list[Sanction]] = {}
         self._replied: dict[str, Message | None] = {}
@@ -139,21 +139,22 @@ class SendScope:
             return
         with pipelined(self.unit.conn):
             locking = conv_store.lock_conversations_later(self.unit.conn, wanted)
-            listing = conv_store.members_of_later(self.unit.conn, wanted)
+            listing = conv_store.member_ids_of_later(self.unit.conn, wanted)
         self._took(wanted, locking(), listing())
 
-    def _took(self, wanted: list[str], found: dict[str, Conversation], members: dict[str, list[Member]]) -> None:
+    def _took(self, wanted: list[str], found: dict[str, Conversation], members: dict[str, list[str]]) -> None:
         for conversation_id in wanted:
             conv = found.get(conversation_id)
             self._locked[conversation_id] = (conv, members[conversation_id]) if conv is not None else None
 
-    def require_member(self, conversation_id: str, user_id: str) -> tuple[Conversation, list[Member]]:
-        """The locked conversation and its active members, or 404/403 as `require_member` says."""
+    def require_member(self, conversation_id: str, user_id: str) -> tuple[Conversation, list[str]]:
+        """The locked conversation and its active members' user ids, or 404/403 as
+        `require_member` says."""
         self.lock((conversation_id,))
         locked = self._locked[conversation_id]
         if locked is None or not locked[0].is_active:
             raise NotFound("conversation not found", code="conversation_not_found")
-        if not any(m.user_id == user_id for m in locked[1]):
+        if user_id not in locked[1]:
             raise Forbidden("you are not a member of this conversation", code="not_a_member")
         return locked
 
@@ -173,7 +174,7 @@ class SendScope:
         replied = {new.reply_to_id for _, _, new in sends if new.reply_to_id is not None} - self._replied.keys()
         with pipelined(conn):
             locking = conv_store.lock_conversations_later(conn, wanted)
-            listing = conv_store.members_of_later(conn, wanted)
+            listing = conv_store.member_ids_of_later(conn, wanted)
             duplicates = store.find_by_client_randoms_later(conn, keys, self.since)
             sanctions = moderation_store.sanctions_in_force_among_later(conn, pairs, now, BLOCKS_SENDING)
             replies = store.get_messages_later(conn, replied)
@@ -215,7 +216,7 @@ class Prepared:
     """A send that passed every check and is ready to store (`store_messages`)."""
 
     conv: Conversation
-    members: list[Member]
+    member_ids: list[str]  # the active members' user ids
     message: Message
 
 
@@ -228,14 +229,14 @@ def prepare_send(
     new sender key (`_check_sender_key`), which is the last step and cannot fail after writing
     (its rate limit and refusals come before its writes)."""
     unit = scope.unit
-    conv, members = scope.require_member(conversation_id, actor.user_id)
+    conv, member_ids = scope.require_member(conversation_id, actor.user_id)
     scope.check_can_send(conv.id, actor.user_id)
     if conv.type == "direct":
-        refuse_if_blocked(svc, actor.user_id, members)
+        refuse_if_blocked(svc, actor.user_id, member_ids)
     original = scope.original(conv.id, actor.user_id, new.client_random)
     if original is not None:
         return Sent(original, created=False)
-    if conv.type == "direct" and len(members) < 2:
+    if conv.type == "direct" and len(member_ids) < 2:
         raise Forbidden(
             "this conversation is closed: the other member left or their account was deleted",
             code="conversation_closed",
@@ -265,7 +266,7 @@ def prepare_send(
         search_index.search_tokens(message)  # 422 now if malformed, not when indexing
     if new.sender_public_key is not None:
         _check_sender_key(svc, unit, actor, new.sender_public_key)
-    return Prepared(conv, members, message)
+    return Prepared(conv, member_ids, message)
 
 
 def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
@@ -276,18 +277,18 @@ def send_in_unit(svc: Services, scope: SendScope, actor: Actor, conversation_id:
     prepared = prepare_send(svc, scope, actor, conversation_id, new)
     if isinstance(prepared, Sent):
         return prepared
-    store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.members)], locked=True)
+    store_messages(scope.unit, [(prepared.conv, prepared.message, prepared.member_ids)], locked=True)
     scope.sent(prepared.message)  # last: a send that fails gives nothing to the ones after it
     return Sent(prepared.message, created=True)
 
 
-def refuse_if_blocked(svc: Services, sender_id: str, members: list[Member]) -> None:
+def refuse_if_blocked(svc: Services, sender_id: str, member_ids: list[str]) -> None:
     """403 `user_blocked` when the other member of a direct conversation blocks the sender or is
     blocked by them (user-service, cached briefly). If user-service cannot answer, the send goes
     through: the conversation exists, so the pair was checked when it was opened, and an outage
     of a sibling must not stop every direct conversation (integration.md fails closed for new
     direct conversations only; docs/decisions.md)."""
-    for other in (m.user_id for m in members if m.user_id != sender_id):
+    for other in (m for m in member_ids if m != sender_id):
         try:
             blocked = svc.users.is_blocked(sender_id, other)
         except SiblingUnavailable:

@@ -84,6 +84,11 @@ _LOCK_CONVERSATIONS = Prebuilt(
     .order_by(conversations.c.id)
     .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what an UPDATE of the row takes
 )
+_ACTIVE_MEMBER_IDS_OF = Prebuilt(
+    lambda postgres: select(members.c.conversation_id, members.c.user_id)
+    .where(any_of(postgres, members.c.conversation_id, "ids"), members.c.is_active.is_(True))
+    .order_by(members.c.joined_at, members.c.user_id)
+)
 _ACTIVE_MEMBERS_OF = Prebuilt(
     lambda postgres: select(members)
     .where(any_of(postgres, members.c.conversation_id, "ids"), members.c.is_active.is_(True))
@@ -192,6 +197,23 @@ def members_of_later(conn: Connection, conversation_ids: Sequence[str]) -> Calla
         result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
         for row in pending.rows():
             result[row["conversation_id"]].append(_member(row))
+        return result
+
+    return read
+
+
+def member_ids_of_later(conn: Connection, conversation_ids: Sequence[str]) -> Callable[[], dict[str, list[str]]]:
+    """The active members' user ids of many conversations (in `members_of`'s order), in one
+    query, sent now, read when the returned function is called: what a send needs of them (who
+    is a member, who hears it), without a `Member` and its five timestamps per row."""
+    if not conversation_ids:
+        return lambda: {cid: [] for cid in conversation_ids}
+    pending = _ACTIVE_MEMBER_IDS_OF.send(conn, {"ids": list(conversation_ids)})
+
+    def read() -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
+        for row in pending.rows():
+            result[row["conversation_id"]].append(row["user_id"])
         return result
 
     return read

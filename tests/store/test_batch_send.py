@@ -302,7 +302,7 @@ def test_seqs_are_checked_against_the_locked_rows(services: Services) -> None:
         prepared = prepare_send(services, scope, alice, cid, new)
         assert not isinstance(prepared, Sent)
         prepared.conv.last_seq += 5  # as if the lock had read another row: without the check, a gap
-        store_messages(unit, [(prepared.conv, prepared.message, prepared.members)], locked=True)
+        store_messages(unit, [(prepared.conv, prepared.message, prepared.member_ids)], locked=True)
     assert _stored(services, cid) == [(1, "first")]
 
 
