@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from shared.relay.server import PATHS, Relay, SocketsFirst
+from shared.config import load_settings
+from shared.relay.server import PATHS, Relay, SocketsFirst, uvicorn_options
 
 
 class StubRelay:
@@ -53,3 +55,12 @@ def test_socket_upgrades_reach_the_relay_before_starlette() -> None:
         ("starlette", "http", PATHS[0]),
         ("starlette", "websocket", "/prefix" + PATHS[0]),
     ]
+
+
+def test_the_server_sends_no_websocket_pings() -> None:
+    """The relay's idle timeout ends a socket whose peer is gone; uvicorn's pings would cost
+    every idle socket a timer and a frame every 20 s (docs/performance.md, B3)."""
+    options = uvicorn_options(load_settings({}))
+    assert options["ws_ping_interval"] is None
+    config = uvicorn.Config(lambda scope, receive, send: None, **options)
+    assert config.ws_ping_interval is None
