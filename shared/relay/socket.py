@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, cast
 
-from starlette.types import Send
+from starlette.types import Scope, Send
 from starlette.websockets import WebSocket
 
 from shared.domain.models import Actor
@@ -265,6 +265,7 @@ class Connection:
 
     async def serve(self) -> None:
         await self.ws.accept(subprotocol=self.subprotocol)
+        forget_upgrade(self.ws.scope)
         self.session_id = self.ctx.presence.connect(self.actor.user_id, self.actor.device_id).session_id
         task = asyncio.current_task()
         assert task is not None
@@ -552,6 +553,19 @@ class Connection:
         self.channels[frame.topic] = channel
         channel.enqueue(frame)
         self._pending += 1
+
+
+def forget_upgrade(scope: Scope) -> None:
+    """Drop what only the upgrade needed from the socket's ASGI scope, which lives as long as
+    the socket (the server's protocol holds it): its headers (Starlette's `Headers` of it share
+    the list), its query (the token) and the subprotocols offered (phoenix.js 1.8 offers the
+    token as one). Read once the socket is accepted: authentication, the client's address, the
+    request id and the subprotocol are taken by then (docs/performance.md, B3)."""
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()
+    scope["query_string"] = b""
+    scope["subprotocols"] = []
 
 
 @types.coroutine

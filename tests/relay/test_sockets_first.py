@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 
 from shared.config import load_settings
 from shared.relay.server import PATHS, Relay, SocketsFirst, uvicorn_options
+from shared.relay.socket import forget_upgrade
 
 
 class StubRelay:
@@ -64,3 +65,28 @@ def test_the_server_sends_no_websocket_pings() -> None:
     assert options["ws_ping_interval"] is None
     config = uvicorn.Config(lambda scope, receive, send: None, **options)
     assert config.ws_ping_interval is None
+
+
+def test_an_accepted_socket_keeps_nothing_of_its_upgrade() -> None:
+    """Headers, the query with its token and the offered subprotocols (phoenix.js 1.8 offers
+    the token as one) leave the scope once the socket is accepted: the scope lives as long as
+    the socket."""
+    scope: Scope = {
+        "type": "websocket",
+        "path": PATHS[0],
+        "headers": [(b"host", b"relay"), (b"x-request-id", b"r-1")],
+        "query_string": b"token=secret&vsn=2.0.0",
+        "subprotocols": ["phoenix", "base64url.bearer.phx.c2VjcmV0"],
+    }
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    websocket = WebSocket(scope, receive, send)
+    assert websocket.headers["x-request-id"] == "r-1"  # read (and cached by Starlette) before
+    forget_upgrade(websocket.scope)
+    assert websocket.headers.raw == [] and scope["headers"] == []
+    assert scope["query_string"] == b"" and scope["subprotocols"] == []
