@@ -20,7 +20,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from shared.app import messages as message_use_cases
+from shared.app.commands import SendMessage
 from shared.app.services import Services
+from shared.app.views import message_view
 from shared.auth.tokens import build_verifier, mint_dev_token
 from shared.bootstrap import build_services
 from shared.config import Limits, Settings
@@ -139,6 +142,15 @@ class UserClient:
         response = self.post(f"/conversations/{conversation_id}/messages", body)
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])
+
+    def send_alone(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A send stored in a transaction of its own, as a function stores it: the gateway's REST
+        sends join the relay's group commit, which a test holding batches to an exact size must
+        not see. The stored message, as the REST send answers it."""
+        actor = build_verifier(self.server.services.settings).verify(self.token)
+        new = SendMessage.model_validate(body).to_new_message()
+        sent = message_use_cases.send_message(self.server.services, actor, conversation_id, new)
+        return message_view(sent.message, "sent")
 
     def close(self) -> None:
         self.http.close()

@@ -33,6 +33,7 @@ from shared.domain.errors import (
 from shared.domain.ids import parse_uuid
 from shared.domain.models import Actor
 from shared.http.routing import Call, Reply, Route, RouteTable
+from shared.http.sends import DirectSends, SendPort
 from shared.telemetry import tracing
 from shared.telemetry.context import REQUEST_ID_HEADER, context_from_headers, request_scope
 from shared.telemetry.logs import log_access
@@ -137,8 +138,11 @@ class Api:
         routes: Iterable[Route],
         *,
         cors_origins: str = "*",
+        sends: SendPort | None = None,
     ):
+        """`sends`: how the send route stores a message; default, one transaction per send."""
         self.services = services
+        self.sends = sends or DirectSends(services)
         self.verifier = verifier
         self.routes = list(routes)
         self._table = RouteTable(self.routes)
@@ -215,7 +219,7 @@ class Api:
         def run() -> Reply:
             # the token is checked in the worker thread: a JWKS refetch must not block the loop
             actor = self.verifier.verify(token) if token is not None else ANONYMOUS
-            return route.handler(Call(self.services, actor, params, query, body, request.headers))
+            return route.handler(Call(self.services, actor, params, query, body, self.sends, request.headers))
 
         reply: Reply = await anyio.to_thread.run_sync(run)
         if reply.status == 204:

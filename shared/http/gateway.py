@@ -14,6 +14,7 @@ from shared.app.services import Services
 from shared.auth.tokens import TokenVerifier
 from shared.http.api import Api
 from shared.http.routes import ROUTES
+from shared.http.sends import BatchedSends
 from shared.http.web_chat import chat_routes
 from shared.relay.server import Relay, SocketsFirst
 from shared.telemetry.metrics import metrics_endpoint, register_services
@@ -22,12 +23,14 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def create_gateway(services: Services, verifier: TokenVerifier) -> Starlette:
-    api = Api(services, verifier, ROUTES, cors_origins=services.settings.cors_origins)
+    relay = Relay(services, verifier)  # the WebSocket relay on the same port, as in the local run
+    # REST sends join the relay's group commit: one process, one batcher (shared.http.sends)
+    sends = BatchedSends(relay.ctx.sends)
+    api = Api(services, verifier, ROUTES, cors_origins=services.settings.cors_origins, sends=sends)
 
     async def serve(request: Request) -> Response:
         return await api(request)
 
-    relay = Relay(services, verifier)  # the WebSocket relay on the same port, as in the local run
     register_services(services)
     app = SocketsFirst(  # the socket upgrades go to the relay before Starlette's middleware
         relay,

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from shared.app.services import Services
 from shared.domain.models import Actor
 from shared.http.responses import ResponseDoc
+from shared.http.sends import SendPort
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Call:
     path: Mapping[str, str]
     query: Mapping[str, str]
     body: Any
+    sends: SendPort  # how a message is stored: alone, or in the process's group commit (shared.http.sends)
     headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive (task targets read them)
 
 

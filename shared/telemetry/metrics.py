@@ -53,7 +53,9 @@ SOCKET_JOINS = Counter("whispr_socket_joins_total", "channel joins asked for")
 FRAMES_IN = Counter("whispr_socket_frames_in_total", "frames received from clients")
 FRAMES_OUT = Counter("whispr_socket_frames_out_total", "frames written to clients")
 SEND_BATCH_SIZE = Histogram(
-    "whispr_send_batch_size", "socket sends per group-commit transaction", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+    "whispr_send_batch_size",
+    "sends (socket, and REST in the gateway) per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 SEND_COMMIT_SECONDS = Histogram(
     "whispr_send_commit_duration_seconds", "time to store one group-commit batch", buckets=_FAST

@@ -13,7 +13,7 @@ from shared.http.routing import Call, Reply
 
 def send_message(call: Call) -> Reply:
     body: SendMessage = call.body
-    sent = uc.send_message(call.services, call.actor, call.path["conversation_id"], body.to_new_message())
+    sent = call.sends.send_message(call.actor, call.path["conversation_id"], body.to_new_message())
     return Reply(
         message_view(sent.message, "sent"), status=201 if sent.created else 200, meta={"duplicate": not sent.created}
     )
