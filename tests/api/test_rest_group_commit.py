@@ -26,10 +26,10 @@ from tests.support import RunningServer, UserClient, assert_error, client_random
 SENDERS = 12
 
 
-@pytest.fixture(scope="module")
-def gateway(pg_url: str, key_path: str) -> Iterator[tuple[RunningServer, SendBatcher]]:
-    """The gateway with a wide batching window (50 ms), so that concurrent sends surely meet in
-    a batch, and its relay's batcher, whose counters say what it ran."""
+@pytest.fixture
+def gateway(store_url: str, key_path: str) -> Iterator[tuple[RunningServer, SendBatcher]]:
+    """The gateway (on each backend) with a wide batching window (50 ms), so that concurrent
+    sends surely meet in a batch, and its relay's batcher, whose counters say what it ran."""
     apps: list[Starlette] = []
 
     def factory(services: Services, verifier: TokenVerifier) -> Starlette:
@@ -37,7 +37,7 @@ def gateway(pg_url: str, key_path: str) -> Iterator[tuple[RunningServer, SendBat
         return apps[-1]
 
     settings = make_settings(
-        pg_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000, send_batch_window_ms=50
+        store_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000, send_batch_window_ms=50
     )
     with serve(settings, app_factory=factory) as running:
         yield running, apps[0].state.relay.ctx.sends
