@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Connection, Row, and_, bindparam, func, insert, select, update
 
@@ -12,6 +12,8 @@ from shared.domain.models import Conversation, Member
 from shared.storage.schema import conversations, members, messages
 from shared.storage.sql import Prebuilt, any_of
 from shared.storage.types import UTCDateTime
+
+T = TypeVar("T")
 
 _MEMBER_FIELDS = [c.name for c in members.columns if c.name != "updated_at"]
 
@@ -189,31 +191,29 @@ def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, l
 
 def members_of_later(conn: Connection, conversation_ids: Sequence[str]) -> Callable[[], dict[str, list[Member]]]:
     """`members_of`, sent now, read when the returned function is called."""
-    if not conversation_ids:
-        return lambda: {cid: [] for cid in conversation_ids}
-    pending = _ACTIVE_MEMBERS_OF.send(conn, {"ids": list(conversation_ids)})
-
-    def read() -> dict[str, list[Member]]:
-        result: dict[str, list[Member]] = {cid: [] for cid in conversation_ids}
-        for row in pending.rows():
-            result[row["conversation_id"]].append(_member(row))
-        return result
-
-    return read
+    return _by_conversation_later(conn, _ACTIVE_MEMBERS_OF, conversation_ids, _member)
 
 
 def member_ids_of_later(conn: Connection, conversation_ids: Sequence[str]) -> Callable[[], dict[str, list[str]]]:
     """The active members' user ids of many conversations (in `members_of`'s order), in one
     query, sent now, read when the returned function is called: what a send needs of them (who
     is a member, who hears it), without a `Member` and its five timestamps per row."""
+    return _by_conversation_later(conn, _ACTIVE_MEMBER_IDS_OF, conversation_ids, lambda row: row["user_id"])
+
+
+def _by_conversation_later(
+    conn: Connection, query: Prebuilt[Any], conversation_ids: Sequence[str], value: Callable[[Any], T]
+) -> Callable[[], dict[str, list[T]]]:
+    """The rows of `query` (bound to the ids as `ids`) grouped by their `conversation_id`, each
+    made a value by `value`; sent now, read when the returned function is called."""
     if not conversation_ids:
         return lambda: {cid: [] for cid in conversation_ids}
-    pending = _ACTIVE_MEMBER_IDS_OF.send(conn, {"ids": list(conversation_ids)})
+    pending = query.send(conn, {"ids": list(conversation_ids)})
 
-    def read() -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
+    def read() -> dict[str, list[T]]:
+        result: dict[str, list[T]] = {cid: [] for cid in conversation_ids}
         for row in pending.rows():
-            result[row["conversation_id"]].append(row["user_id"])
+            result[row["conversation_id"]].append(value(row))
         return result
 
     return read
