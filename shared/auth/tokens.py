@@ -93,6 +93,11 @@ class TokenVerifier:
             self._cache.put(token, extra_audiences, actor)
         return actor
 
+    def remembered(self, token: str) -> Actor | None:
+        """The actor of `token` if it verified recently (the memo), else None: no verification
+        and no key fetch, so the event loop may ask (`verify` then runs in a worker thread)."""
+        return self._cache.get(token, ())
+
     def _verify(self, token: str, extra_audiences: tuple[str, ...]) -> Actor:
         try:
             header = jwt.get_unverified_header(token)

@@ -221,7 +221,13 @@ class Api:
             actor = self.verifier.verify(token) if token is not None else ANONYMOUS
             return route.handler(Call(self.services, actor, params, query, body, self.sends, request.headers))
 
-        reply: Reply = await anyio.to_thread.run_sync(run)
+        # a route that can run on the loop does, once the token is known good (its memo): no
+        # hop to a worker thread and back (the group commit's sends, shared.http.sends)
+        known = self.verifier.remembered(token) if token is not None else ANONYMOUS
+        if route.on_loop is not None and known is not None:
+            reply = await route.on_loop(Call(self.services, known, params, query, body, self.sends, request.headers))
+        else:
+            reply = await anyio.to_thread.run_sync(run)
         if reply.status == 204:
             return Response(status_code=204)
         if reply.media_type is not None:

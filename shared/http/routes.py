@@ -232,6 +232,7 @@ ROUTES: list[Route] = [
         body=SendMessage,
         body_key="message",
         status=201,
+        on_loop=msg.send_message_on_loop,
     ),
     Route(
         "POST",

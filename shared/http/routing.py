@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class Call:
 
 
 Handler = Callable[[Call], Reply]
+LoopHandler = Callable[[Call], Awaitable[Reply]]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -74,6 +75,9 @@ class Route:
     query: tuple[QueryParam, ...] = ()  # the query parameters it takes: any other is a 400 (shared.http.api)
     # for the OpenAPI document (shared.http.openapi), which otherwise looks it up by handler:
     response: ResponseDoc | None = None  # the success body
+    # the same as `handler`, awaited on the event loop instead of run in a worker thread (no
+    # thread hop) when the caller's token is already verified: it must never block
+    on_loop: LoopHandler | None = None
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

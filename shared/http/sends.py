@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 import anyio.from_thread
+import anyio.to_thread
 
 from shared.app import messages as uc
-from shared.app.batch_send import Outcome, SendRequest
+from shared.app.batch_send import SendRequest
 from shared.app.messages import Sent
 from shared.app.services import Services
 from shared.domain.models import Actor, NewMessage
@@ -33,6 +34,10 @@ class SendPort(Protocol):
         a refusal raises its DomainError, as `shared.app.messages.send_message` does."""
         ...
 
+    async def send_message_async(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+        """The same, awaited on the event loop."""
+        ...
+
 
 class DirectSends:
     """One transaction per send (the functions)."""
@@ -43,21 +48,23 @@ class DirectSends:
     def send_message(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
         return uc.send_message(self.services, actor, conversation_id, new)
 
+    async def send_message_async(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+        return await anyio.to_thread.run_sync(self.send_message, actor, conversation_id, new)
+
 
 class BatchedSends:
-    """Each send joins `batcher`'s next batch. The request's worker thread (started by anyio on
-    the event loop the batcher runs on) hands it over and waits for the batch's commit."""
+    """Each send joins `batcher`'s next batch and is answered once it has committed: awaited on
+    the event loop the batcher runs on, or from a worker thread anyio started on it."""
 
     def __init__(self, batcher: SendBatcher):
         self.batcher = batcher
 
-    async def _submit(self, request: SendRequest, trace: str | None) -> Outcome:
-        (outcome,) = await self.batcher.submit([request], trace)
-        return outcome
-
     def send_message(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+        return anyio.from_thread.run(self.send_message_async, actor, conversation_id, new)
+
+    async def send_message_async(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
         request = SendRequest(actor, conversation_id, new)
-        outcome = anyio.from_thread.run(self._submit, request, tracing.current_traceparent())
+        (outcome,) = await self.batcher.submit([request], tracing.current_traceparent())
         if isinstance(outcome, Exception):
             raise outcome
         return outcome

@@ -12,16 +12,21 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from shared.app.messages import Sent
 from shared.app.services import Services
-from shared.auth.tokens import TokenVerifier, build_verifier
+from shared.auth.tokens import TokenVerifier, build_verifier, mint_dev_token
+from shared.domain.models import Actor, NewMessage
 from shared.http.api import Api
 from shared.http.gateway import create_gateway
-from shared.http.routes import routes_of
+from shared.http.routes import ROUTES, routes_of
 from shared.http.sends import DirectSends
 from shared.relay.batching import SendBatcher
 from tests.relay.phx import Phx
-from tests.support import RunningServer, UserClient, assert_error, client_random, make_settings, serve
+from tests.support import RunningServer, UserClient, assert_error, client_random, make_settings, new_id, serve
 
 SENDERS = 12
 
@@ -109,3 +114,61 @@ def test_a_function_keeps_one_transaction_per_send(server: RunningServer) -> Non
     """The functions' Api (no batcher handed to it) stores each send alone."""
     api = Api(server.services, build_verifier(server.services.settings), routes_of("messages"))
     assert isinstance(api.sends, DirectSends)
+
+
+class RecordingSends:
+    """A send port that says where each send was asked for: in a worker thread or on the loop."""
+
+    def __init__(self, services: Services):
+        self.inner = DirectSends(services)
+        self.calls: list[str] = []
+
+    def send_message(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+        self.calls.append("thread")
+        return self.inner.send_message(actor, conversation_id, new)
+
+    async def send_message_async(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
+        self.calls.append("loop")
+        return await self.inner.send_message_async(actor, conversation_id, new)
+
+
+def test_a_send_with_a_token_already_verified_goes_to_the_port_from_the_loop(pg_url: str, key_path: str) -> None:
+    """No hop to a worker thread and back for a send whose token the verifier remembers; a
+    token seen for the first time is verified in a worker thread, as before."""
+    ports: list[RecordingSends] = []
+
+    def factory(services: Services, verifier: TokenVerifier) -> Starlette:
+        ports.append(RecordingSends(services))
+        api = Api(services, verifier, ROUTES, sends=ports[-1])
+
+        async def endpoint(request: Request) -> Response:
+            return await api(request)
+
+        return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+
+    settings = make_settings(pg_url, key_path, messages_burst=100_000, messages_per_minute=1_000_000)
+    with serve(settings, app_factory=factory) as server:
+        alice, bob = server.client(), server.client()
+        cid = alice.direct_with(bob)["id"]  # bob's token is not verified yet, alice's is
+        first = bob.send(cid, "first from bob")
+        again = _post(bob, cid, {"content": "again", "client_random": 5})
+        original = _post(bob, cid, {"content": "again", "client_random": 5})
+        outsider = server.client()
+        refused = _post(outsider, cid, {"content": "intruder", "client_random": 6})
+        late = _post(outsider, cid, {"content": "intruder", "client_random": 6})
+    assert ports[0].calls == ["thread", "loop", "loop", "thread", "loop"]
+    assert first["seq"] == 1 and again.status_code == 201 and again.json()["data"]["seq"] == 2
+    assert original.status_code == 200 and original.json()["data"]["id"] == again.json()["data"]["id"]
+    assert_error(refused, 403, "not_a_member")
+    assert_error(late, 403, "not_a_member")
+
+
+def test_the_verifier_remembers_only_tokens_that_verified(server: RunningServer) -> None:
+    verifier = build_verifier(server.services.settings)
+    user_id = new_id()
+    token = mint_dev_token(server.services.settings, user_id)
+    assert verifier.remembered(token) is None
+    assert verifier.remembered("not a token") is None
+    assert verifier.verify(token).user_id == user_id
+    remembered = verifier.remembered(token)
+    assert remembered is not None and remembered.user_id == user_id
