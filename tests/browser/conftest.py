@@ -32,8 +32,11 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Chromium for the tests of this package, closed when they are done: Playwright's sync API
+    runs an asyncio loop in the main thread while it is open, so a later test's `asyncio.run`
+    would fail with "cannot be called from a running event loop"."""
     executable = chromium_path()
     if executable is None:
         pytest.skip(
