@@ -326,15 +326,21 @@ def _send_message(svc: Services, actor: Actor, conversation_id: str, new: NewMes
         scope = SendScope(unit, svc.settings.limits)
         scope.prefetch([(conversation_id, actor.user_id, new)])
         sent = send_in_unit(svc, scope, actor, conversation_id, new)
+    log_sent(sent)
+    after_send(svc, sent)
+    return sent
+
+
+def log_sent(sent: Sent) -> None:
+    """The use case's line for one send (debug), logged where the request's context is (its
+    request id): by `send_message`, and by entry points whose sends join a group commit."""
     log.debug(
         "message %s %s in conversation %s at seq %d",
         sent.message.id,
         "stored" if sent.created else "was already stored (same client_random)",
-        conversation_id,
+        sent.message.conversation_id,
         sent.message.seq,
     )
-    after_send(svc, sent)
-    return sent
 
 
 def _render_for(message: Message, viewer: str, others: list[Member]) -> dict[str, Any]:

@@ -60,11 +60,19 @@ class BatchedSends:
         self.batcher = batcher
 
     def send_message(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
-        return anyio.from_thread.run(self.send_message_async, actor, conversation_id, new)
+        sent = anyio.from_thread.run(
+            self._submit, SendRequest(actor, conversation_id, new), tracing.current_traceparent()
+        )
+        uc.log_sent(sent)  # here, in the request's context (its request id), not the batch's
+        return sent
 
     async def send_message_async(self, actor: Actor, conversation_id: str, new: NewMessage) -> Sent:
-        request = SendRequest(actor, conversation_id, new)
-        (outcome,) = await self.batcher.submit([request], tracing.current_traceparent())
+        sent = await self._submit(SendRequest(actor, conversation_id, new), tracing.current_traceparent())
+        uc.log_sent(sent)
+        return sent
+
+    async def _submit(self, request: SendRequest, trace: str | None) -> Sent:
+        (outcome,) = await self.batcher.submit([request], trace)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
