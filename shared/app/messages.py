@@ -22,6 +22,7 @@ from shared.app.views import message_view
 from shared.config import Limits
 from shared.domain import rules
 from shared.domain.errors import Forbidden, Invalid, NotFound, RateLimited
+from shared.domain.ids import new_uuid
 from shared.domain.models import Actor, Conversation, Event, Member, Message, NewMessage
 from shared.domain.moderation import BLOCKS_SENDING, Sanction
 from shared.domain.signatures import verify_signature
@@ -33,7 +34,6 @@ from shared.storage import moderation as moderation_store
 from shared.storage import outbox
 from shared.storage import search as search_index
 from shared.storage.sql import pipelined
-from shared.storage.types import new_uuid
 from shared.telemetry import tracing
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import BigInteger, Connection, bindparam, insert, literal_column, select, update
 
+from shared.domain.ids import new_uuid, random_uuids
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
 from shared.storage.schema import event_targets, events
 from shared.storage.sql import Prebuilt, any_of, driver_connection, next_ids, send_sql
-from shared.storage.types import UTCDateTime, new_uuid, random_uuids
+from shared.storage.types import UTCDateTime, dump_json
 
 
 def _writer_txid(conn: Connection) -> Any:
@@ -72,19 +72,13 @@ _INSERT_EVENT_RETURNING_ID = Prebuilt(
 _INSERT_TARGET = Prebuilt(lambda postgres: insert(event_targets).values(txid=_txid(postgres)))
 
 
-def append_many(
-    conn: Connection, recorded: Sequence[Event], now: datetime, *, published: bool = False
-) -> list[PublishedEvent]:
-    """`append` for many events at once: one INSERT for the events (ids in the given order), one
-    for all their targets (on psycopg, one statement for both: `_INSERT_EVENTS_SQL`)."""
-    return append_many_later(conn, recorded, now, published=published)()
-
-
 def append_many_later(
     conn: Connection, recorded: Sequence[Event], now: datetime, *, published: bool = False
 ) -> Callable[[], list[PublishedEvent]]:
-    """`append_many`, sent now (in the caller's pipeline, if any), the events as published read
-    when the returned function is called (after the pipeline's round trip)."""
+    """`append` for many events at once, sent now (in the caller's pipeline, if any): one INSERT
+    for the events (ids in the given order), one for all their targets (on psycopg, one statement
+    for both: `_INSERT_EVENTS_SQL`). The events as published are read when the returned function
+    is called (after the pipeline's round trip)."""
     if driver_connection(conn) is not None and recorded:
         return _append_many_direct(conn, list(recorded), now, published)
     if len(recorded) <= 1:
@@ -165,8 +159,8 @@ def _append_many_direct(
             "name": [e.name for e in recorded],
             "conversation_id": [e.conversation_id for e in recorded],
             "seq": [e.seq for e in recorded],
-            "topics": [orjson.dumps(list(e.topics)).decode() for e in recorded],
-            "payload": [orjson.dumps(e.payload).decode() for e in recorded],
+            "topics": [dump_json(list(e.topics)) for e in recorded],
+            "payload": [dump_json(e.payload) for e in recorded],
             "scope": ["conversation" if e.is_conversation_wide else "user" for e in recorded],
             "target_user": target_user,
             "target_event": target_event,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,7 +44,7 @@ class JSONText(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else orjson.dumps(value).decode()
+        return None if value is None else dump_json(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else loaded_within(value, orjson.loads(value))
@@ -65,33 +63,6 @@ class UTF8Bytes(TypeDecorator[str]):
         return None if value is None else bytes(value).decode("utf-8")
 
 
-def random_uuids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs as strings, like `str(uuid.uuid4())` each, from one
-    `os.urandom` call: the group commit needs one per message and one per event, and
-    `uuid.uuid4()` costs a system call and a `UUID` object apiece."""
-    raw = bytearray(os.urandom(16 * count))
-    for start in range(0, 16 * count, 16):
-        raw[start + 6] = raw[start + 6] & 0x0F | 0x40  # version 4
-        raw[start + 8] = raw[start + 8] & 0x3F | 0x80  # RFC 4122 variant
-    digits = raw.hex()
-    out = []
-    for start in range(0, 32 * count, 32):
-        h = digits[start : start + 32]
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return out
-
-
-_UUID_POOL_SIZE = 256
-_uuid_pool: deque[str] = deque()
-os.register_at_fork(after_in_child=_uuid_pool.clear)  # a worker process never reuses its parent's
-
-
-def new_uuid() -> str:
-    """`str(uuid.uuid4())`, drawn from a pool filled `_UUID_POOL_SIZE` at a time (one system
-    call each). Thread-safe: `deque.popleft` and `extend` are atomic; two threads refilling at
-    once only put more in the pool."""
-    try:
-        return _uuid_pool.popleft()
-    except IndexError:
-        _uuid_pool.extend(random_uuids(_UUID_POOL_SIZE))
-        return _uuid_pool.popleft()
+def dump_json(value: Any) -> str:
+    """A value as `JSONText` stores it (statements that bind the text themselves use it too)."""
+    return orjson.dumps(value).decode()

@@ -12,9 +12,9 @@ from sqlalchemy import exc as sa_exc
 
 from shared.app.services import Services
 from shared.bootstrap import build_services
+from shared.domain.ids import new_uuid, random_uuids
 from shared.storage import engine as engine_module
 from shared.storage.sql import pipelined, send_sql
-from shared.storage.types import new_uuid, random_uuids
 from tests.support import make_settings
 
 
