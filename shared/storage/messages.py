@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
+    Text,
     and_,
     bindparam,
     exists,
@@ -40,14 +41,13 @@ def _message(row: Row[Any] | Mapping[str, Any]) -> Message:
     return Message(**{name: m[name] for name in _FIELDS})
 
 
-_PG_CONFIG: ColumnElement[Any] = literal_column("'simple'::regconfig")
-
-
 def search_document(postgres: bool) -> ColumnElement[Any]:
-    """The value of `messages.search_document` for the text bound as `search_text` (None:
-    nothing to find): PostgreSQL computes the tsvector itself ('simple' configuration); SQLite
-    keeps the text, which the migrations' triggers index (shared/storage/search.py)."""
-    return func.to_tsvector(_PG_CONFIG, bindparam("search_text")) if postgres else bindparam("search_text")
+    """The value of `messages.search_document` for the words bound as `search_text` (separated
+    by spaces, `shared.storage.search.document_words`; None: nothing to find): on PostgreSQL the
+    tsvector of exactly those words; SQLite keeps the text, which the migrations' triggers index."""
+    if not postgres:
+        return bindparam("search_text")
+    return func.array_to_tsvector(func.string_to_array(bindparam("search_text", type_=Text), " "))
 
 
 _INSERT_MESSAGE = Prebuilt(lambda postgres: insert(messages).values(search_document=search_document(postgres)))
@@ -98,7 +98,7 @@ _STORED = [name for name, _ in _ARRAY_COLUMNS if not name.startswith("search_")]
 _INSERT_MESSAGES_SQL = (
     f"INSERT INTO messages ({', '.join(_STORED)}, is_expired, search_document, search_tokens) "
     f"SELECT {', '.join('m.' + name for name in _STORED)}, false, "
-    "to_tsvector('simple'::regconfig, m.search_text), "
+    "array_to_tsvector(string_to_array(m.search_text, ' ')), "
     "(SELECT array_agg(t.token ORDER BY t.n) FROM jsonb_array_elements_text(m.search_tokens::jsonb)"
     " WITH ORDINALITY AS t(token, n)) "
     f"FROM unnest({', '.join(f'%({name})b::{array}' for name, array in _ARRAY_COLUMNS)}) "

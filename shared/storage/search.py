@@ -11,6 +11,8 @@ on SQLite), and a query matches them exactly. Whether a conversation is E2E is c
 query time, so turning E2E on stops content search there at once.
 
 Queries match every word of the query as a prefix ("hel" finds "hello"), case-insensitively.
+A text's words are found here, in Python, the same way for what is indexed and what is asked
+(`words`); PostgreSQL is given the words themselves, never text for its parser to split.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     String,
+    Text,
     and_,
     bindparam,
+    cast,
     column,
     func,
     literal_column,
@@ -35,7 +39,7 @@ from sqlalchemy import (
     table,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 
 from shared.domain.errors import Invalid
 from shared.domain.models import Conversation, Message
@@ -48,20 +52,34 @@ MAX_TOKEN_CHARS = 256
 MAX_TOKENS_PER_MESSAGE = 64
 MAX_QUERY_WORDS = 16
 MAX_QUERY_TOKENS = 16
+# A longer word is indexed and asked by its beginning (still found by prefix); PostgreSQL's
+# lexemes stop at 2,047 bytes, and a word this long is a blob, not something anyone types.
+MAX_WORD_CHARS = 100
 
 _WORD = re.compile(r"[^\W_]+")
 _FTS = table("message_search_fts", column("rowid"))  # SQLite only, like the table it indexes:
 _SQLITE_SEARCH = table("message_search", column("id"), column("message_id"))
-_PG_CONFIG: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 
 def _postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def document_text(content: str) -> str:
-    """What gets indexed: the content without NUL (PostgreSQL text cannot hold it)."""
-    return content.replace("\x00", " ")
+def words(text: str) -> list[str]:
+    """The words of a text as the index holds them and a query looks them up: runs of letters
+    and digits, in lower case, each cut to `MAX_WORD_CHARS`. Both sides are split by this one
+    function: PostgreSQL's parser splits the same characters differently by context
+    ("52e727bea5b4" is one word inside "secret-content-52e727bea5b4" and a number then a word
+    alone), so a message it indexed could be missed by a query it parsed."""
+    return [word[:MAX_WORD_CHARS] for word in _WORD.findall(text.lower())]
+
+
+def document_words(content: str) -> str | None:
+    """What gets indexed (`search_text`): the content's distinct words separated by spaces, or
+    None if it has none. PostgreSQL makes the tsvector of exactly these words
+    (`array_to_tsvector`); SQLite's FTS5 splits them again, on the spaces."""
+    found = dict.fromkeys(words(content))
+    return " ".join(found) if found else None
 
 
 def search_tokens(message: Message) -> list[str]:
@@ -90,8 +108,7 @@ def search_values(conv: Conversation, message: Message) -> dict[str, Any]:
         if conv.e2ee_enabled:
             tokens = search_tokens(message) or None
         else:
-            text = document_text(message.content)
-            text = text if text.strip() else None
+            text = document_words(message.content)
     return {"search_text": text, "search_tokens": tokens}
 
 
@@ -128,9 +145,9 @@ class Query:
 
     @classmethod
     def parse(cls, raw: str) -> Query:
-        words = tuple(dict.fromkeys(w.lower() for w in _WORD.findall(raw)))[:MAX_QUERY_WORDS]
+        asked = tuple(dict.fromkeys(words(raw)))[:MAX_QUERY_WORDS]
         tokens = tuple(dict.fromkeys(raw.split()))[:MAX_QUERY_TOKENS]
-        return cls(words, tokens)
+        return cls(asked, tokens)
 
 
 @dataclass(frozen=True)
@@ -148,9 +165,9 @@ class SearchPage:
 
 
 def _full_text_match(conn: Connection, words: Sequence[str]) -> ColumnElement[bool]:
-    if _postgres(conn):
-        tsquery = " & ".join(f"{w}:*" for w in words)
-        return messages.c.search_document.op("@@")(func.to_tsquery(_PG_CONFIG, tsquery))
+    if _postgres(conn):  # the words as lexemes (a cast: no parser), each a prefix
+        tsquery = " & ".join(f"'{w}':*" for w in words)  # letters and digits only: nothing to quote
+        return messages.c.search_document.op("@@")(cast(bindparam("words", tsquery, type_=Text), TSQUERY))
     fts_query = " AND ".join(f'"{w}"*' for w in words)
     matching = select(_FTS.c.rowid).where(literal_column("message_search_fts").op("MATCH")(fts_query))
     return messages.c.id.in_(select(_SQLITE_SEARCH.c.message_id).where(_SQLITE_SEARCH.c.id.in_(matching)))
