@@ -336,7 +336,12 @@ def resolve_report(
         unit.record(
             Event(
                 "moderation.report_resolved",
-                {"report_id": report.id, "status": report.status, "resolution": resolution},
+                # the reporter's view of the decision, as their GET /reports/:id shows it
+                {
+                    "report_id": report.id,
+                    "status": report.status,
+                    "resolution": resolution_view(report, for_moderator=False),
+                },
                 (topic_user(report.reporter_id),),
             )
         )

@@ -166,10 +166,17 @@ class SanctionEvent(_Doc):
     sanction: Sanction
 
 
+class ReportResolution(_Doc):
+    action: str | None = Field(description="what was decided: dismiss, warn, ban...")
+    resolved_by: None = Field(description="who decided: moderators only, so always null here")
+    resolved_at: Timestamp
+    notes: None = Field(description="the moderator's notes: moderators only, so always null here")
+
+
 class ReportResolved(_Doc):
     report_id: Uuid
     status: str
-    resolution: str | None
+    resolution: ReportResolution = Field(description="as `resolution` in the reporter's GET /reports/:id")
 
 
 class Summaries(_Doc):

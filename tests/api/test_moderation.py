@@ -597,6 +597,10 @@ def test_the_client_reads_reports_and_stats_in_its_shapes(pg_url: str, key_path:
             "resolved_at": view["resolution"]["resolved_at"],
             "notes": None,
         }
+        # and the event on the reporter's topic says the same
+        (event,) = [e for e in outbox(server, "moderation.report_resolved") if e["payload"]["report_id"] == rude["id"]]
+        assert event["payload"] == {"report_id": rude["id"], "status": seen["status"], "resolution": seen["resolution"]}
+        assert event["topics"] == [f"user:{bob.user_id}"]
         # the queue's status filter: the client's values, and `resolved` (the older one) for both
         by_status = {
             status: [r["id"] for r in mod.get("/reports/queue", params={"status": status}).json()["data"]]
