@@ -40,16 +40,16 @@ FROM generate_series(0, 1999) i,
   LATERAL (VALUES (md5('u' || mod(i, 1000))::uuid), (md5('u' || mod(i * 7 + 1, 1000))::uuid),
                   (CASE WHEN mod(i, 10) = 0 THEN md5('heavy')::uuid END)) m(u)
 WHERE u IS NOT NULL;
-INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at, published_at)
+INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at)
 SELECT gen_random_uuid(), 'new_message', md5('c' || mod(g, 2000))::uuid, g / 2000 + 1,
   '["conversation:' || md5('c' || mod(g, 2000))::uuid || '"]',
   '{"message": {"id": "' || gen_random_uuid() || '", "content": "' || repeat('x', 200) || '"}}',
-  'conversation', 3 + g / 200, now(), now()
+  'conversation', 3 + g / 200, now()
 FROM generate_series(0, 119999) g;
 WITH t AS (
-  INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at, published_at)
+  INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at)
   SELECT gen_random_uuid(), 'settings_updated', NULL, NULL, '["user:' || md5('u' || mod(g, 1000))::uuid || '"]',
-    '{"user": "' || md5('u' || mod(g, 1000))::uuid || '"}', 'user', 3 + g / 10, now(), now()
+    '{"user": "' || md5('u' || mod(g, 1000))::uuid || '"}', 'user', 3 + g / 10, now()
   FROM generate_series(0, 5999) g
   RETURNING id, txid, payload
 )

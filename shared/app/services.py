@@ -147,10 +147,10 @@ class Services:
         positions = [e.position for e in events]
         if conn is None:
             with self.db.transaction() as fresh:
-                outbox.mark_published(fresh, positions, self.clock(), durable=False)
+                outbox.mark_published(fresh, positions, durable=False)
         else:
             with conn.begin():
-                outbox.mark_published(conn, positions, self.clock(), durable=False)
+                outbox.mark_published(conn, positions, durable=False)
         return True
 
     def close(self) -> None:

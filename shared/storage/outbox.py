@@ -1,4 +1,10 @@
-"""The transactional outbox: events written with the change, published after commit."""
+"""The transactional outbox: events written with the change, published after commit.
+
+An event written by an instance whose bus is not in its process (Pub/Sub, the local broker of
+`dev --workers N`) also gets a row in `unpublished_events`, in the same statement; publishing it
+deletes that row (`mark_published`), and the sweeper republishes the events whose row stays.
+Where the bus is in the process (`hands_over_in_process`) events are written already published:
+no row at all."""
 
 from __future__ import annotations
 
@@ -6,14 +12,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, insert, literal_column, select, update
+from sqlalchemy import BigInteger, Connection, delete, insert, literal_column, select, update
 
 from shared.domain.ids import new_uuid, random_uuids
 from shared.domain.models import Event
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import event_targets, events
+from shared.storage.schema import event_targets, events, unpublished_events
 from shared.storage.sql import Prebuilt, any_of, driver_connection, next_ids, send_sql
-from shared.storage.types import UTCDateTime, dump_json
+from shared.storage.types import dump_json
 
 
 def _writer_txid(conn: Connection) -> Any:
@@ -26,7 +32,7 @@ def _txid(postgres: bool) -> Any:
     return literal_column("pg_current_xact_id()::text::bigint", BigInteger) if postgres else 0
 
 
-def _row(event: Event, event_id: str, now: datetime, published: bool) -> dict[str, Any]:
+def _row(event: Event, event_id: str, now: datetime) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "name": event.name,
@@ -36,7 +42,6 @@ def _row(event: Event, event_id: str, now: datetime, published: bool) -> dict[st
         "payload": event.payload,
         "scope": "conversation" if event.is_conversation_wide else "user",
         "created_at": now,
-        "published_at": now if published else None,
     }
 
 
@@ -58,10 +63,12 @@ def append(conn: Connection, event: Event, now: datetime, *, published: bool = F
     event_id = new_uuid()
     # a statement built once, its values bound: `insert(...).values(**row)` made anew costs
     # SQLAlchemy a cache key over every value each time (~5x the prebuilt statement's execute)
-    row_id = conn.execute(_INSERT_EVENT_RETURNING_ID(conn), _row(event, event_id, now, published)).scalar_one()
+    row_id = conn.execute(_INSERT_EVENT_RETURNING_ID(conn), _row(event, event_id, now)).scalar_one()
     targets = event.targets()
     if targets:
         conn.execute(_INSERT_TARGET(conn), [{"user_id": u, "event_id": row_id} for u in targets])
+    if not published:
+        conn.execute(_INSERT_UNPUBLISHED(conn), [{"event_id": row_id, "created_at": now}])
     return _published(event, event_id, row_id, now)
 
 
@@ -70,6 +77,7 @@ _INSERT_EVENT_RETURNING_ID = Prebuilt(
     lambda postgres: insert(events).values(txid=_txid(postgres)).returning(events.c.id)
 )
 _INSERT_TARGET = Prebuilt(lambda postgres: insert(event_targets).values(txid=_txid(postgres)))
+_INSERT_UNPUBLISHED = Prebuilt(lambda postgres: insert(unpublished_events))
 
 
 def append_many_later(
@@ -86,7 +94,7 @@ def append_many_later(
         return lambda: done
     event_ids = random_uuids(len(recorded))
     txid = _writer_txid(conn)
-    rows = [_row(event, event_id, now, published) for event, event_id in zip(recorded, event_ids, strict=True)]
+    rows = [_row(event, event_id, now) for event, event_id in zip(recorded, event_ids, strict=True)]
     drawn = next_ids(conn, events, len(rows))
     ids: Sequence[int]
     if drawn is None:  # no sequence to draw from (SQLite): one multi-row INSERT ... RETURNING
@@ -105,6 +113,8 @@ def append_many_later(
     ]
     if targets:
         conn.execute(_INSERT_TARGET(conn), targets)
+    if not published:
+        conn.execute(_INSERT_UNPUBLISHED(conn), [{"event_id": row_id, "created_at": now} for row_id in ids])
     done = [
         _published(event, event_id, row_id, now)
         for event, event_id, row_id in zip(recorded, event_ids, ids, strict=True)
@@ -119,9 +129,9 @@ def append_many_later(
 # plan and run, whatever the number of events.
 _INSERT_EVENTS_SQL = """\
 WITH new AS (
-    INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at, published_at)
+    INSERT INTO events (event_id, name, conversation_id, seq, topics, payload, scope, txid, created_at)
     SELECT e.event_id, e.name, e.conversation_id, e.seq, e.topics, e.payload, e.scope,
-        pg_current_xact_id()::text::bigint, %(now)b::timestamptz, %(published_at)b::timestamptz
+        pg_current_xact_id()::text::bigint, %(now)b::timestamptz
     FROM unnest(
         %(event_id)b::varchar[], %(name)b::varchar[], %(conversation_id)b::varchar[], %(seq)b::bigint[],
         %(topics)b::text[], %(payload)b::text[], %(scope)b::varchar[]
@@ -133,6 +143,9 @@ WITH new AS (
     SELECT t.user_id, new.id, new.txid
     FROM unnest(%(target_user)b::varchar[], %(target_event)b::varchar[]) AS t(user_id, event_id)
     JOIN new ON new.event_id = t.event_id
+), waiting AS (
+    INSERT INTO unpublished_events (event_id, created_at)
+    SELECT new.id, %(now)b::timestamptz FROM new WHERE NOT %(published)b::boolean
 )
 SELECT event_id, id FROM new"""
 
@@ -154,7 +167,7 @@ def _append_many_direct(
         _INSERT_EVENTS_SQL,
         {
             "now": now,
-            "published_at": now if published else None,
+            "published": published,
             "event_id": event_ids,
             "name": [e.name for e in recorded],
             "conversation_id": [e.conversation_id for e in recorded],
@@ -177,29 +190,29 @@ def _append_many_direct(
 
 
 _MARK_PUBLISHED = Prebuilt(
-    lambda postgres: update(events)
-    .where(any_of(postgres, events.c.id, "ids"))
-    .values(published_at=bindparam("now", type_=UTCDateTime))
+    lambda postgres: delete(unpublished_events).where(any_of(postgres, unpublished_events.c.event_id, "ids"))
 )
 
 
-def mark_published(conn: Connection, positions: Sequence[int], now: datetime, *, durable: bool = True) -> None:
-    """Mark events published. Not `durable`: on PostgreSQL the transaction's commit does not wait
-    for the WAL flush (`synchronous_commit = off` for it alone). A mark lost in a crash only
-    means the sweeper publishes the event again, which consumers dedupe by event id; a send's
-    own commit is what must wait for the disk, not this one."""
+def mark_published(conn: Connection, positions: Sequence[int], *, durable: bool = True) -> None:
+    """Mark events published (their `unpublished_events` rows go). Not `durable`: on PostgreSQL
+    the transaction's commit does not wait for the WAL flush (`synchronous_commit = off` for it
+    alone). A mark lost in a crash only means the sweeper publishes the event again, which
+    consumers dedupe by event id; a send's own commit is what must wait for the disk, not this."""
     if not positions:
         return
     if not durable and conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    conn.execute(_MARK_PUBLISHED(conn), {"ids": list(positions), "now": now})
+    conn.execute(_MARK_PUBLISHED(conn), {"ids": list(positions)})
 
 
 def unpublished(conn: Connection, older_than: datetime, limit: int = 500) -> list[PublishedEvent]:
+    """The oldest events still waiting for the bus, written at `older_than` or before."""
     rows = conn.execute(
         select(events)
-        .where(events.c.published_at.is_(None), events.c.created_at <= older_than)
-        .order_by(events.c.id)
+        .join(unpublished_events, unpublished_events.c.event_id == events.c.id)
+        .where(unpublished_events.c.created_at <= older_than)
+        .order_by(unpublished_events.c.event_id)
         .limit(limit)
     )
     return [
@@ -236,7 +249,5 @@ def scrub_message(conn: Connection, conversation_id: str, seq: int, view: dict[s
 
 def oldest_unpublished(conn: Connection) -> datetime | None:
     """When the oldest event still waiting to be published was recorded (None: none waits)."""
-    row = conn.execute(
-        select(events.c.created_at).where(events.c.published_at.is_(None)).order_by(events.c.id).limit(1)
-    ).first()
+    row = conn.execute(select(unpublished_events.c.created_at).order_by(unpublished_events.c.event_id).limit(1)).first()
     return row.created_at if row is not None else None

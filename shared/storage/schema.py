@@ -279,13 +279,6 @@ events = Table(
     # (txid, id) and stops below the oldest running transaction, so no change is ever skipped.
     Column("txid", BigInteger, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("published_at", UTCDateTime),
-    Index(
-        "ix_events_unpublished",
-        "id",
-        postgresql_where=text("published_at IS NULL"),
-        sqlite_where=text("published_at IS NULL"),
-    ),
     # /sync's range scan of a conversation's events (shared/storage/sync.py, which writes the
     # predicate as a literal so generic plans can use it): user-scoped events are not read there
     Index(
@@ -312,6 +305,16 @@ events = Table(
         postgresql_where=text("name IN ('new_message', 'conversation_read')"),
         sqlite_where=text("name IN ('new_message', 'conversation_read')"),
     ),
+)
+
+# Events waiting for the bus (written by an instance whose bus is not in its process): a row
+# each until it is published; the outbox sweeper republishes what stays (migration 0011 says
+# why this is not a column of `events`).
+unpublished_events = Table(
+    "unpublished_events",
+    metadata,
+    Column("event_id", AutoId, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 event_targets = Table(

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select
 
 from shared.app.services import utcnow
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import events
+from shared.storage.schema import events, unpublished_events
 from tests.support import BASE, RunningServer, fresh_database, make_settings, serve
 
 SECRET = {"X-Whispr-Tasks-Secret": "sweep-s3cret"}
@@ -41,12 +41,12 @@ def test_the_sweep_republishes_what_a_crash_left_in_the_outbox(gateway: RunningS
     sent = alice.send(cid, "lost in a crash")
     # the state a crash between commit and publish leaves: committed, never marked published
     with gateway.services.db.transaction() as conn:
-        event_id = conn.execute(
-            update(events)
-            .where(events.c.conversation_id == cid, events.c.name == "new_message")
-            .values(published_at=None)
-            .returning(events.c.event_id)
-        ).scalar_one()
+        position, event_id = conn.execute(
+            select(events.c.id, events.c.event_id).where(
+                events.c.conversation_id == cid, events.c.name == "new_message"
+            )
+        ).one()
+        conn.execute(insert(unpublished_events).values(event_id=position, created_at=utcnow()))
     heard: list[PublishedEvent] = []
     # the sweep's notification pass records message_recipients (message.created) of its own
     unsubscribe = gateway.services.bus.subscribe(lambda e: None if e.name == "message_recipients" else heard.append(e))
@@ -63,8 +63,8 @@ def test_the_sweep_republishes_what_a_crash_left_in_the_outbox(gateway: RunningS
         assert heard[0].payload["message"]["id"] == sent["id"]
         assert heard[0].payload["message"]["content"] == "lost in a crash"
         with gateway.services.db.transaction() as conn:
-            published_at = conn.execute(select(events.c.published_at).where(events.c.event_id == event_id)).scalar()
-        assert published_at is not None
+            waiting = conn.execute(select(unpublished_events).where(unpublished_events.c.event_id == position)).all()
+        assert waiting == []  # marked published
         assert sweep(gateway)["republished"] == 0  # once
     finally:
         unsubscribe()

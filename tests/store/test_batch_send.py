@@ -20,7 +20,7 @@ from shared.bootstrap import build_services
 from shared.domain.errors import DomainError, Forbidden, Invalid, NotFound
 from shared.domain.models import Actor, Event, NewMessage
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import event_targets, events
+from shared.storage.schema import event_targets, events, unpublished_events
 from shared.storage.schema import messages as messages_table
 from tests.support import client_random, make_settings, new_id
 
@@ -86,9 +86,7 @@ def test_sends_to_many_conversations_commit_together_in_arrival_order(services: 
         txids = conn.execute(
             select(func.count(func.distinct(events.c.txid))).where(events.c.id.in_([e.position for e in published]))
         ).scalar_one()
-        unpublished = conn.execute(
-            select(func.count()).select_from(events).where(events.c.published_at.is_(None))
-        ).scalar_one()
+        unpublished = conn.execute(select(func.count()).select_from(unpublished_events)).scalar_one()
     assert txids == 1  # one transaction for the six sends
     assert unpublished == 0  # published after the commit, and marked
 

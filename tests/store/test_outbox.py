@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from sqlalchemy import create_engine, func, select, text
 
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.app import conversations, messages
@@ -14,7 +15,8 @@ from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.models import Actor, NewMessage
 from shared.ports.bus import PublishedEvent, Subscriber
-from shared.storage.schema import events
+from shared.storage.migrate import alembic_config
+from shared.storage.schema import events, unpublished_events
 from tests.support import make_settings, new_id
 
 
@@ -47,9 +49,7 @@ def services(store_url: str, key_path: str) -> Iterator[Services]:
 
 def _unpublished(svc: Services) -> int:
     with svc.db.transaction() as conn:
-        return int(
-            conn.execute(select(func.count()).select_from(events).where(events.c.published_at.is_(None))).scalar_one()
-        )
+        return int(conn.execute(select(func.count()).select_from(unpublished_events)).scalar_one())
 
 
 def test_a_send_commits_even_when_the_bus_is_down_and_the_sweeper_delivers_later(services: Services) -> None:
@@ -88,10 +88,42 @@ def test_events_handed_over_in_process_are_stored_published_and_left_to_no_sweep
         messages.send_message(svc, alice, conv["id"], NewMessage("marked", "text", 2))
         assert [e.name for e in heard] == ["conversation_created", "new_message"]
         with svc.db.transaction() as conn:
-            rows = conn.execute(
-                select(events.c.created_at, events.c.published_at).where(events.c.id.in_([e.position for e in heard]))
-            ).all()
-        assert len(rows) == 2 and all(r.published_at == r.created_at for r in rows)  # marked as written
+            stored = conn.execute(select(events.c.id).where(events.c.id.in_([e.position for e in heard]))).all()
+            waiting = conn.execute(select(func.count()).select_from(unpublished_events)).scalar_one()
+        assert len(stored) == 2 and waiting == 0  # marked as written: nothing waits for the bus
         assert sweep_outbox(svc, older_than_seconds=0) == 0
     finally:
         svc.close()
+
+
+def test_migration_0011_keeps_what_waits_for_the_bus_both_ways(services: Services, store_url: str) -> None:
+    """0011 moved "not published yet" from a column of every event to a row of its own: what
+    waited before waits after, in both directions, and the sweeper still sends it once."""
+    bus = services.bus
+    assert isinstance(bus, FlakyBus)
+    alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+    bus.up = True
+    conv = conversations.create_direct(services, alice, bob.user_id).view  # published: nothing waits
+    bus.up = False
+    messages.send_message(services, alice, conv["id"], NewMessage("waits", "text", 3))
+    assert _unpublished(services) == 1
+    config = alembic_config(store_url)
+    command.downgrade(config, "0010")
+    try:
+        engine = create_engine(store_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT name, published_at FROM events ORDER BY id")).all()
+        finally:
+            engine.dispose()
+        assert [(name, at is None) for name, at in rows] == [("conversation_created", False), ("new_message", True)]
+    finally:
+        command.upgrade(config, "head")
+    services.db.dispose()  # connections opened before the tables changed
+    assert _unpublished(services) == 1
+    heard: list[PublishedEvent] = []
+    bus.subscribe(heard.append)
+    bus.up = True
+    assert sweep_outbox(services, older_than_seconds=0) == 1
+    assert [e.payload["message"]["content"] for e in heard] == ["waits"]
+    assert _unpublished(services) == 0

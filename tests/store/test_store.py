@@ -14,8 +14,8 @@ from shared.bootstrap import build_services
 from shared.domain.errors import Forbidden, TooLarge
 from shared.domain.models import Actor, NewMessage
 from shared.ports.bus import PublishedEvent
-from shared.storage.schema import events
 from shared.storage.schema import messages as messages_table
+from shared.storage.schema import unpublished_events
 from tests.support import client_random, make_settings, new_id
 
 
@@ -55,9 +55,7 @@ def test_send_dedupe_history_and_receipts(services: Services) -> None:
         stored = conn.execute(
             select(func.count()).select_from(messages_table).where(messages_table.c.conversation_id == conv["id"])
         ).scalar_one()
-        unpublished = conn.execute(
-            select(func.count()).select_from(events).where(events.c.published_at.is_(None))
-        ).scalar_one()
+        unpublished = conn.execute(select(func.count()).select_from(unpublished_events)).scalar_one()
     assert stored == 2
     assert unpublished == 0  # the outbox rows were published and marked
 
