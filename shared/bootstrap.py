@@ -11,6 +11,7 @@ from shared.adapters.local_scheduler import LocalScheduler
 from shared.adapters.local_siblings import DiscardingNotifier, PermissiveMediaLibrary, PermissiveUserDirectory
 from shared.adapters.memory_limiter import MemoryRateLimiter
 from shared.app.notifications import NotificationWorker
+from shared.app.publication_marks import PublicationMarks
 from shared.app.services import Services
 from shared.config import Settings, get_settings
 from shared.ports.bus import EventBus
@@ -104,6 +105,7 @@ def build_services(settings: Settings) -> Services:
         media=build_media_library(settings),
         notifier=build_notifier(settings),
     )
+    services.marks = PublicationMarks(services.db, settings.publication_marks_delay)
     if settings.rate_limiter == "sql":  # one budget for every instance (shared/adapters/sql_limiter.py)
         from shared.adapters.sql_limiter import SqlRateLimiter
 

@@ -225,6 +225,9 @@ class Settings:
     db_pool_size: Annotated[int, Field(ge=0, le=1000)] = 0
     db_max_overflow: Annotated[int, Field(ge=-1, le=1000)] = -1
     component: Component = ""  # WHISPR_COMPONENT: function | relay | grpc | gateway (empty: gateway)
+    # how long marks of published events are gathered before one transaction writes them all;
+    # -1 (the default): by component (see publication_marks_delay)
+    publication_marks_delay_ms: Annotated[float, Field(ge=-1, le=5000)] = -1
     jwt_jwks_url: HttpUrl = ""
     jwt_issuer: str = ""
     jwt_audience: str = ""
@@ -368,6 +371,16 @@ class Settings:
             self.db_pool_size if self.db_pool_size > 0 else size,
             self.db_max_overflow if self.db_max_overflow >= 0 else overflow,
         )
+
+    @property
+    def publication_marks_delay(self) -> float:
+        """Seconds marks of published events wait to be written together
+        (`shared.app.publication_marks`): WHISPR_PUBLICATION_MARKS_DELAY_MS, else 0 (each unit
+        marks its own) in a function, whose CPU is throttled between requests so a thread of its
+        own could not be counted on, and 50 ms in the long-running components."""
+        if self.publication_marks_delay_ms >= 0:
+            return self.publication_marks_delay_ms / 1000.0
+        return 0.0 if self.component == "function" else 0.05
 
     @property
     def relay_workers(self) -> int:

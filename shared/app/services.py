@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from shared.app.publication_marks import PublicationMarks
 from shared.config import Settings
 from shared.domain.models import Event
 from shared.ports.bus import EventBus, PublishedEvent, hands_over_in_process
@@ -112,6 +113,8 @@ class Services:
     notifications: Background | None = None
     # set once the process was told to stop (SIGTERM): readiness fails, no new socket is taken
     draining: threading.Event = field(default_factory=threading.Event)
+    # marks of published events written together (None, or a delay of 0: each unit writes its own)
+    marks: PublicationMarks | None = None
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
@@ -125,11 +128,14 @@ class Services:
                 yield unit
                 unit.flush_events()
             if unit.events:
-                self.publish(unit.events, conn, mark=not unit.marked)
+                self.publish(unit.events, conn, mark=not unit.marked, gather=True)
 
-    def publish(self, events: list[PublishedEvent], conn: Connection | None = None, *, mark: bool = True) -> bool:
+    def publish(
+        self, events: list[PublishedEvent], conn: Connection | None = None, *, mark: bool = True, gather: bool = False
+    ) -> bool:
         """Publish committed events and mark them (in a transaction of its own, on `conn` if
-        given; not if `mark` is false); False (and left for the sweeper) on failure."""
+        given; not if `mark` is false; with `gather`, later and with other units' marks where
+        `marks` gathers them); False (and left for the sweeper) on failure."""
         started = time.perf_counter()
         try:
             with tracing.span("publish", kind=tracing.PRODUCER, attributes={"whispr.events": len(events)}):
@@ -145,6 +151,8 @@ class Services:
         if not mark:
             return True
         positions = [e.position for e in events]
+        if gather and self.marks is not None and self.marks.gather(positions):
+            return True
         if conn is None:
             with self.db.transaction() as fresh:
                 outbox.mark_published(fresh, positions, durable=False)
@@ -161,6 +169,8 @@ class Services:
             if close is not None:
                 close()
         self.scheduler.stop()
+        if self.marks is not None:
+            self.marks.close()
         if self.state is not None:
             self.state.close()
         self.bus.close()

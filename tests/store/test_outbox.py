@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 from alembic import command
@@ -11,6 +13,7 @@ from sqlalchemy import create_engine, func, select, text
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.app import conversations, messages
 from shared.app.outbox_sweeper import sweep_outbox
+from shared.app.publication_marks import PublicationMarks
 from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.domain.models import Actor, NewMessage
@@ -41,7 +44,7 @@ class FlakyBus:
 
 @pytest.fixture
 def services(store_url: str, key_path: str) -> Iterator[Services]:
-    svc = build_services(make_settings(store_url, key_path))
+    svc = build_services(make_settings(store_url, key_path, publication_marks_delay_ms=0))  # each unit marks its own
     svc.bus = FlakyBus()
     yield svc
     svc.close()
@@ -127,3 +130,55 @@ def test_migration_0011_keeps_what_waits_for_the_bus_both_ways(services: Service
     assert sweep_outbox(services, older_than_seconds=0) == 1
     assert [e.payload["message"]["content"] for e in heard] == ["waits"]
     assert _unpublished(services) == 0
+
+
+def _services_with_bus_up(store_url: str, key_path: str, **settings: Any) -> Services:
+    svc = build_services(make_settings(store_url, key_path, **settings))
+    svc.bus = FlakyBus()
+    svc.bus.up = True  # a bus not in the process (as Pub/Sub): its events are marked after publication
+    return svc
+
+
+def test_long_running_instances_gather_their_marks_and_write_them_on_close(store_url: str, key_path: str) -> None:
+    """The marks of many units wait to be written together (here an hour, so only `close`
+    writes them): the events stay in the outbox's waiting list until then, and are gone after."""
+    svc = _services_with_bus_up(store_url, key_path)
+    svc.marks = PublicationMarks(svc.db, delay=3600.0)
+    try:
+        alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+        conv = conversations.create_direct(svc, alice, bob.user_id).view
+        for n in range(3):
+            messages.send_message(svc, alice, conv["id"], NewMessage(f"m{n}", "text", 10 + n))
+        assert _unpublished(svc) == 4  # conversation_created and three new_message, published, marks gathered
+    finally:
+        svc.close()
+    again = build_services(make_settings(store_url, key_path))
+    try:
+        assert _unpublished(again) == 0
+    finally:
+        again.close()
+
+
+def test_a_function_marks_each_unit_at_once(store_url: str, key_path: str) -> None:
+    svc = _services_with_bus_up(store_url, key_path, component="function")
+    try:
+        alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+        conv = conversations.create_direct(svc, alice, bob.user_id).view
+        messages.send_message(svc, alice, conv["id"], NewMessage("now", "text", 20))
+        assert _unpublished(svc) == 0
+    finally:
+        svc.close()
+
+
+def test_gathered_marks_are_written_within_their_delay(store_url: str, key_path: str) -> None:
+    svc = _services_with_bus_up(store_url, key_path, publication_marks_delay_ms=20)
+    try:
+        alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+        conv = conversations.create_direct(svc, alice, bob.user_id).view
+        messages.send_message(svc, alice, conv["id"], NewMessage("soon", "text", 30))
+        deadline = time.monotonic() + 10  # the thread writes them 20 ms later; a loaded machine may take longer
+        while _unpublished(svc) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _unpublished(svc) == 0
+    finally:
+        svc.close()
