@@ -309,8 +309,9 @@ class Settings:
     grpc_token_issuers: str = "https://accounts.google.com,accounts.google.com"  # accepted `iss`
     grpc_allowed_callers: str = ""  # WHISPR_GRPC_ALLOWED_CALLERS: token emails allowed (empty: any)
     grpc_shutdown_grace_seconds: Seconds = 10.0  # SIGTERM: in-flight calls get this long to finish
-    # `grpc` serves /metrics (Prometheus) on this port, beside gRPC, for the Managed Prometheus
-    # sidecar on Cloud Run (terraform/run.tf); 0: not served
+    # `grpc` and `relay` serve /metrics (Prometheus) on this port, for the Managed Prometheus
+    # sidecar on Cloud Run (terraform/run.tf), and not on the port they take requests on; 0: the
+    # relay answers /metrics on its own port, the gRPC shim does not serve it
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     # sibling services (shared/adapters/grpc_siblings.py): empty endpoint = permissive local policy;
     # `host:port` plaintext (private network), `grpcs://host:port` TLS

@@ -5,12 +5,14 @@
 # Monitoring through Google Cloud Managed Service for Prometheus. On Cloud Run that takes Google's
 # sidecar in each instance: its default RunMonitoring configuration (no secret to mount) scrapes
 # http://0.0.0.0:8080/metrics, inside the instance, every 30 s, and writes the samples with the
-# service account's roles/monitoring.metricWriter (iam.tf). The relay serves /metrics on its own
-# port, 8080; the gRPC shim's port speaks only gRPC, so it serves /metrics on WHISPR_METRICS_PORT,
-# set to that same port (never reachable from outside: Cloud Run routes requests to the ingress
-# port only). Functions cannot be scraped: docs/operations.md, "Metrics".
+# service account's roles/monitoring.metricWriter (iam.tf). Both services serve /metrics on
+# WHISPR_METRICS_PORT, set to that port, and take requests on another one: Cloud Run routes
+# requests to the ingress (container) port only, so /metrics is never reachable from outside
+# (the relay's public port does not answer it). Functions cannot be scraped: docs/operations.md,
+# "Metrics".
 locals {
   prometheus_scrape_port = 8080
+  relay_port             = 8000
 }
 
 resource "google_artifact_registry_repository" "images" {
@@ -65,7 +67,7 @@ resource "google_cloud_run_v2_service" "relay" {
       image = local.relay_image
 
       ports {
-        container_port = local.prometheus_scrape_port # /metrics is served on it too
+        container_port = local.relay_port
       }
 
       resources {
@@ -81,6 +83,9 @@ resource "google_cloud_run_v2_service" "relay" {
       dynamic "env" {
         for_each = merge(local.common_env, {
           WHISPR_COMPONENT = "relay"
+          WHISPR_PORT      = tostring(local.relay_port)
+          # /metrics apart from the public port, where the Managed Prometheus sidecar scrapes it
+          WHISPR_METRICS_PORT = tostring(local.prometheus_scrape_port)
           # the client's address is the X-Forwarded-For entry Cloud Run's front end appended
           WHISPR_TRUSTED_PROXY_HOPS = "1"
           # SIGTERM: sockets told to reconnect elsewhere within Cloud Run's 10 s grace
@@ -110,7 +115,7 @@ resource "google_cloud_run_v2_service" "relay" {
       startup_probe {
         http_get {
           path = "/messaging/api/v1/health/ready"
-          port = 8080
+          port = local.relay_port
         }
         period_seconds    = 2
         timeout_seconds   = 2
@@ -120,7 +125,7 @@ resource "google_cloud_run_v2_service" "relay" {
       liveness_probe {
         http_get {
           path = "/messaging/api/v1/health"
-          port = 8080
+          port = local.relay_port
         }
         period_seconds    = 30
         timeout_seconds   = 5

@@ -326,11 +326,20 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
     async def probe(request: Request) -> Response:
         return await health(request)
 
-    routes = [*relay.routes(), Route("/metrics", metrics.metrics_endpoint)]
+    routes = [*relay.routes()]
+    if not metrics_port_of(services.settings):  # else /metrics is on a port of its own (`run`), not the public one
+        routes.append(Route("/metrics", metrics.metrics_endpoint))
     routes += [Route(f"{prefix}/health{{rest:path}}", probe) for prefix in ("/messaging/api/v1", "/api/v1")]
     app = SocketsFirst(relay, routes=routes, lifespan=lifespan)
     app.state.relay = relay  # drained on SIGTERM (shared/relay/shutdown.py)
     return app
+
+
+def metrics_port_of(settings: Settings) -> int:
+    """The port the relay serves /metrics on apart from its own (WHISPR_METRICS_PORT: on Cloud Run
+    the one Google's Managed Prometheus sidecar scrapes inside the instance, which takes no
+    requests from outside, terraform/run.tf), or 0: /metrics is a route of the relay's port."""
+    return settings.metrics_port if settings.metrics_port != settings.port else 0
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -393,8 +402,13 @@ def run(host: str | None = None, port: int | None = None) -> None:
         access_log=False,
         **uvicorn_options(settings),
     )
+    metrics_port = metrics_port_of(settings)
+    metrics_server = metrics.serve_metrics(services, config.host, metrics_port) if metrics_port else None
     settle_interpreter()
     try:
         serve(config, app.state.relay)  # SIGTERM drains the sockets first
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         services.close()

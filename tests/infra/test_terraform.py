@@ -471,8 +471,8 @@ def test_the_relay_is_probed_over_http_for_readiness_and_liveness(config: Config
     relay = run_container(config, "relay")
     startup = block(block(relay, "startup_probe"), "http_get")
     liveness = block(block(relay, "liveness_probe"), "http_get")
-    assert startup["path"] == "/messaging/api/v1/health/ready" and startup["port"] == 8080
-    assert liveness["path"] == "/messaging/api/v1/health"
+    assert startup["path"] == "/messaging/api/v1/health/ready" and startup["port"] == "${local.relay_port}"
+    assert liveness["path"] == "/messaging/api/v1/health" and liveness["port"] == "${local.relay_port}"
 
 
 def test_the_relay_drains_within_cloud_runs_sigterm_grace(config: Config) -> None:
@@ -523,18 +523,26 @@ def test_managed_prometheus_sidecar_scrapes_each_cloud_run_service(config: Confi
 
 
 def test_the_scraped_port_is_where_each_service_serves_metrics(config: Config) -> None:
-    """The relay answers /metrics on its HTTP port (tests/infra/test_metrics.py), which is the
-    scraped one; the gRPC shim's port speaks only gRPC, so it serves /metrics on
-    WHISPR_METRICS_PORT (tests/grpc/test_command.py), set to the scraped port, which must not
-    be the port it takes requests on."""
+    """Both services serve /metrics on WHISPR_METRICS_PORT (tests/relay/test_command.py,
+    tests/grpc/test_command.py), set to the scraped port, which is not the port they take
+    requests on: Cloud Run routes requests to the container port only, so nobody outside can
+    read the metrics. The relay listens where Cloud Run sends its traffic, and is probed there."""
     from shared.config import Settings, env_name
 
-    relay = run_container(config, "relay")
-    assert block(relay, "ports")["container_port"] == "${local.prometheus_scrape_port}"
-
-    shim = run_container(config, "grpc")
-    env = next(e for e in shim["dynamic"] if "env" in e)["env"]["for_each"]
     setting = env_name("metrics_port")
     assert setting == "WHISPR_METRICS_PORT" and Settings().metrics_port == 0  # off unless set
-    assert f"{setting} = tostring(local.prometheus_scrape_port)" in env, env
-    assert block(shim, "ports")["container_port"] != GMP_DEFAULT_SCRAPE_PORT
+    for service in ("relay", "grpc"):
+        container = run_container(config, service)
+        env = next(e for e in container["dynamic"] if "env" in e)["env"]["for_each"]
+        assert f"{setting} = tostring(local.prometheus_scrape_port)" in env, env
+        assert block(container, "ports")["container_port"] not in (
+            GMP_DEFAULT_SCRAPE_PORT,
+            "${local.prometheus_scrape_port}",
+        )
+    relay = run_container(config, "relay")
+    assert config.locals["relay_port"] != GMP_DEFAULT_SCRAPE_PORT
+    assert block(relay, "ports")["container_port"] == "${local.relay_port}"
+    env = next(e for e in relay["dynamic"] if "env" in e)["env"]["for_each"]
+    assert "WHISPR_PORT = tostring(local.relay_port)" in env, env
+    for probe in ("startup_probe", "liveness_probe"):
+        assert block(relay, probe, "http_get")["port"] == "${local.relay_port}"
