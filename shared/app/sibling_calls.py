@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.app import attachments, conversations, members, scheduled
 from shared.app.access import require_conversation, require_visible_message
-from shared.app.services import Services
+from shared.app.services import Services, Unit
 from shared.app.system_messages import post_system_message
 from shared.domain import rules
 from shared.domain.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
@@ -26,6 +26,7 @@ from shared.domain.models import Actor, Attachment, Conversation, Member, Messag
 from shared.storage import attachments as attachment_store
 from shared.storage import conversations as conv_store
 from shared.storage import messages as msg_store
+from shared.storage import notifications as inbound
 from shared.storage import scheduled as scheduled_store
 
 SERVICE_SENDER = "00000000-0000-0000-0000-000000000000"
@@ -98,23 +99,46 @@ def _locked_group(conn: Any, conversation_id: str) -> Conversation:
     return conv
 
 
-def add_members_for(svc: Services, conversation_id: str, actor_id: str, user_ids: list[str], role: Role) -> int:
-    """member_added from a sibling: how many became members (0 when all already were)."""
+# NotifyConversationEvent's event ids are remembered with the CloudEvents consumed (the same
+# table, forgotten after the same time): a key of their own, so neither can shadow the other.
+NOTIFIED_EVENTS_SOURCE = "grpc:whispr.messaging.v1.MessagingService/NotifyConversationEvent"
+
+
+def _first_time(unit: Unit, event_id: str, kind: str) -> bool:
+    """Whether this NotifyConversationEvent is to be applied: False for a replay of an event id
+    already applied (the caller's retry after a lost answer, maybe after later events: applying
+    it again would undo them). Without an id, an event is applied by its effect alone (adding
+    a member who already is one changes nothing)."""
+    return not event_id or inbound.first_delivery(unit.conn, NOTIFIED_EVENTS_SOURCE, event_id, kind, unit.now)
+
+
+def add_members_for(
+    svc: Services, conversation_id: str, actor_id: str, user_ids: list[str], role: Role, event_id: str = ""
+) -> int:
+    """member_added from a sibling: how many became members (0 when all already were, or the
+    event was applied before)."""
     actor, wanted = acting(actor_id), _ids(user_ids, "user_ids")
     if not wanted:
         raise Invalid.field("user_ids", "give at least one user id")
     with svc.unit() as unit:
+        if not _first_time(unit, event_id, "member_added"):
+            return 0
         conv = _locked_group(unit.conn, parse_uuid(conversation_id, "conversation_id"))
         return members.admit(svc, unit, conv, actor, wanted, role)
 
 
-def remove_members_for(svc: Services, conversation_id: str, actor_id: str, user_ids: list[str]) -> int:
-    """member_removed from a sibling: how many active members were removed (0: none was in)."""
+def remove_members_for(
+    svc: Services, conversation_id: str, actor_id: str, user_ids: list[str], event_id: str = ""
+) -> int:
+    """member_removed from a sibling: how many active members were removed (0: none was in, or
+    the event was applied before)."""
     actor, wanted = acting(actor_id), _ids(user_ids, "user_ids")
     if not wanted:
         raise Invalid.field("user_ids", "give at least one user id")
     removed = 0
     with svc.unit() as unit:
+        if not _first_time(unit, event_id, "member_removed"):
+            return 0
         conv = _locked_group(unit.conn, parse_uuid(conversation_id, "conversation_id"))
         for user_id in wanted:
             member = conv_store.get_member(unit.conn, conv.id, user_id)
@@ -124,14 +148,18 @@ def remove_members_for(svc: Services, conversation_id: str, actor_id: str, user_
     return removed
 
 
-def change_settings_for(svc: Services, conversation_id: str, actor_id: str, settings: dict[str, Any]) -> bool:
+def change_settings_for(
+    svc: Services, conversation_id: str, actor_id: str, settings: dict[str, Any], event_id: str = ""
+) -> bool:
     """settings_changed from a sibling: merged into the conversation's metadata (a `name` renames
-    a group) and announced; False when it changes nothing."""
+    a group) and announced; False when it changes nothing or the event was applied before."""
     actor = acting(actor_id)
     if not settings:
         raise Invalid.field("settings", "give the changed settings")
     clean_id = parse_uuid(conversation_id, "conversation_id")
     with svc.unit() as unit:
+        if not _first_time(unit, event_id, "settings_changed"):
+            return False
         conv_store.lock_conversation(unit.conn, clean_id)
         conv = require_conversation(unit.conn, clean_id)
         if all(conv.metadata.get(k) == v for k, v in settings.items()):

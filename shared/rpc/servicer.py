@@ -139,15 +139,31 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         if kind == pb.CONVERSATION_EVENT_TYPE_MEMBER_ADDED:
             role = await self._checked(context, lambda: _role(request.role))
             changed = await self._run(
-                context, calls.add_members_for, request.conversation_id, request.actor_id, list(request.user_ids), role
+                context,
+                calls.add_members_for,
+                request.conversation_id,
+                request.actor_id,
+                list(request.user_ids),
+                role,
+                request.event_id,
             )
         elif kind == pb.CONVERSATION_EVENT_TYPE_MEMBER_REMOVED:
             changed = await self._run(
-                context, calls.remove_members_for, request.conversation_id, request.actor_id, list(request.user_ids)
+                context,
+                calls.remove_members_for,
+                request.conversation_id,
+                request.actor_id,
+                list(request.user_ids),
+                request.event_id,
             )
         elif kind == pb.CONVERSATION_EVENT_TYPE_SETTINGS_CHANGED:
             changed = await self._run(
-                context, calls.change_settings_for, request.conversation_id, request.actor_id, _dict(request.settings)
+                context,
+                calls.change_settings_for,
+                request.conversation_id,
+                request.actor_id,
+                _dict(request.settings),
+                request.event_id,
             )
         else:
             await abort(context, domain_status(Invalid.field("event_type", "unknown conversation event type")))

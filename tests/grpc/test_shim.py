@@ -251,8 +251,21 @@ def test_conversation_events_are_applied_once_and_broadcast(stub: Any, gateway: 
     removed = pb.NotifyConversationEventRequest(
         conversation_id=group["id"], event_type=pb.CONVERSATION_EVENT_TYPE_MEMBER_REMOVED, user_ids=[newcomer]
     )
-    assert stub.NotifyConversationEvent(removed, metadata=GOOD, timeout=30).applied
+    gone = stub.NotifyConversationEvent(removed, metadata=GOOD, timeout=30)
+    assert gone.applied
     assert not stub.NotifyConversationEvent(removed, metadata=GOOD, timeout=30).applied
+    # the caller retries the first event (its answer was lost) after the removal: same event id,
+    # so it is acknowledged and not applied again; the newcomer stays removed, no new notice
+    late = stub.NotifyConversationEvent(added, metadata=GOOD, timeout=30)
+    assert not late.applied and late.last_seq == gone.last_seq
+    members = {m["user_id"] for m in owner.get(f"/conversations/{group['id']}/members").json()["data"]}
+    assert newcomer not in members
+    # a new event (another id) adding them again is applied
+    again = pb.NotifyConversationEventRequest()
+    again.CopyFrom(added)
+    again.event_id = new_id()
+    assert stub.NotifyConversationEvent(again, metadata=GOOD, timeout=30).applied
+    assert stub.NotifyConversationEvent(removed, metadata=GOOD, timeout=30).applied  # no id: by effect
 
     changed = pb.NotifyConversationEventRequest(
         conversation_id=group["id"],
