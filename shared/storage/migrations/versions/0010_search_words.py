@@ -12,6 +12,10 @@ the text and the query alike).
 The splitting is written out here, not imported: a migration keeps doing what it did when it
 was written, whatever the code becomes.
 
+Measured: 100,000 messages in 5.8 s (about 60 us a message, a durable PostgreSQL on the 2-core
+development machine), so 10 M messages take about 10 minutes, within the migration job's 15
+(terraform/run.tf, `google_cloud_run_v2_job.migrate`); a larger store needs a longer timeout.
+
 Revision ID: 0010
 Revises: 0009
 """
