@@ -227,15 +227,16 @@ def service_env(
 
 @contextmanager
 def service_process(
-    env: dict[str, str], port: int, log: Path, args: Sequence[str] = ()
+    env: dict[str, str], port: int, log: Path, args: Sequence[str] = (), command: str = "dev"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The gateway and relay in their own process (`python -m shared.cli dev`, what
-    `whispr-messaging dev` runs, with `args`), ready once /health answers; its whole process
-    group killed at the end (the workers of `--workers` die with their parent). A test that may
-    bring the process down runs it this way, so that a crash fails the test, not the run."""
+    `whispr-messaging dev` runs, with `args`; or another `command` that serves /health, such as
+    `relay`), ready once /health answers; its whole process group killed at the end (the workers
+    of `--workers` die with their parent). A test that may bring the process down runs it this
+    way, so that a crash fails the test, not the run."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "dev", "--port", str(port), *args],
+            [sys.executable, "-m", "shared.cli", command, "--port", str(port), *args],
             cwd=ROOT,
             env=env,
             stdout=out,
