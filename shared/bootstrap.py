@@ -105,7 +105,8 @@ def build_services(settings: Settings) -> Services:
         media=build_media_library(settings),
         notifier=build_notifier(settings),
     )
-    services.marks = PublicationMarks(services.db, settings.publication_marks_delay)
+    if settings.publication_marks_delay > 0:  # long-running components (a function marks each unit)
+        services.marks = PublicationMarks(services.db, settings.publication_marks_delay)
     if settings.rate_limiter == "sql":  # one budget for every instance (shared/adapters/sql_limiter.py)
         from shared.adapters.sql_limiter import SqlRateLimiter
 

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class PublicationMarks:
+    """Marks gathered and written every `delay` seconds (the processes whose delay is 0 have
+    none: each unit writes its own, `Services.publish`)."""
+
     def __init__(self, db: Database, delay: float):
         self.db = db
         self.delay = delay
@@ -32,9 +35,9 @@ class PublicationMarks:
         self._thread: threading.Thread | None = None
 
     def gather(self, positions: Sequence[int]) -> bool:
-        """Take these events' marks to write with others (True), or False if marks are not
-        gathered here (a delay of 0): the caller writes them itself."""
-        if self.delay <= 0 or self._stopped.is_set():
+        """Take these events' marks to write with others (True), or False once closed: the
+        caller writes them itself."""
+        if self._stopped.is_set():
             return False
         with self._lock:
             self._pending.extend(positions)

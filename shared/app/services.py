@@ -113,7 +113,7 @@ class Services:
     notifications: Background | None = None
     # set once the process was told to stop (SIGTERM): readiness fails, no new socket is taken
     draining: threading.Event = field(default_factory=threading.Event)
-    # marks of published events written together (None, or a delay of 0: each unit writes its own)
+    # marks of published events written together (None: each unit writes its own)
     marks: PublicationMarks | None = None
 
     @contextmanager

@@ -223,7 +223,7 @@ class Api:
 
         # a route that can run on the loop does, once the token is known good (its memo): no
         # hop to a worker thread and back (the group commit's sends, shared.http.sends)
-        known = self.verifier.remembered(token) if token is not None else ANONYMOUS
+        known = self._remembered(token) if route.on_loop is not None else None
         if route.on_loop is not None and known is not None:
             reply = await route.on_loop(Call(self.services, known, params, query, body, self.sends, request.headers))
         else:
@@ -239,6 +239,11 @@ class Api:
         if reply.bare:
             return json_response(reply.data, reply.status)
         return json_response({"data": reply.data, "meta": reply.meta}, reply.status)
+
+    def _remembered(self, token: str | None) -> Actor | None:
+        """The caller if known without verifying anything now (anonymous, or a token verified
+        recently), else None: the token is then verified in a worker thread."""
+        return self.verifier.remembered(token) if token is not None else ANONYMOUS
 
     async def _read_body(self, request: Request, route: Route) -> BaseModel | None:
         if route.body is None:

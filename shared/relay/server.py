@@ -402,13 +402,9 @@ def run(host: str | None = None, port: int | None = None) -> None:
         access_log=False,
         **uvicorn_options(settings),
     )
-    metrics_port = metrics_port_of(settings)
-    metrics_server = metrics.serve_metrics(services, config.host, metrics_port) if metrics_port else None
     settle_interpreter()
     try:
-        serve(config, app.state.relay)  # SIGTERM drains the sockets first
+        with metrics.served_apart(services, config.host, metrics_port_of(settings)):
+            serve(config, app.state.relay)  # SIGTERM drains the sockets first
     finally:
-        if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
         services.close()

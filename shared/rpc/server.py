@@ -23,7 +23,7 @@ from shared.protogen.whispr.messaging.v1 import messaging_pb2, messaging_pb2_grp
 from shared.rpc.auth import CallerAuth, CallerCheck
 from shared.rpc.servicer import MessagingServicer
 from shared.rpc.telemetry import CallTelemetry
-from shared.telemetry.metrics import serve_metrics
+from shared.telemetry.metrics import served_apart
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +117,14 @@ async def serve_until_signalled(services: Services, host: str, port: int) -> Non
     """`whispr-messaging grpc`: serve until SIGTERM or SIGINT, then stop gracefully."""
     running = await start(services, host, port)
     log.info("Whispr messaging gRPC on %s:%s (%s, health, reflection)", host, running.port, SERVICE_NAME)
-    metrics_port = services.settings.metrics_port
-    metrics_server = serve_metrics(services, host, metrics_port) if metrics_port else None
-    if metrics_server is not None:
-        log.info("Prometheus metrics on http://%s:%s/metrics", host, metrics_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping: in-flight calls get %ss", running.grace)
-    await running.stop()
-    if metrics_server is not None:  # after the calls: the sidecar's last scrape sees them
-        metrics_server.shutdown()
-        metrics_server.server_close()
+    with served_apart(services, host, services.settings.metrics_port):  # stopped after the calls
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping: in-flight calls get %ss", running.grace)
+        await running.stop()
 
 
 class BackgroundGrpc:

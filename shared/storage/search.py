@@ -164,11 +164,12 @@ class SearchPage:
     has_more: bool
 
 
-def _full_text_match(conn: Connection, words: Sequence[str]) -> ColumnElement[bool]:
+def _full_text_match(conn: Connection, asked: Sequence[str]) -> ColumnElement[bool]:
+    """Every word `asked` (split by `words`) as a prefix of a word of the message."""
     if _postgres(conn):  # the words as lexemes (a cast: no parser), each a prefix
-        tsquery = " & ".join(f"'{w}':*" for w in words)  # letters and digits only: nothing to quote
+        tsquery = " & ".join(f"'{w}':*" for w in asked)  # letters and digits only: nothing to quote
         return messages.c.search_document.op("@@")(cast(bindparam("words", tsquery, type_=Text), TSQUERY))
-    fts_query = " AND ".join(f'"{w}"*' for w in words)
+    fts_query = " AND ".join(f'"{w}"*' for w in asked)
     matching = select(_FTS.c.rowid).where(literal_column("message_search_fts").op("MATCH")(fts_query))
     return messages.c.id.in_(select(_SQLITE_SEARCH.c.message_id).where(_SQLITE_SEARCH.c.id.in_(matching)))
 

@@ -13,6 +13,7 @@ import logging
 import time
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -30,8 +31,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from shared.app.services import Services
 
 log = logging.getLogger(__name__)
@@ -130,13 +129,23 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def serve_metrics(services: Services, host: str, port: int) -> WSGIServer:
-    """`/metrics` on a port of its own, from a daemon thread: for a process whose own port speaks
-    no HTTP (the gRPC shim), so that the Managed Prometheus sidecar can scrape it. Stop it with
-    `.shutdown()` and `.server_close()`."""
+@contextmanager
+def served_apart(services: Services, host: str, port: int) -> Iterator[None]:
+    """`/metrics` on a port of its own (WHISPR_METRICS_PORT; 0: none), from a daemon thread,
+    while the block runs: where the Managed Prometheus sidecar scrapes it inside a Cloud Run
+    instance, apart from the port the process takes requests on (the relay's is public, the gRPC
+    shim's speaks no HTTP/1). Stopped after the block, so the last scrape sees all it did."""
+    if not port:
+        yield
+        return
     register_services(services)
     server, _thread = start_http_server(port, host, REGISTRY)
-    return server
+    log.info("Prometheus metrics on http://%s:%s/metrics", host, port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Stopwatch:

@@ -42,10 +42,17 @@ class FlakyBus:
         self.inner.close()
 
 
+def _services_on_flaky_bus(store_url: str, key_path: str, *, up: bool, **settings: Any) -> Services:
+    """Services whose bus is not in the process (as Pub/Sub: events are marked after publication)."""
+    svc = build_services(make_settings(store_url, key_path, **settings))
+    svc.bus = FlakyBus()
+    svc.bus.up = up
+    return svc
+
+
 @pytest.fixture
 def services(store_url: str, key_path: str) -> Iterator[Services]:
-    svc = build_services(make_settings(store_url, key_path, publication_marks_delay_ms=0))  # each unit marks its own
-    svc.bus = FlakyBus()
+    svc = _services_on_flaky_bus(store_url, key_path, up=False, publication_marks_delay_ms=0)  # each unit marks its own
     yield svc
     svc.close()
 
@@ -132,17 +139,10 @@ def test_migration_0011_keeps_what_waits_for_the_bus_both_ways(services: Service
     assert _unpublished(services) == 0
 
 
-def _services_with_bus_up(store_url: str, key_path: str, **settings: Any) -> Services:
-    svc = build_services(make_settings(store_url, key_path, **settings))
-    svc.bus = FlakyBus()
-    svc.bus.up = True  # a bus not in the process (as Pub/Sub): its events are marked after publication
-    return svc
-
-
 def test_long_running_instances_gather_their_marks_and_write_them_on_close(store_url: str, key_path: str) -> None:
     """The marks of many units wait to be written together (here an hour, so only `close`
     writes them): the events stay in the outbox's waiting list until then, and are gone after."""
-    svc = _services_with_bus_up(store_url, key_path)
+    svc = _services_on_flaky_bus(store_url, key_path, up=True)
     svc.marks = PublicationMarks(svc.db, delay=3600.0)
     try:
         alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
@@ -160,7 +160,7 @@ def test_long_running_instances_gather_their_marks_and_write_them_on_close(store
 
 
 def test_a_function_marks_each_unit_at_once(store_url: str, key_path: str) -> None:
-    svc = _services_with_bus_up(store_url, key_path, component="function")
+    svc = _services_on_flaky_bus(store_url, key_path, up=True, component="function")
     try:
         alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
         conv = conversations.create_direct(svc, alice, bob.user_id).view
@@ -171,7 +171,7 @@ def test_a_function_marks_each_unit_at_once(store_url: str, key_path: str) -> No
 
 
 def test_gathered_marks_are_written_within_their_delay(store_url: str, key_path: str) -> None:
-    svc = _services_with_bus_up(store_url, key_path, publication_marks_delay_ms=20)
+    svc = _services_on_flaky_bus(store_url, key_path, up=True, publication_marks_delay_ms=20)
     try:
         alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
         conv = conversations.create_direct(svc, alice, bob.user_id).view
