@@ -78,6 +78,21 @@ def statements(database_url: str, reset: bool = False) -> list[tuple[str, int, f
         engine.dispose()
 
 
+def batches(url: str) -> dict[str, float]:
+    """The group commit's counters from the service's /metrics: batches, sends in them, seconds."""
+    wanted = {
+        "whispr_send_batch_size_count": "count",
+        "whispr_send_batch_size_sum": "sends",
+        "whispr_send_commit_duration_seconds_sum": "seconds",
+    }
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found
+
+
 def fresh_database(admin_url: str, name: str) -> str:
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -179,6 +194,7 @@ def run_once(
         profile = workdir / f"profile-{variant.name}-{index}.txt" if args.profile else None
         if args.statements:
             statements(database_url, reset=True)
+        before = batches(service.url)
         results, cpu = _drive(
             pair_jobs(entries, args.generators, base),
             workdir,
@@ -187,6 +203,7 @@ def run_once(
             (profile, args.seconds),
         )
         top = statements(database_url) if args.statements else []
+        after = batches(service.url)
     finally:
         service.stop()
     step = merge_step(results, "s0" if args.rate else "closed")
@@ -204,6 +221,10 @@ def run_once(
         "service_system_share": cpu["service_system_s"] / cpu["service_s"] if cpu.get("service_s") else None,
         "load": os.getloadavg()[0],
     }
+    count = after["count"] - before["count"]
+    if count:  # one worker's batches only with --workers (the port reaches one of them)
+        out["batch_size"] = (after["sends"] - before["sends"]) / count
+        out["batch_ms"] = (after["seconds"] - before["seconds"]) / count * 1000
     if top and received:  # per message: calls, execution us, WAL bytes
         out["statements"] = [(q, calls / received, ms * 1000 / received, wal / received) for q, calls, ms, wal in top]
     if profile is not None and profile.exists():
@@ -212,6 +233,12 @@ def run_once(
         out["profile"] = str(profile)
         out["profile_summary"] = prof.summarize(profile)
     return out
+
+
+def batch_text(run: dict[str, Any]) -> str:
+    if "batch_size" not in run:
+        return ""
+    return f", batches of {run['batch_size']:.1f} sends in {run['batch_ms']:.1f} ms"
 
 
 def _drive(
@@ -285,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms, lost {run['lost']}, "
                         f"service {run['service_us']:,.0f} us/msg, postgres {run['postgres_us']:,.0f} us/msg, "
                         f"(system {run['service_system_share']:.0%}), "
-                        f"busy cores {run['busy_cores']:.2f}, load {run['load']:.2f}",
+                        f"busy cores {run['busy_cores']:.2f}, load {run['load']:.2f}"
+                        f"{batch_text(run)}",
                         flush=True,
                     )
                     for query, calls, us, wal in run.get("statements", [])[: args.statements]:
