@@ -289,10 +289,11 @@ class Settings:
     instance_id: str = ""  # names this process's Pub/Sub subscription; random when empty
     # group commit on the relay's send path (docs/performance.md, "Group commit"): socket sends
     # arriving within the window (from the first one waiting), up to `send_batch_max` of them,
-    # share one transaction; at most `send_batch_parallel` batches are in flight at once.
+    # share one transaction; at most `send_batch_parallel` batches are in flight at once (one:
+    # two batch threads and the event loop fought for the GIL, docs/performance.md).
     send_batch_window_ms: Annotated[float, Field(ge=0)] = 1.0  # 0: no waiting, batch what queued up
     send_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 64  # 1 turns group commit off
-    send_batch_parallel: Annotated[int, Field(ge=1, le=64)] = 2
+    send_batch_parallel: Annotated[int, Field(ge=1, le=64)] = 1
     # state store port (presence, device sessions): "memory" (this process) or "firestore"
     state_store: StateStoreKind = "memory"  # WHISPR_STATE_STORE: memory | firestore
     firestore_database: NonEmpty = "(default)"  # WHISPR_FIRESTORE_DATABASE (project: WHISPR_GCP_PROJECT)

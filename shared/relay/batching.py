@@ -3,11 +3,14 @@ collected for a short window (`send_batch_window_ms`, counted from the first one
 until `send_batch_max` are waiting, then run together by one worker-thread call of
 `shared.app.batch_send.send_batch`: one transaction, one commit, one outbox publication.
 
-At most `send_batch_parallel` batches are in flight; sends arriving meanwhile wait and make the
-next batch bigger, which is what keeps the commit rate, not the message rate, the bottleneck.
-When more than one slot is free, what is waiting is split between them (never below
-`MIN_SPLIT` sends a batch): a batch spends most of its time waiting for PostgreSQL, so two
-overlap well (on different conversations; shared ones serialise on their row locks).
+At most `send_batch_parallel` batches are in flight (one by default); sends arriving meanwhile
+wait and make the next batch bigger, which is what keeps the commit rate, not the message rate,
+the bottleneck. One is faster than two in this process: a batch's waits for PostgreSQL would
+overlap with another's, but both threads and the event loop then take turns with the GIL after
+every round trip, and two half-size batches pay the per-batch work twice (docs/performance.md,
+"One batch in flight"). When more than one slot is free, what is waiting is split between them
+(never below `MIN_SPLIT` sends a batch; batches on different conversations overlap, shared ones
+serialise on their row locks).
 A group submitted together (consecutive pushes of one channel) is never split across batches,
 so its sends take their `seq` in push order. Callers get the outcomes only once the batch has
 committed (persist before acknowledge).
