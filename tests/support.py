@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -88,6 +88,19 @@ def serve(
         server.should_exit = True
         thread.join(10)
         services.close()
+
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], what: str = "condition", timeout: float = 15.0) -> T:
+    """`probe()`'s first true value, asked every 50 ms; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
 
 
 def new_id() -> str:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CURSOR = "notifications"
 PLAN_BATCH = 500  # events per pass: a pass costs ~1.4 ms of Python whatever its size (6 statements)
 DELIVER_BATCH = 50
+BUSY_POLL_SECONDS = 0.1  # the worker's wait after a pass that found events (NotificationWorker)
 MAX_ATTEMPTS = 5  # a call the notification service keeps refusing (not "unavailable") is dropped after this
 
 Call = tuple[str, str, dict[str, Any]]  # a call to queue: (dedupe key, kind, payload)
@@ -156,6 +157,7 @@ def _plan_read(event: store.OutboxEvent) -> Call | None:
 class Delivered:
     calls: int  # taken by the notification service (or dropped as refused for good)
     unavailable: bool  # it is down: what is left stays queued
+    planned: int = 0  # outbox events the plan pass went through
 
 
 def deliver(svc: Services, batch: int = DELIVER_BATCH) -> Delivered:
@@ -206,15 +208,18 @@ def _notification(p: dict[str, object]) -> MessageNotification:
 def run_once(svc: Services, max_batches: int | None = None) -> Delivered:
     """Plan everything new, then deliver until the queue is empty, the service is down, or
     `max_batches` batches went (a request-bound caller, the sweep, stops there)."""
-    planned = 1
-    while plan(svc) >= PLAN_BATCH and (max_batches is None or planned < max_batches):
-        planned += 1
+    planned, passes = 0, 0
+    while True:
+        went = plan(svc)
+        planned, passes = planned + went, passes + 1
+        if went < PLAN_BATCH or (max_batches is not None and passes >= max_batches):
+            break
     total, batches = 0, 0
     while True:
         step = deliver(svc)
         total, batches = total + step.calls, batches + 1
         if step.unavailable or step.calls < DELIVER_BATCH or (max_batches is not None and batches >= max_batches):
-            return Delivered(total, step.unavailable)
+            return Delivered(total, step.unavailable, planned)
 
 
 # --- the worker -----------------------------------------------------------------------------
@@ -222,7 +227,13 @@ def run_once(svc: Services, max_batches: int | None = None) -> Delivered:
 
 class NotificationWorker:
     """`run_once` in a thread, every `poll_seconds`, backing off (doubling, up to
-    `max_backoff_seconds`) while the notification service is down or a pass fails."""
+    `max_backoff_seconds`) while the notification service is down or a pass fails.
+
+    While passes find events, the next one comes after `BUSY_POLL_SECONDS` instead: at 2,500
+    messages a second, a pass a second went through ~2,500 events in one go, ~100 ms of Python
+    that the event loop shared the GIL with, and every socket's latency jumped for it once a
+    second (docs/performance.md, "The push planner's pass"); passes ten times as often are ten
+    times smaller. An idle instance still looks once every `poll_seconds`."""
 
     def __init__(self, services: Services, *, poll_seconds: float = 1.0, max_backoff_seconds: float = 60.0):
         self._svc = services
@@ -257,14 +268,15 @@ class NotificationWorker:
                 result = run_once(self._svc)
             except Exception:
                 log.exception("notification pass failed; retrying")
-                unavailable = True
+                unavailable, busy = True, False
             else:
                 unavailable = result.unavailable
+                busy = result.planned > 0
             self.passes += 1
             if unavailable:
                 backoff = min(self._max_backoff, max(self._poll, backoff * 2))
                 log.warning("notification service unavailable: pushes stay queued, next try in %.0f s", backoff)
             else:
                 backoff = 0.0
-            self._wake.wait(backoff or self._poll)
+            self._wake.wait(backoff or (min(self._poll, BUSY_POLL_SECONDS) if busy else self._poll))
             self._wake.clear()

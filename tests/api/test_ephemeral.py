@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +19,16 @@ from shared.domain.signatures import signed_bytes
 from shared.storage import schema
 from shared.storage.schema import messages
 from tests.api.event_rows import recorded
-from tests.support import RunningServer, UserClient, assert_error, client_random, fresh_database, make_settings, serve
+from tests.support import (
+    RunningServer,
+    UserClient,
+    assert_error,
+    client_random,
+    fresh_database,
+    make_settings,
+    serve,
+    wait_for,
+)
 
 
 def parse(value: str) -> datetime:
@@ -47,15 +54,6 @@ def one_pass(server: RunningServer) -> None:
     done = scheduler.passes
     scheduler.wake()
     wait_for(lambda: scheduler.passes > done, "a scheduler pass")
-
-
-def wait_for(probe: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def signed_send(client: UserClient, conversation_id: str, content: str, **fields: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from shared.config import Settings
 from shared.storage.engine import Database, create_db_engine
 from shared.storage.schema import messages, scheduled_messages
 from tests.api.event_rows import recorded
-from tests.support import BASE, RunningServer, UserClient, assert_error, fresh_database, make_settings, serve
+from tests.support import BASE, RunningServer, UserClient, assert_error, fresh_database, make_settings, serve, wait_for
 
 T = TypeVar("T")
 
@@ -63,17 +63,6 @@ def scheduled_ok(
     response = schedule(client, conversation_id, at, content, **fields)
     assert response.status_code == 201, response.text
     return dict(response.json()["data"])
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def row(db: Database, scheduled_id: str) -> dict[str, Any]:

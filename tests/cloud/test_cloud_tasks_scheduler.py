@@ -37,9 +37,9 @@ from shared.app.services import utcnow
 from shared.config import Settings
 from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
-from tests.api.test_scheduled import history, iso, parse, quick_settings, row, scheduled_ok, wait_for
+from tests.api.test_scheduled import history, iso, parse, quick_settings, row, scheduled_ok
 from tests.cloud.conftest import TASKS_QUEUE
-from tests.support import BASE, RunningServer, assert_error, fresh_database, serve
+from tests.support import BASE, RunningServer, assert_error, fresh_database, serve, wait_for
 
 SECRET = "cloud-tasks-test-secret"
 INVOKER = "whispr-msg-invoker@whispr-test.iam.gserviceaccount.com"

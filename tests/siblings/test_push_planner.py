@@ -5,6 +5,7 @@ planned once, also by instances planning at the same time (PostgreSQL)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,7 +23,7 @@ from shared.ports.siblings import MessageNotification, SiblingUnavailable
 from shared.relay.presence import Presence
 from shared.storage import notifications as queue
 from shared.storage.schema import events, notification_queue, outbox_cursors
-from tests.support import client_random, make_settings, new_id
+from tests.support import client_random, make_settings, new_id, wait_for
 
 
 @pytest.fixture
@@ -225,7 +226,7 @@ def test_queued_calls_wait_out_an_outage_and_one_refused_for_good_is_dropped(ser
     kept, refused = _send(services, alice, direct, "kept"), _send(services, alice, direct, "refused")
     notifier.refuse.add(refused["id"])
     notifier.down = True
-    assert notifications.run_once(services) == notifications.Delivered(0, True)
+    assert notifications.run_once(services) == notifications.Delivered(0, True, planned=2)  # both planned
     assert [kind for _, kind, _ in _queued(services)] == ["message", "message"]  # both wait
     notifier.down = False
     for attempt in range(1, notifications.MAX_ATTEMPTS):
@@ -235,3 +236,26 @@ def test_queued_calls_wait_out_an_outage_and_one_refused_for_good_is_dropped(ser
         assert attempts == [attempt]  # the refused one, tried again at each pass
     assert notifications.run_once(services).calls == 1  # the last attempt: dropped
     assert _queued(services) == [] and notifier.taken == [kept["id"]]
+
+
+def test_the_worker_looks_again_soon_after_a_pass_that_found_events_and_waits_when_idle(
+    services: Services,
+) -> None:
+    """While passes find events the worker comes back after `BUSY_POLL_SECONDS`, not
+    `poll_seconds` (one pass a second at thousands of messages a second was one long stretch of
+    Python the event loop waited on); a pass that found nothing waits `poll_seconds`."""
+    alice, bob = Actor(new_id()), new_id()
+    conversation_id = conversations.create_direct(services, alice, bob).view["id"]
+    _start_planning_now(services)
+    sent = _send(services, alice, conversation_id, "planned by the first pass")
+    worker = notifications.NotificationWorker(services, poll_seconds=60.0)
+    worker.start()
+    try:
+        wait_for(lambda: worker.passes >= 2, "a second pass well before poll_seconds", timeout=10.0)
+        (row,) = _recorded(services, "message_recipients")
+        created = to_cloudevents(row.event_id, "message_recipients", row.payload, None, row.created_at)
+        assert [event["data"]["message"]["id"] for _, event in created] == [sent["id"]]
+        time.sleep(1.0)  # the second pass found nothing: the next one is a minute away
+        assert worker.passes == 2
+    finally:
+        worker.stop()
