@@ -115,9 +115,13 @@ messages = Table(
         sqlite_where=text("expires_at IS NOT NULL AND NOT is_expired"),
     ),
     *(
-        Index(f"ix_messages_{name}", name, postgresql_using="gin", postgresql_where=text(f"{name} IS NOT NULL")).ddl_if(
-            dialect="postgresql"
-        )
+        Index(
+            f"ix_messages_{name}",
+            name,
+            postgresql_using="gin",
+            postgresql_where=text(f"{name} IS NOT NULL"),
+            postgresql_with={"gin_pending_list_limit": 512},  # migration 0012
+        ).ddl_if(dialect="postgresql")
         for name in ("search_document", "search_tokens")
     ),
 )
