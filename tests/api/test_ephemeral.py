@@ -18,17 +18,9 @@ from shared.app.services import utcnow
 from shared.domain.signatures import signed_bytes
 from shared.storage import schema
 from shared.storage.schema import messages
+from tests import support
 from tests.api.event_rows import recorded
-from tests.support import (
-    RunningServer,
-    UserClient,
-    assert_error,
-    client_random,
-    fresh_database,
-    make_settings,
-    serve,
-    wait_for,
-)
+from tests.support import RunningServer, UserClient, assert_error, client_random, fresh_database, make_settings, serve
 
 
 def parse(value: str) -> datetime:
@@ -53,7 +45,7 @@ def one_pass(server: RunningServer) -> None:
     scheduler = scheduler_of(server)
     done = scheduler.passes
     scheduler.wake()
-    wait_for(lambda: scheduler.passes > done, "a scheduler pass")
+    support.wait_for(lambda: scheduler.passes > done, "a scheduler pass")
 
 
 def signed_send(client: UserClient, conversation_id: str, content: str, **fields: Any) -> dict[str, Any]:
@@ -147,7 +139,7 @@ def test_expiry_purges_the_message_and_announces_it(server: RunningServer, time_
 
     time_travel.append(timedelta(hours=1, seconds=1))
     scheduler_of(server).wake()
-    wait_for(lambda: stored(server, gone["id"])["is_expired"], "the expiry")
+    support.wait_for(lambda: stored(server, gone["id"])["is_expired"], "the expiry")
     row = stored(server, gone["id"])
     assert (row["content"], row["metadata"], row["signature"], row["is_expired"]) == ("", {}, None, True)
     assert stored(server, keep["id"])["content"] == "stays"
@@ -182,6 +174,6 @@ def test_expiries_due_while_no_service_ran_are_done_at_the_next_start(pg_url: st
     with serve(settings) as second:
         second.services.clock = lambda: utcnow() + timedelta(hours=1, seconds=1)
         scheduler_of(second).wake()  # as if the service started an hour later
-        wait_for(lambda: stored(second, gone["id"])["is_expired"], "the expiry")
+        support.wait_for(lambda: stored(second, gone["id"])["is_expired"], "the expiry")
         assert stored(second, gone["id"])["content"] == ""
         assert [e["payload"]["message_id"] for e in recorded(second, "message_expired", cid)] == [gone["id"]]
