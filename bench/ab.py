@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fixtures import Rest
 from bench.runner import RAISED_LIMITS, CpuMeter, Generator
@@ -86,10 +87,10 @@ def batches(url: str) -> dict[str, float]:
         "whispr_send_commit_duration_seconds_sum": "seconds",
     }
     found = dict.fromkeys(wanted.values(), 0.0)
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            found[wanted[name]] = float(value)
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[wanted[sample.name]] = sample.value
     return found
 
 

@@ -268,15 +268,12 @@ class NotificationWorker:
                 result = run_once(self._svc)
             except Exception:
                 log.exception("notification pass failed; retrying")
-                unavailable, busy = True, False
-            else:
-                unavailable = result.unavailable
-                busy = result.planned > 0
+                result = Delivered(0, unavailable=True)
             self.passes += 1
-            if unavailable:
-                backoff = min(self._max_backoff, max(self._poll, backoff * 2))
+            if result.unavailable:
+                backoff = wait = min(self._max_backoff, max(self._poll, backoff * 2))
                 log.warning("notification service unavailable: pushes stay queued, next try in %.0f s", backoff)
             else:
-                backoff = 0.0
-            self._wake.wait(backoff or (min(self._poll, BUSY_POLL_SECONDS) if busy else self._poll))
+                backoff, wait = 0.0, min(self._poll, BUSY_POLL_SECONDS) if result.planned else self._poll
+            self._wake.wait(wait)
             self._wake.clear()

@@ -326,7 +326,7 @@ def create_relay_app(services: Services, verifier: TokenVerifier) -> Starlette:
     async def probe(request: Request) -> Response:
         return await health(request)
 
-    routes = [*relay.routes()]
+    routes = relay.routes()
     if not metrics_port_of(services.settings):  # else /metrics is on a port of its own (`run`), not the public one
         routes.append(Route("/metrics", metrics.metrics_endpoint))
     routes += [Route(f"{prefix}/health{{rest:path}}", probe) for prefix in ("/messaging/api/v1", "/api/v1")]

@@ -21,6 +21,7 @@ wait for the GIL when it comes back (the event loop holds it most of the time). 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -144,11 +145,8 @@ def send_sql(conn: Connection, sql: str, params: Mapping[str, Any] | Sequence[An
     raw = driver_connection(conn)
     assert raw is not None, "send_sql needs psycopg"
     if isinstance(params, Mapping):
-        arrays = _ARRAYS_OF.get(sql)
-        if arrays is None:
-            arrays = _ARRAYS_OF[sql] = typed_arrays(sql)
         params = dict(params)  # the caller's lists are left as they are
-        _type_arrays(params, arrays)
+        _type_arrays(params, typed_arrays(sql))
     cursor = raw.cursor()
     with driver_errors(conn):
         cursor.execute(sql, params, prepare=True)
@@ -188,11 +186,11 @@ _ARRAY_CLASSES = {
     postgres_types[element].name: _array_class(element)
     for element in ("varchar", "text", "int8", "int4", "bool", "bytea", "timestamptz")
 }
-_ARRAYS_OF: dict[str, dict[str, type[TypedArray]]] = {}  # send_sql's texts: their array parameters
 _ARRAY_PARAMETER = re.compile(r"%\((\w+)\)b::([a-z][a-z ]*)(?:\(\d+\))?\[\]", re.IGNORECASE)
 
 
-def typed_arrays(sql: str) -> dict[str, type[TypedArray]]:
+@functools.cache  # a statement's text is read once (send_sql's texts are the modules' constants)
+def typed_arrays(sql: str) -> Mapping[str, type[TypedArray]]:
     """The array parameters of a statement (psycopg's binary placeholders) whose type it states
     and `_ARRAY_CLASSES` knows, by name, each with the list class that dumps it as that type."""
     found = {}
