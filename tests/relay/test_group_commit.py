@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from shared.app import moderation
 from shared.domain.models import Actor
+from shared.relay.batching import MIN_SPLIT
 from shared.storage.schema import events
 from shared.storage.schema import messages as messages_table
 from tests.relay.conftest import FREE
@@ -278,3 +279,39 @@ def test_seq_is_gap_free_under_concurrent_socket_and_rest_sends(relay: RunningSe
             .where(messages_table.c.conversation_id == group, messages_table.c.message_type == "text")
         ).scalar_one()
     assert stored == 5 * per_sender
+
+
+@pytest.mark.parametrize(("waiting", "expected"), [(16, [8, 8]), (12, [8, 4])])
+def test_two_free_slots_split_what_is_waiting_never_below_min_split(
+    pg_url: str, key_path: str, waiting: int, expected: list[int]
+) -> None:
+    """With two batches allowed in flight (`send_batch_parallel=2`) and both slots free, the
+    sends waiting when the batch fills are shared between the slots, half each but never fewer
+    than `MIN_SPLIT` (8) in a batch; the rest go once the window has passed. One socket per
+    conversation, one push each: every push is a group of its own. Each batch is one
+    transaction (the txid of its events), every push is answered with its message."""
+    settings = dataclasses.replace(
+        make_settings(pg_url, key_path, **FREE),
+        send_batch_max=waiting,
+        send_batch_window_ms=3_000.0,  # long enough for every push to be waiting: the batch fills
+        send_batch_parallel=2,
+    )
+    assert MIN_SPLIT == 8
+    with serve(settings) as server:
+        pairs = [(server.client(), server.client()) for _ in range(waiting)]
+        convs = [a.direct_with(b)["id"] for a, b in pairs]
+        senders = [_open(server, a, f"conversation:{c}") for (a, _), c in zip(pairs, convs, strict=True)]
+        try:
+            pushed = zip(senders, convs, strict=True)
+            refs = [s.push(f"conversation:{c}", "new_message", _body(f"to {c}")) for s, c in pushed]
+            replies = [s.reply(r).payload for s, r in zip(senders, refs, strict=True)]
+        finally:
+            for sock in senders:
+                sock.close()
+        assert [r["status"] for r in replies] == ["ok"] * waiting
+        assert [r["response"]["message"]["seq"] for r in replies] == [1] * waiting
+        by_tx: dict[int, int] = {}
+        for conv in convs:
+            (txid,) = _txids(server, [conv])
+            by_tx[txid] = by_tx.get(txid, 0) + 1
+        assert sorted(by_tx.values(), reverse=True) == expected
