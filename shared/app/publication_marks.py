@@ -36,10 +36,11 @@ class PublicationMarks:
 
     def gather(self, positions: Sequence[int]) -> bool:
         """Take these events' marks to write with others (True), or False once closed: the
-        caller writes them itself."""
-        if self._stopped.is_set():
-            return False
+        caller writes them itself. Checked under the lock `close` takes, so that no mark is
+        gathered after its last flush."""
         with self._lock:
+            if self._stopped.is_set():
+                return False
             self._pending.extend(positions)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="publication marks", daemon=True)
@@ -64,7 +65,8 @@ class PublicationMarks:
 
     def close(self) -> None:
         """Write what is gathered; gather no more."""
-        self._stopped.set()
+        with self._lock:
+            self._stopped.set()
         if self._thread is not None:
             self._thread.join(5.0)
         self.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -182,3 +183,78 @@ def test_gathered_marks_are_written_within_their_delay(store_url: str, key_path:
         assert _unpublished(svc) == 0
     finally:
         svc.close()
+
+
+def test_no_mark_is_lost_when_the_marks_close_under_load(store_url: str, key_path: str) -> None:
+    """Units keep publishing from several threads while the gathered marks are closed (the
+    process stopping): each unit's marks are either gathered before the last flush or written
+    by the unit itself, so nothing is left for the sweeper."""
+    svc = _services_on_flaky_bus(store_url, key_path, up=True, messages_burst=1000, messages_per_minute=100_000)
+    svc.marks = PublicationMarks(svc.db, delay=3600.0)
+    alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+    conv = conversations.create_direct(svc, alice, bob.user_id).view
+    closing = threading.Event()
+    errors: list[BaseException] = []
+
+    def send(worker: int) -> None:
+        try:
+            for n in range(40):
+                messages.send_message(svc, alice, conv["id"], NewMessage(f"{worker}-{n}", "text", worker * 1000 + n))
+                if n == 10:
+                    closing.set()
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        assert closing.wait(30)
+        svc.marks.close()  # while the senders go on
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert _unpublished(svc) == 0
+    finally:
+        svc.close()
+
+
+class _SlowCheck(threading.Event):
+    """The marks' `_stopped`: a `gather` that has just found them open is held there until
+    `close` has finished (at most `hold` seconds), the widest a race between them can be."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold = hold
+        self.checked = threading.Event()
+        self.closed = threading.Event()
+
+    def is_set(self) -> bool:
+        found = super().is_set()
+        if not found and not self.checked.is_set():
+            self.checked.set()
+            self.closed.wait(self.hold)
+        return found
+
+
+def test_a_mark_gathered_while_the_marks_close_is_written(services: Services) -> None:
+    """A unit gathers its marks at the moment the process closes them: either the gather is
+    refused (the unit writes them itself) or they are in the last flush. Never taken and
+    dropped (the gather checked, close flushed, then the gather added them)."""
+    alice, bob = Actor(new_id(), "a"), Actor(new_id(), "b")
+    conv = conversations.create_direct(services, alice, bob.user_id).view
+    messages.send_message(services, alice, conv["id"], NewMessage("waiting", "text", 40))  # the bus is down
+    with services.db.transaction() as conn:
+        positions = [int(p) for p in conn.execute(select(unpublished_events.c.event_id)).scalars()]
+    assert len(positions) == 2
+    marks = PublicationMarks(services.db, delay=3600.0)
+    check = marks._stopped = _SlowCheck(hold=1.0)
+    taken: list[bool] = []
+    gathering = threading.Thread(target=lambda: taken.append(marks.gather(positions)))
+    gathering.start()
+    assert check.checked.wait(10)
+    marks.close()
+    check.closed.set()
+    gathering.join(10)
+    assert taken == [True]
+    assert _unpublished(services) == 0  # written by the last flush
