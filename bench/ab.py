@@ -285,14 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--statements", type=int, default=0, help="load pg_stat_statements; print each run's top N per message"
     )
+    parser.add_argument(
+        "--pg-option", action="append", default=[], help="a PostgreSQL setting for the cluster, e.g. max_wal_size=4GB"
+    )
     args = parser.parse_args(argv)
     variants = [Variant.parse(v) for v in args.variant]
     cluster = start_cluster(durable=True)
     runs: list[dict[str, Any]] = []
     try:
-        if args.statements:  # a restart with the library loaded (a little CPU in every variant alike)
+        extra = [f"-c {o}" for o in args.pg_option]
+        if args.statements:  # the library loaded (a little CPU in every variant alike)
+            extra += ["-c shared_preload_libraries=pg_stat_statements", "-c pg_stat_statements.track=all"]
+        if extra:  # a restart with them
             cluster.stop_server("fast")
-            cluster.options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            cluster.options += " " + " ".join(extra)
             cluster.start_server()
         with tempfile.TemporaryDirectory(prefix="whispr-ab-") as tmp:
             workdir = Path(tmp)
