@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fixtures import Rest
-from bench.runner import RAISED_LIMITS, CpuMeter, Generator
+from bench.runner import RAISED_LIMITS, CpuMeter, Generator, exit_on_sigterm
 from bench.scenarios.common import merge_step, pair_jobs
 from shared.devtools.postgres import free_port, start_cluster
 
@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     variants = [Variant.parse(v) for v in args.variant]
+    exit_on_sigterm()
     cluster = start_cluster(durable=True)
     runs: list[dict[str, Any]] = []
     try:

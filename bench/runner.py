@@ -17,6 +17,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from queue import Empty, Queue
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -693,8 +695,20 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the run the way Ctrl-C does (SystemExit in the main thread), so that its
+    `finally` blocks stop the service and PostgreSQL: killed outright, they outlived it (the
+    service in a session of its own, the cluster daemonized) and loaded the next runs."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    exit_on_sigterm()
     run(options_from(args))
     return 0
 
