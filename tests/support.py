@@ -238,6 +238,15 @@ def service_env(
     }
 
 
+def spawn_logged(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`command` run from the repository's root in a session of its own (a signal to the test's
+    group does not reach it; the test stops it), its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(command), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 @contextmanager
 def service_process(
     env: dict[str, str], port: int, log: Path, args: Sequence[str] = (), command: str = "dev"
@@ -247,15 +256,7 @@ def service_process(
     `relay`), ready once /health answers; its whole process group killed at the end (the workers
     of `--workers` die with their parent). A test that may bring the process down runs it this
     way, so that a crash fails the test, not the run."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", command, "--port", str(port), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_logged([sys.executable, "-m", "shared.cli", command, "--port", str(port), *args], log, env)
     try:
         deadline = time.monotonic() + 60
         while True:

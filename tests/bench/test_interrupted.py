@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, spawn_logged
 
 
 def _processes() -> dict[int, str]:
@@ -38,14 +37,9 @@ def test_a_terminated_ab_run_stops_its_service_and_postgres(tmp_path: Path) -> N
     service: list[int] = []
     postgres: list[int] = []
     log = tmp_path / "ab.log"
-    with log.open("wb") as out:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "bench.ab", "--variant", f"a={ROOT}", "--senders", "2", "--seconds", "60"],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    run = spawn_logged(
+        [sys.executable, "-m", "bench.ab", "--variant", f"a={ROOT}", "--senders", "2", "--seconds", "60"], log
+    )
     try:
         deadline = time.monotonic() + 120
         while True:  # until its service is up and its load generators are sending
