@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import uvicorn
@@ -93,14 +93,21 @@ def serve(
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], what: str = "condition", timeout: float = 15.0) -> T:
-    """`probe()`'s first true value, asked every 50 ms; fails the test after `timeout` seconds."""
+def eventually(probe: Callable[[], T], check: Callable[[T], bool], timeout: float = 20.0, what: str = "") -> T:
+    """Poll `probe` every 50 ms until `check` holds of its value (a deadline, not a sleep)."""
     deadline = time.monotonic() + timeout
-    while not (value := probe()):
+    while True:
+        value = probe()
+        if check(value):
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"not within {timeout}s: {what or check}; last: {value!r}")
         time.sleep(0.05)
-    return value
+
+
+def wait_for(probe: Callable[[], T | None], what: str = "condition", timeout: float = 15.0) -> T:
+    """`probe()`'s first true value (`eventually` with truth as the check)."""
+    return cast(T, eventually(probe, bool, timeout, what))
 
 
 def new_id() -> str:

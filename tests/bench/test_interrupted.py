@@ -10,30 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from tests import procfs
 from tests.support import ROOT, spawn_logged
 
 
-def _processes() -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def test_a_terminated_ab_run_stops_its_service_and_postgres(tmp_path: Path) -> None:
-    before = set(_processes())
+    before = set(procfs.command_lines())
     service: list[int] = []
     postgres: list[int] = []
     log = tmp_path / "ab.log"
@@ -43,7 +25,7 @@ def test_a_terminated_ab_run_stops_its_service_and_postgres(tmp_path: Path) -> N
     try:
         deadline = time.monotonic() + 120
         while True:  # until its service is up and its load generators are sending
-            started = {pid: cmd for pid, cmd in _processes().items() if pid not in before}
+            started = {pid: cmd for pid, cmd in procfs.command_lines().items() if pid not in before}
             service = [pid for pid, cmd in started.items() if "shared.cli dev" in cmd]
             postgres = [pid for pid, cmd in started.items() if "postgres -D" in cmd]
             if service and postgres and any("bench.loadgen" in cmd for cmd in started.values()):
@@ -54,7 +36,7 @@ def test_a_terminated_ab_run_stops_its_service_and_postgres(tmp_path: Path) -> N
         run.send_signal(signal.SIGTERM)
         assert run.wait(60) == 128 + signal.SIGTERM
         deadline = time.monotonic() + 30
-        while left := [pid for pid in service + postgres if _alive(pid)]:
+        while left := [pid for pid in service + postgres if procfs.running(pid)]:
             assert time.monotonic() < deadline, f"left running: {[started[p] for p in left]}"
             time.sleep(0.1)
     finally:  # nothing of a failed run outlives the test
@@ -62,5 +44,5 @@ def test_a_terminated_ab_run_stops_its_service_and_postgres(tmp_path: Path) -> N
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(30)
         for pid, stop in [*((p, signal.SIGKILL) for p in service), *((p, signal.SIGQUIT) for p in postgres)]:
-            if _alive(pid):
+            if procfs.running(pid):
                 os.kill(pid, stop)  # SIGQUIT: PostgreSQL's immediate shutdown

@@ -26,6 +26,7 @@ from websockets.sync.client import connect
 
 from shared.auth.tokens import mint_dev_token
 from shared.config import Settings
+from tests import procfs
 from tests.relay.phx import Phx
 
 READY_TIMEOUT = 75.0
@@ -34,17 +35,11 @@ READY_TIMEOUT = 75.0
 def _processes() -> dict[int, tuple[int, int, str, str]]:
     """pid -> (ppid, pgid, state, command name), from /proc."""
     table: dict[int, tuple[int, int, str, str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                raw = handle.read()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        state, ppid, pgid = raw[raw.rindex(")") + 2 :].split()[:3]
-        table[int(entry)] = (int(ppid), int(pgid), state, name)
+    for pid in procfs.pids():
+        fields = procfs.stat_fields(pid)
+        if fields is not None:
+            state, ppid, pgid = fields[:3]
+            table[pid] = (int(ppid), int(pgid), state, procfs.name(pid))
     return table
 
 
@@ -59,15 +54,6 @@ def _everything_of(roots: set[int]) -> dict[int, str]:
         found |= more
         grew = bool(more)
     return {pid: table[pid][3] for pid in found}
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            raw = handle.read()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2 :].split()[0] != "Z"  # a zombie holds nothing but its pid
 
 
 def _wait_for_info(process: subprocess.Popen[bytes], info_file: Path, output: Path) -> dict[str, Any]:
@@ -175,7 +161,7 @@ def test_cloud_local_serves_like_gcp_and_ctrl_c_stops_everything(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-        left = {pid: name for pid, name in everything.items() if _running(pid)}
+        left = {pid: name for pid, name in everything.items() if procfs.running(pid)}
         if left:  # ours: do not leave them behind even when the test fails
             for pid in left:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

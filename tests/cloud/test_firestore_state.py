@@ -26,7 +26,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.adapters.firestore_state import MAX_IN_VALUES, SESSIONS, USERS, FirestoreStateStore
 from shared.devtools.emulators import Emulator
 from shared.ports.state import PresenceDiff, UserPresence
-from tests.relay.streams import eventually
+from tests.support import eventually
 
 
 class Diffs:

@@ -31,8 +31,17 @@ from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
 from shared.relay.hub import Hub
 from tests.relay.phx import Phx
-from tests.relay.streams import Reader, eventually, push_sender, rest_sender
-from tests.support import BASE, RunningServer, UserClient, client_random, fresh_database, make_settings, serve
+from tests.relay.streams import Reader, push_sender, rest_sender
+from tests.support import (
+    BASE,
+    RunningServer,
+    UserClient,
+    client_random,
+    eventually,
+    fresh_database,
+    make_settings,
+    serve,
+)
 
 FREE = {
     "messages_burst": 100_000,

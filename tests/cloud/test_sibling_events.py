@@ -27,9 +27,17 @@ from shared.devtools.cloud_local import DEAD_LETTER, subscribe_sibling_topics
 from shared.devtools.emulators import Emulator
 from shared.devtools.postgres import free_port
 from tests.relay.phx import Phx
-from tests.relay.streams import eventually
 from tests.siblings_support import Siblings, sibling_servers
-from tests.support import ROOT, RunningServer, UserClient, assert_error, fresh_database, make_settings, serve
+from tests.support import (
+    ROOT,
+    RunningServer,
+    UserClient,
+    assert_error,
+    eventually,
+    fresh_database,
+    make_settings,
+    serve,
+)
 
 SECRET = "events-s3cret"
 SIBLING_SOURCE = "//whispr/user-service"

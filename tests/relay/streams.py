@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
 from tests.relay.phx import Msg, Phx
 from tests.support import UserClient, client_random
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], check: Callable[[T], bool], timeout: float = 20.0, what: str = "") -> T:
-    """Poll `probe` until `check` holds (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what or check}; last: {value!r}")
-        time.sleep(0.05)
 
 
 class Reader(threading.Thread):

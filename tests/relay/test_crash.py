@@ -24,9 +24,9 @@ from shared.app.services import Services
 from shared.bootstrap import build_services
 from shared.devtools.postgres import free_port
 from shared.storage.schema import messages as messages_table
+from tests import support
 from tests.relay.conftest import FREE
 from tests.relay.phx import Phx
-from tests.relay.streams import eventually
 from tests.relay.workers import children, worker_of
 from tests.support import RunningServer, client_random, fresh_database, make_settings, service_env, service_process
 
@@ -243,7 +243,7 @@ def test_killing_one_worker_mid_stream_loses_nothing(pg_url: str, key_path: str,
     try:
         server = RunningServer(f"http://127.0.0.1:{port}", services)
         with service_process(env, port, tmp_path / "service.log", ["--workers", "2"]) as proc:
-            workers = eventually(lambda: children(proc.pid), lambda pids: len(pids) == 2, 60, "two workers")
+            workers = support.eventually(lambda: children(proc.pid), lambda pids: len(pids) == 2, 60, "two workers")
             senders: list[Sender] = []
             placed: dict[int, list[Sender]] = {pid: [] for pid in workers}
             for _ in range(CONVERSATIONS):
@@ -271,7 +271,7 @@ def test_killing_one_worker_mid_stream_loses_nothing(pg_url: str, key_path: str,
                 assert not threads[id(sender)].is_alive()
             assert not [e for s in senders for e in s.errors], [e for s in senders for e in s.errors]
             assert all(s.unanswered for s in placed[victim])  # the kill did cut its sends short
-            restarted = eventually(
+            restarted = support.eventually(
                 lambda: children(proc.pid), lambda pids: len(pids) == 2 and victim not in pids, 60, "a new worker"
             )
             assert survivor in restarted

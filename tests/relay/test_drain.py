@@ -35,13 +35,13 @@ from shared.relay.socket import CLOSE_DRAINING
 from shared.storage.schema import messages as messages_table
 from tests.relay.conftest import FREE
 from tests.relay.phx import Msg, Phx
-from tests.relay.streams import eventually
 from tests.relay.test_crash import open_on
 from tests.relay.workers import children, worker_of
 from tests.support import (
     BASE,
     RunningServer,
     client_random,
+    eventually,
     fresh_database,
     make_settings,
     service_env,

@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.local_bus import BusBroker, LocalBus
 from shared.ports.bus import PublishedEvent
-from tests.relay.streams import eventually
+from tests.support import eventually
 
 
 def event(i: int, publisher: str) -> PublishedEvent:

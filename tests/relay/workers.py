@@ -8,20 +8,16 @@ import os
 import socket
 from pathlib import Path
 
+from tests import procfs
+
 
 def children(pid: int) -> list[int]:
     """The live child processes of `pid`."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
+    for child in procfs.pids():
+        fields = procfs.stat_fields(child)
+        if fields is not None and int(fields[1]) == pid and fields[0] != "Z":
+            found.append(child)
     return sorted(found)
 
 

@@ -22,9 +22,8 @@ from shared.devtools.postgres import free_port
 from shared.protogen.whispr.notification.v1 import notification_pb2_grpc
 from shared.storage import notifications as queue
 from tests.relay.phx import Phx
-from tests.relay.streams import eventually
 from tests.siblings_support import NotificationServiceStandIn
-from tests.support import RunningServer, UserClient, fresh_database, make_settings, serve
+from tests.support import RunningServer, UserClient, eventually, fresh_database, make_settings, serve
 
 
 @contextmanager
